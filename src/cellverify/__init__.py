@@ -1,0 +1,86 @@
+"""cellverify: find out why a Keras recurrent cell trains badly, and keep it fixed.
+
+The configuration layer (:class:`CellConfig`, :class:`TrainConfig`, presets,
+errors) imports without TensorFlow; names that need TensorFlow are imported on
+first use, so ``import cellverify`` and ``cellverify --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from cellverify.config import (
+    AS_ASKED,
+    PGPORTFOLIO,
+    PRESETS,
+    REMEDIED,
+    CellConfig,
+    Preset,
+    TrainConfig,
+    preset,
+)
+from cellverify.errors import BadCellFactory, CellVerifyError, InvalidConfig, InvariantViolation
+from cellverify.trace import Trace
+
+if TYPE_CHECKING:
+    from cellverify.cell import ConvRNNCell, conv_rnn_cell
+    from cellverify.data import Batch, Market, batch_for, synthetic_market
+    from cellverify.model import build_model, cross_entropy_loss, portfolio_loss
+    from cellverify.run import Trainer, train
+
+__version__ = "0.1.0"
+
+# name -> module, for the names that import TensorFlow or Keras.
+_LAZY: dict[str, str] = {
+    "ConvRNNCell": "cellverify.cell",
+    "conv_rnn_cell": "cellverify.cell",
+    "Batch": "cellverify.data",
+    "Market": "cellverify.data",
+    "batch_for": "cellverify.data",
+    "synthetic_market": "cellverify.data",
+    "build_model": "cellverify.model",
+    "cross_entropy_loss": "cellverify.model",
+    "portfolio_loss": "cellverify.model",
+    "Trainer": "cellverify.run",
+    "train": "cellverify.run",
+}
+
+__all__ = [
+    "AS_ASKED",
+    "PGPORTFOLIO",
+    "PRESETS",
+    "REMEDIED",
+    "BadCellFactory",
+    "Batch",
+    "CellConfig",
+    "CellVerifyError",
+    "ConvRNNCell",
+    "InvalidConfig",
+    "InvariantViolation",
+    "Market",
+    "Preset",
+    "Trace",
+    "TrainConfig",
+    "Trainer",
+    "batch_for",
+    "build_model",
+    "conv_rnn_cell",
+    "cross_entropy_loss",
+    "portfolio_loss",
+    "preset",
+    "synthetic_market",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cellverify' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

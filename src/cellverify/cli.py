@@ -1,0 +1,167 @@
+"""The ``cellverify`` command line.
+
+Parsing and configuration validation happen before TensorFlow is imported, so
+``--help`` and usage errors are instant.  Exit codes: 0 success, 1 a check
+failed, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cellverify.config import (
+    ACTIVATIONS,
+    INITIALIZERS,
+    OPTIMIZERS,
+    PRESETS,
+    TASKS,
+    CellConfig,
+    TrainConfig,
+    preset,
+)
+from cellverify.errors import CellVerifyError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise to a
+    # CLI user; only set it if the user has not chosen a level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 5,20,1. Received: {text!r}"
+        ) from None
+
+
+_CELL_OPTIONS: dict[str, dict[str, Any]] = {
+    "assets": {"type": int},
+    "window": {"type": int},
+    "features": {"type": int},
+    "kernels": {"type": _int_list, "metavar": "K1,K2,K3"},
+    "activation": {"choices": ACTIVATIONS},
+    "output_activation": {"choices": ACTIVATIONS},
+    "initializer": {"choices": INITIALIZERS},
+    "dropout": {"type": float, "metavar": "RATE"},
+    "dropout_after": {"type": _int_list, "metavar": "LAYERS"},
+    "cash_bias": {"type": lambda s: s.lower() in ("1", "true", "yes"), "metavar": "BOOL"},
+}
+_TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
+    "optimizer": {"choices": OPTIMIZERS},
+    "learning_rate": {"type": float, "metavar": "LR"},
+    "batch_size": {"type": int},
+    "steps": {"type": int, "help": "sequence length"},
+    "train_steps": {"type": int, "help": "optimizer updates"},
+    "task": {"choices": TASKS},
+}
+
+
+def add_config_options(parser: argparse.ArgumentParser, default_preset: str) -> None:
+    """``--preset`` and one option per configuration field (overriding the preset)."""
+    parser.add_argument(
+        "--preset", default=default_preset, choices=sorted(PRESETS), help="start from this preset"
+    )
+    group = parser.add_argument_group("configuration (overrides the preset)")
+    for field, kwargs in {**_CELL_OPTIONS, **_TRAIN_OPTIONS}.items():
+        group.add_argument("--" + field.replace("_", "-"), dest=field, default=None, **kwargs)
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[CellConfig, TrainConfig]:
+    """The preset with every given option applied; raises InvalidConfig."""
+    base = preset(args.preset)
+    cell = {k: getattr(args, k) for k in _CELL_OPTIONS if getattr(args, k) is not None}
+    train = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    return base.cell.replace(**cell), base.train.replace(**train)
+
+
+def _progress(label: str) -> Any:
+    def report(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done == total:
+            end = "\n" if done == total else "\r"
+            print(f"{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Train AS_ASKED and REMEDIED side by side on a short run and print both traces."""
+    names = args.presets or ["as-asked", "remedied"]
+    overrides = {
+        "train_steps": args.train_steps,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "task": args.task,
+    }
+    runs = {}
+    for name in names:
+        p = preset(name)
+        cell, train_cfg = p.with_seed(args.seed)
+        runs[name] = (cell, train_cfg.replace(**{k: v for k, v in overrides.items() if v}))
+    _quiet_tensorflow()
+    from cellverify.cell import conv_rnn_cell
+    from cellverify.report import render_trace_comparison
+    from cellverify.run import train
+
+    traces = {
+        name: train(conv_rnn_cell, cell, t, on_step=_progress(name))
+        for name, (cell, t) in runs.items()
+    }
+    print(render_trace_comparison(traces))
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({name: t.to_dict() for name, t in traces.items()}, f)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cellverify",
+        description="Property tests, diagnosis and benchmarks for Keras recurrent cells.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    compare = sub.add_parser(
+        "compare",
+        help="train presets side by side (default: as-asked vs remedied) and print traces",
+    )
+    compare.add_argument(
+        "presets", nargs="*", metavar="PRESET", help=f"any of {', '.join(sorted(PRESETS))}"
+    )
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--train-steps", type=int, default=20)
+    compare.add_argument("--batch-size", type=int, default=32)
+    compare.add_argument("--steps", type=int, default=None)
+    compare.add_argument("--task", choices=TASKS, default="supervised")
+    compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")
+    compare.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CellVerifyError as exc:
+        print(f"cellverify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

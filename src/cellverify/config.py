@@ -1,0 +1,319 @@
+"""Configurations of the cell and of a training run, and the named presets.
+
+Plain frozen dataclasses that validate on construction and round-trip through
+dicts and JSON.  This module must not import TensorFlow: the CLI parses and
+validates configurations before deciding whether TensorFlow is needed at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cellverify.errors import InvalidConfig
+
+__all__ = [
+    "ACTIVATIONS",
+    "AS_ASKED",
+    "INITIALIZERS",
+    "OPTIMIZERS",
+    "PGPORTFOLIO",
+    "PRESETS",
+    "REMEDIED",
+    "TASKS",
+    "CellConfig",
+    "Preset",
+    "TrainConfig",
+    "preset",
+]
+
+#: Activation names accepted for ``activation`` and ``output_activation``.
+#: ``leaky_relu`` has negative slope 0.2 (Keras's default, and SPEC §9's α).
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "elu", "selu", "linear")
+
+#: Kernel initializer names.  ``small_normal`` is N(0, 0.01²), the "small
+#: random init" people try first when He init misbehaves.
+INITIALIZERS: tuple[str, ...] = (
+    "he_normal",
+    "he_uniform",
+    "glorot_uniform",
+    "glorot_normal",
+    "lecun_normal",
+    "orthogonal",
+    "small_normal",
+)
+
+#: Keras optimizer names accepted by :class:`TrainConfig`.
+OPTIMIZERS: tuple[str, ...] = (
+    "adam",
+    "nadam",
+    "adamw",
+    "adamax",
+    "adagrad",
+    "rmsprop",
+    "sgd",
+)
+
+#: Training tasks: the EIIE portfolio loss or a supervised cross-entropy.
+TASKS: tuple[str, ...] = ("portfolio", "supervised")
+
+_MAX_SEED = 2**31 - 1
+_MAX_ASSETS = 1024
+_MAX_WINDOW = 4096
+_MAX_LEARNING_RATE = 100.0
+
+_C = TypeVar("_C", "CellConfig", "TrainConfig")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but True as a kernel count is a mistake.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(owner: str, field: str, value: Any, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:
+        raise InvalidConfig(owner, field, f"an integer in [{low}, {high}]", value)
+
+
+def _check_choice(owner: str, field: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InvalidConfig(owner, field, f"one of {', '.join(choices)}", value)
+
+
+def _int_tuple(value: Any) -> Any:
+    """Accept any sequence of ints (a JSON list, say) and store a tuple."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(value)
+    return value
+
+
+def _from_dict(cls: type[_C], data: Mapping[str, Any]) -> _C:
+    if not isinstance(data, Mapping):
+        raise InvalidConfig(cls.__name__, "<dict>", "a mapping of field names to values", data)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InvalidConfig(
+            cls.__name__,
+            unknown[0],
+            f"a field of {cls.__name__} ({', '.join(sorted(names))})",
+            data[unknown[0]],
+        )
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """The topology and options of the conv-RNN cell (SPEC §1.1, §4.1).
+
+    ``kernels`` are the kernel counts (k1, k2, k3) of the three convs; k3 must
+    be 1 because the last conv scores each asset with one number.  ``dropout``
+    is a *rate* (0.0 drops nothing) applied after each layer listed in
+    ``dropout_after`` (1, 2 or 3; 3 is the logits before the softmax).
+    ``cash_bias`` adds the paper's learnable cash logit: the output then has
+    ``assets + 1`` entries, cash first.  ``seed`` seeds every random part of the
+    cell (initializers, dropout); each part gets its own derived seed, so adding
+    a dropout layer does not re-draw the other layers' weights.
+    """
+
+    assets: int = 15
+    window: int = 100
+    features: int = 3
+    kernels: tuple[int, int, int] = (5, 20, 1)
+    activation: str = "relu"
+    output_activation: str = "relu"
+    initializer: str = "he_normal"
+    dropout: float = 0.0
+    dropout_after: tuple[int, ...] = ()
+    cash_bias: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kernels", _int_tuple(self.kernels))
+        object.__setattr__(self, "dropout_after", _int_tuple(self.dropout_after))
+        owner = "CellConfig"
+        _check_int(owner, "assets", self.assets, 2, _MAX_ASSETS)
+        # conv1 is 1x3 and conv2 spans the remaining window - 2 periods.
+        _check_int(owner, "window", self.window, 3, _MAX_WINDOW)
+        _check_int(owner, "features", self.features, 1, 64)
+        k = self.kernels
+        if not (
+            isinstance(k, tuple) and len(k) == 3 and all(_is_int(x) and 1 <= x <= 4096 for x in k)
+        ):
+            raise InvalidConfig(
+                owner, "kernels", "three integers (k1, k2, k3), each in [1, 4096]", self.kernels
+            )
+        if k[2] != 1:
+            raise InvalidConfig(
+                owner, "kernels", "(k1, k2, 1): the last conv gives one score per asset", k
+            )
+        _check_choice(owner, "activation", self.activation, ACTIVATIONS)
+        _check_choice(owner, "output_activation", self.output_activation, ACTIVATIONS)
+        _check_choice(owner, "initializer", self.initializer, INITIALIZERS)
+        rate = self.dropout
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.0 <= rate < 1.0:
+            raise InvalidConfig(owner, "dropout", "a rate in [0.0, 1.0) (0.0 drops nothing)", rate)
+        after = self.dropout_after
+        if not (
+            isinstance(after, tuple)
+            and all(_is_int(x) and x in (1, 2, 3) for x in after)
+            and len(set(after)) == len(after)
+        ):
+            raise InvalidConfig(
+                owner, "dropout_after", "distinct layer numbers from 1, 2, 3", self.dropout_after
+            )
+        object.__setattr__(self, "dropout_after", tuple(sorted(after)))
+        object.__setattr__(self, "dropout", float(rate))
+        if not isinstance(self.cash_bias, bool):
+            raise InvalidConfig(owner, "cash_bias", "True or False", self.cash_bias)
+        _check_int(owner, "seed", self.seed, 0, _MAX_SEED)
+
+    @property
+    def outputs(self) -> int:
+        """Entries of the output (and state): the assets, plus cash if any."""
+        return self.assets + int(self.cash_bias)
+
+    def replace(self, **changes: Any) -> CellConfig:
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["kernels"] = list(self.kernels)
+        d["dropout_after"] = list(self.dropout_after)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CellConfig:
+        """Build from a dict, rejecting unknown keys; missing keys take defaults."""
+        return _from_dict(cls, data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CellConfig:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the cell is trained (SPEC §4.1).
+
+    ``steps`` is the sequence length fed to the RNN, ``train_steps`` the number
+    of optimizer updates.  ``seed`` seeds the synthetic market, the batches and
+    anything random in training; the cell's own seed is ``CellConfig.seed``.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 100
+    steps: int = 4
+    train_steps: int = 200
+    task: str = "portfolio"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "TrainConfig"
+        _check_choice(owner, "optimizer", self.optimizer, OPTIMIZERS)
+        lr = self.learning_rate
+        if (
+            not isinstance(lr, (int, float))
+            or isinstance(lr, bool)
+            or not math.isfinite(lr)
+            or not 0.0 < lr <= _MAX_LEARNING_RATE
+        ):
+            raise InvalidConfig(
+                owner, "learning_rate", f"a finite number in (0, {_MAX_LEARNING_RATE}]", lr
+            )
+        object.__setattr__(self, "learning_rate", float(lr))
+        _check_int(owner, "batch_size", self.batch_size, 1, 65536)
+        _check_int(owner, "steps", self.steps, 1, 10000)
+        _check_int(owner, "train_steps", self.train_steps, 0, 10_000_000)
+        _check_choice(owner, "task", self.task, TASKS)
+        _check_int(owner, "seed", self.seed, 0, _MAX_SEED)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        return _from_dict(cls, data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named pair of configurations with a one-line account of where it comes from."""
+
+    name: str
+    cell: CellConfig
+    train: TrainConfig
+    summary: str
+
+    def with_seed(self, seed: int) -> tuple[CellConfig, TrainConfig]:
+        """Both configurations with ``seed`` for the cell and the run alike."""
+        return self.cell.replace(seed=seed), self.train.replace(seed=seed)
+
+
+AS_ASKED = Preset(
+    name="as-asked",
+    cell=CellConfig(),
+    train=TrainConfig(),
+    summary=(
+        "The 2018 question's cell: ReLU convs, ReLU before the softmax, He-normal init, "
+        "kernels 5-20-1, Adam at 1e-3."
+    ),
+)
+
+REMEDIED = Preset(
+    name="remedied",
+    cell=CellConfig(activation="elu", output_activation="linear"),
+    train=TrainConfig(),
+    summary=(
+        "ELU in the convs and a linear last conv, He-normal init, Adam at 1e-3: of six "
+        "remedies measured over 8 seeds on both tasks, the only one that lowered the "
+        "evaluation loss on every seed of both (README, 'Which remedy')."
+    ),
+)
+"""The fix our measurements show most robust; see README "Which remedy".
+
+ELU keeps every conv unit's gradient nonzero (no unit can die), and a linear
+last conv keeps the logits from being clipped to exactly 0, which is what makes
+the softmax exactly uniform and the gradient exactly zero (SPEC §9).
+"""
+
+PGPORTFOLIO = Preset(
+    name="pgportfolio",
+    cell=CellConfig(output_activation="linear", cash_bias=True),
+    train=TrainConfig(),
+    summary=(
+        "The paper's EIIE (Jiang, Xu & Liang 2017): ReLU convs, a linear last conv and a "
+        "learnable cash bias as an extra softmax input."
+    ),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (AS_ASKED, REMEDIED, PGPORTFOLIO)}
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name`` (``as-asked``, ``remedied``, ``pgportfolio``)."""
+    key = name.lower().replace("_", "-")
+    if key not in PRESETS:
+        raise InvalidConfig("Preset", "name", f"one of {', '.join(PRESETS)}", name)
+    return PRESETS[key]

@@ -1,0 +1,193 @@
+"""Seeded synthetic markets and the two training tasks, in plain NumPy.
+
+The market has learnable structure: every asset's log-return follows the same
+AR(1) process ``r[t] = momentum * r[t-1] + volatility * noise``, so the last
+return in a window predicts the next one, and a cell whose weights are shared
+across assets (as EIIE's are) can learn the rule.  Highs and lows bracket the
+open-to-close move with a random wick.
+
+* Portfolio task: inputs are price windows normalised by the latest close, the
+  target is next period's price relatives ``close[t+1] / close[t]``.
+* Supervised task: the target is a distribution over assets that depends on the
+  input, ``softmax(last_return / volatility)``; a perfect learner's
+  cross-entropy is the target's entropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.errors import InvalidConfig
+
+__all__ = [
+    "DEFAULT_MOMENTUM",
+    "DEFAULT_VOLATILITY",
+    "Batch",
+    "Market",
+    "batch_for",
+    "market_for",
+    "sample_batch",
+    "synthetic_market",
+]
+
+#: Strong enough that the cross-sectional signal is visible within a few
+#: hundred small batches, weak enough that prices stay a random walk to the eye.
+DEFAULT_MOMENTUM = 0.3
+#: Per-period log-return scale, about a liquid asset's at half-hour periods.
+DEFAULT_VOLATILITY = 0.01
+# Spare periods beyond window + steps, so batches start at many places.
+_POOL = 4096
+# Wick size relative to volatility.
+_WICK = 0.5
+
+
+@dataclass(frozen=True)
+class Market:
+    """Price paths, ``[periods, assets]`` each, and the process that made them."""
+
+    close: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    log_returns: np.ndarray
+    momentum: float
+    volatility: float
+
+    @property
+    def periods(self) -> int:
+        return int(self.close.shape[0])
+
+    @property
+    def assets(self) -> int:
+        return int(self.close.shape[1])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of sequences.
+
+    ``inputs`` ``[batch, steps, assets, window, features]`` (float32; features
+    are close, high, low, each divided by the window's latest close, then
+    repeated if more features are asked for), ``relatives`` ``[batch, steps,
+    assets]`` next-period price relatives, ``targets`` ``[batch, steps, assets]``
+    the supervised target distribution, and reference losses.
+    """
+
+    inputs: np.ndarray
+    relatives: np.ndarray
+    targets: np.ndarray
+
+    def uniform_loss(self, task: str) -> float:
+        """Loss of the uniform output: what a dead cell scores."""
+        n = self.relatives.shape[-1]
+        if task == "portfolio":
+            return float(-np.mean(np.log(self.relatives.mean(axis=-1))))
+        return float(np.log(n))
+
+    def reference_loss(self, task: str) -> float:
+        """Loss a learner that knows the process reaches on this batch.
+
+        Supervised: the targets' entropy (cross-entropy's minimum).  Portfolio:
+        all weight on the asset whose last return is largest (for positive
+        momentum, the asset with the highest expected next return); this is the
+        greedy oracle, not the unreachable hindsight optimum.
+        """
+        if task == "supervised":
+            t = np.clip(self.targets, 1e-12, 1.0)
+            return float(-np.mean(np.sum(self.targets * np.log(t), axis=-1)))
+        last_close = self.inputs[:, :, :, -1, 0]
+        prev_close = self.inputs[:, :, :, -2, 0]
+        signal = np.log(last_close / prev_close)
+        pick = np.argmax(signal, axis=-1)[..., None]
+        chosen = np.take_along_axis(self.relatives, pick, axis=-1)[..., 0]
+        return float(-np.mean(np.log(chosen)))
+
+
+def synthetic_market(
+    assets: int,
+    periods: int,
+    *,
+    seed: int,
+    momentum: float = DEFAULT_MOMENTUM,
+    volatility: float = DEFAULT_VOLATILITY,
+) -> Market:
+    """A seeded market of ``assets`` AR(1) log-return paths of ``periods`` periods."""
+    if not -1.0 < momentum < 1.0:
+        raise InvalidConfig("synthetic_market", "momentum", "in (-1, 1) (stationary)", momentum)
+    if not volatility > 0.0:
+        raise InvalidConfig("synthetic_market", "volatility", "positive", volatility)
+    if periods < 2 or assets < 1:
+        raise InvalidConfig(
+            "synthetic_market", "periods", "at least 2, with at least 1 asset", (periods, assets)
+        )
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((periods, assets)) * volatility
+    r = np.empty((periods, assets))
+    r[0] = noise[0] / np.sqrt(1.0 - momentum**2)
+    for t in range(1, periods):
+        r[t] = momentum * r[t - 1] + noise[t]
+    close = np.exp(np.cumsum(r, axis=0))
+    opens = np.vstack([close[:1], close[:-1]])
+    wick_up = np.abs(rng.standard_normal((periods, assets))) * volatility * _WICK
+    wick_down = np.abs(rng.standard_normal((periods, assets))) * volatility * _WICK
+    high = np.maximum(opens, close) * np.exp(wick_up)
+    low = np.minimum(opens, close) * np.exp(-wick_down)
+    return Market(close, high, low, r, momentum, volatility)
+
+
+def sample_batch(
+    market: Market,
+    *,
+    window: int,
+    steps: int,
+    batch_size: int,
+    features: int,
+    rng: np.random.Generator,
+) -> Batch:
+    """Draw ``batch_size`` sequences of ``steps`` consecutive windows from ``market``."""
+    last_start = market.periods - window - steps  # the last target needs close[t + 1]
+    if last_start < 0:
+        raise InvalidConfig(
+            "sample_batch",
+            "market",
+            f"at least window + steps + 1 = {window + steps + 1} periods",
+            market.periods,
+        )
+    starts = rng.integers(0, last_start + 1, size=batch_size)
+    # ends[b, s] is the index of the latest period seen by step s of sequence b.
+    ends = starts[:, None] + window - 1 + np.arange(steps)[None, :]
+    span = ends[..., None] - (window - 1) + np.arange(window)  # [batch, steps, window]
+    prices = np.stack([market.close, market.high, market.low], axis=-1)  # [periods, assets, 3]
+    windows = prices[span]  # [batch, steps, window, assets, 3]
+    latest = market.close[ends][:, :, None, :, None]
+    normalised = (windows / latest).transpose(0, 1, 3, 2, 4)  # [batch, steps, assets, window, 3]
+    reps = -(-features // 3)
+    inputs = np.tile(normalised, (1, 1, 1, 1, reps))[..., :features].astype(np.float32)
+    relatives = (market.close[ends + 1] / market.close[ends]).astype(np.float32)
+    last = market.log_returns[ends] / market.volatility
+    scores = np.exp(last - last.max(axis=-1, keepdims=True))
+    targets = (scores / scores.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return Batch(inputs, relatives, targets)
+
+
+def market_for(cell: CellConfig, train: TrainConfig) -> Market:
+    """The market a run with these configurations trains on (seeded by ``train.seed``)."""
+    return synthetic_market(cell.assets, cell.window + train.steps + _POOL, seed=train.seed)
+
+
+def batch_for(
+    cell: CellConfig, train: TrainConfig, *, market: Market | None = None, draw: int = 0
+) -> Batch:
+    """The ``draw``-th batch of a run, reproducible from the two configurations alone."""
+    market = market if market is not None else market_for(cell, train)
+    rng = np.random.default_rng([train.seed, draw])
+    return sample_batch(
+        market,
+        window=cell.window,
+        steps=train.steps,
+        batch_size=train.batch_size,
+        features=cell.features,
+        rng=rng,
+    )

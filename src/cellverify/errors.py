@@ -1,0 +1,46 @@
+"""Exception types of cellverify.
+
+Every error a user can cause derives from :class:`CellVerifyError`, so a CLI or
+a test harness can tell a user's mistake from a bug in the kit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BadCellFactory", "CellVerifyError", "InvalidConfig", "InvariantViolation"]
+
+
+class CellVerifyError(Exception):
+    """Base class of every error cellverify raises on purpose."""
+
+
+class InvalidConfig(CellVerifyError, ValueError):
+    """A configuration field has a value outside what is allowed.
+
+    The message names the field, what is allowed and what was received, in
+    Keras's style: ``"... Received: kernels=(5, 0, 1)"``.
+    """
+
+    def __init__(self, owner: str, field: str, allowed: str, received: Any) -> None:
+        self.owner = owner
+        self.field = field
+        self.allowed = allowed
+        self.received = received
+        super().__init__(f"{owner}.{field} must be {allowed}. Received: {field}={received!r}")
+
+
+class InvariantViolation(CellVerifyError, AssertionError):
+    """A cell broke one of the invariants of :mod:`cellverify.invariants`.
+
+    ``invariant`` is the stable name (``"simplex_output"``, ...); the message
+    starts with ``[invariant]`` and names the tensors, shapes and tolerance.
+    """
+
+    def __init__(self, invariant: str, message: str) -> None:
+        self.invariant = invariant
+        super().__init__(f"[{invariant}] {message}")
+
+
+class BadCellFactory(CellVerifyError, TypeError):
+    """A cell factory cannot be imported, called, or returns no usable cell."""

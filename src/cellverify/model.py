@@ -1,0 +1,76 @@
+"""The cell inside ``keras.layers.RNN``, and the two losses.
+
+A model maps ``[batch, steps, assets, window, features]`` to ``[batch, steps,
+outputs]``; each step's output is that step's portfolio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import ops
+
+from cellverify.config import CellConfig
+
+__all__ = [
+    "CROSS_ENTROPY_EPSILON",
+    "CellFactory",
+    "build_model",
+    "cross_entropy_loss",
+    "loss_for",
+    "portfolio_loss",
+]
+
+#: A cell factory (SPEC §4.2): ``factory(cell_config) -> keras RNN cell``.
+CellFactory = Callable[[CellConfig], Any]
+
+#: Output probabilities are clipped to this before the log, as Keras's own
+#: categorical cross-entropy does, so a saturated output gives a large finite loss.
+CROSS_ENTROPY_EPSILON = 1e-7
+
+
+def build_model(cell: Any, cell_config: CellConfig, *, steps: int | None = None) -> keras.Model:
+    """Wrap ``cell`` in an RNN returning every step's output.
+
+    ``steps`` fixes the sequence length in the input signature (``None`` leaves
+    it free); a fixed length lets XLA compile the loop once.
+    """
+    c = cell_config
+    inputs = keras.Input(shape=(steps, c.assets, c.window, c.features), name="windows")
+    outputs = keras.layers.RNN(cell, return_sequences=True, name="rnn")(inputs)
+    return keras.Model(inputs, outputs, name="cellverify_model")
+
+
+def _with_cash(relatives: Any, weights: Any) -> Any:
+    """Prepend cash's price relative of 1 when the portfolio has a cash entry."""
+    extra = weights.shape[-1] - relatives.shape[-1]
+    if extra == 0:
+        return relatives
+    return ops.concatenate([ops.ones_like(relatives[..., :extra]), relatives], axis=-1)
+
+
+def portfolio_loss(weights: Any, relatives: Any) -> Any:
+    """EIIE's reward, negated: ``-mean(log(sum(w * y)))`` over batch and steps.
+
+    ``relatives`` are next-period price relatives ``[batch, steps, assets]``;
+    with a cash entry in ``weights`` (cash first) cash's relative is 1.
+    """
+    y = _with_cash(ops.cast(relatives, weights.dtype), weights)
+    return -ops.mean(ops.log(ops.sum(weights * y, axis=-1)))
+
+
+def cross_entropy_loss(weights: Any, targets: Any) -> Any:
+    """Mean categorical cross-entropy of ``weights`` against target distributions."""
+    t = ops.cast(targets, weights.dtype)
+    extra = weights.shape[-1] - t.shape[-1]
+    if extra:  # cash is never a target
+        t = ops.concatenate([ops.zeros_like(t[..., :extra]), t], axis=-1)
+    w = ops.clip(weights, CROSS_ENTROPY_EPSILON, 1.0)
+    return -ops.mean(ops.sum(t * ops.log(w), axis=-1))
+
+
+def loss_for(task: str) -> Callable[[Any, Any], Any]:
+    """The loss of ``task`` (``portfolio`` or ``supervised``)."""
+    return portfolio_loss if task == "portfolio" else cross_entropy_loss

@@ -1,0 +1,75 @@
+"""Render traces and results as text tables.  No TensorFlow here: only plain data in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from cellverify.trace import ACTIVATION_LAYERS, Trace
+
+__all__ = ["format_table", "render_trace_comparison"]
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain left-aligned table with a rule under the header."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    if np.isnan(x):
+        return "n/a"
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{x:.4g}"
+    return f"{x:.2e}"
+
+
+def _checkpoints(steps: int) -> list[int]:
+    marks = {0, 1, 2, 3, steps // 4, steps // 2, steps}
+    return sorted(m for m in marks if 0 <= m <= steps)
+
+
+def render_trace_comparison(traces: Mapping[str, Trace]) -> str:
+    """Side-by-side summary of several traces at a few steps, then their outcomes."""
+    names = list(traces)
+    steps = min(t.steps for t in traces.values())
+    rows: list[list[str]] = []
+    for k in _checkpoints(steps):
+        row = [str(k)]
+        for name in names:
+            t = traces[name]
+            zero = "ZERO" if t.gradient_is_zero(k) else _fmt(float(np.linalg.norm(t.grad_norm[k])))
+            row += [_fmt(float(t.loss[k])), zero, _fmt(float(t.uniform_rows[k]))]
+        rows.append(row)
+    header = ["step"]
+    for name in names:
+        header += [f"{name} loss", f"{name} |grad|", f"{name} uniform rows"]
+    outcome_rows = []
+    for name in names:
+        t = traces[name]
+        first = t.first_zero_gradient_step()
+        dead = ", ".join(
+            f"{layer} {_fmt(float(t.dead_fraction[0, i]))}"
+            for i, layer in enumerate(ACTIVATION_LAYERS)
+        )
+        outcome_rows.append(
+            [
+                name,
+                "never" if first is None else f"step {first}",
+                f"{_fmt(t.eval_loss[0])} -> {_fmt(t.eval_loss[1])}",
+                _fmt(t.uniform_loss),
+                _fmt(t.reference_loss),
+                dead,
+            ]
+        )
+    outcome = format_table(
+        ["run", "gradient exactly 0", "eval loss", "uniform", "reference", "dead at init"],
+        outcome_rows,
+    )
+    return format_table(header, rows) + "\n\n" + outcome

@@ -1,0 +1,289 @@
+"""Train a cell for N steps and record a :class:`~cellverify.trace.Trace`.
+
+The training step is one ``tf.function`` per model, traced once (fixed shapes
+and dtypes), not once per step.  Measurements are reductions computed inside
+the same function, so recording adds little to a step (benchmarks/ measures it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.data import Batch, batch_for, market_for
+from cellverify.errors import InvalidConfig
+from cellverify.model import CellFactory, build_model, loss_for
+from cellverify.trace import ACTIVATION_LAYERS, Trace
+
+__all__ = ["EVAL_DRAW", "Trainer", "make_optimizer", "train"]
+
+#: The draw number of a run's fixed evaluation batch (never a training draw).
+EVAL_DRAW = 2**31 - 1
+
+_OPTIMIZER_CLASSES: dict[str, str] = {
+    "adam": "Adam",
+    "nadam": "Nadam",
+    "adamw": "AdamW",
+    "adamax": "Adamax",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "sgd": "SGD",
+}
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A Keras optimizer by name, with Keras's defaults for everything but the rate."""
+    if name not in _OPTIMIZER_CLASSES:
+        allowed = f"one of {', '.join(_OPTIMIZER_CLASSES)}"
+        raise InvalidConfig("TrainConfig", "optimizer", allowed, name)
+    return getattr(keras.optimizers, _OPTIMIZER_CLASSES[name])(learning_rate=learning_rate)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step's measurements as NumPy values."""
+
+    loss: float
+    grad_norm: np.ndarray
+    grad_zero_fraction: np.ndarray
+    weight_norm: np.ndarray
+    state_grad_norm: np.ndarray
+    update_ratio: np.ndarray | None
+
+
+def _norm(x: Any) -> Any:
+    return tf.sqrt(tf.reduce_sum(tf.square(tf.cast(x, tf.float64))))
+
+
+def _zero_fraction(x: Any) -> Any:
+    return tf.reduce_mean(tf.cast(tf.equal(x, 0), tf.float64))
+
+
+class Trainer:
+    """A model, its optimizer and its compiled steps, for one pair of configurations.
+
+    ``jit_compile`` compiles the steps with XLA.  Call :meth:`step` to update
+    and measure, :meth:`measure` to measure without updating, and
+    :meth:`activations` for the layer statistics (if the cell exposes
+    ``step_activations``).
+    """
+
+    def __init__(
+        self,
+        factory: CellFactory,
+        cell_config: CellConfig,
+        train_config: TrainConfig,
+        *,
+        jit_compile: bool = False,
+    ) -> None:
+        self.cell_config = cell_config
+        self.train_config = train_config
+        self.cell = factory(cell_config)
+        self.model = build_model(self.cell, cell_config, steps=train_config.steps)
+        self.rnn = self.model.get_layer("rnn")
+        # A user's cell may create its weights lazily, on its first call.
+        c = cell_config
+        self.model(np.zeros((1, train_config.steps, c.assets, c.window, c.features), np.float32))
+        self.optimizer = make_optimizer(train_config.optimizer, train_config.learning_rate)
+        self.variables = list(self.model.trainable_variables)
+        self.optimizer.build(self.variables)
+        self.loss_fn = loss_for(train_config.task)
+        self._step = tf.function(self._train_step, jit_compile=jit_compile, reduce_retracing=False)
+        self._measure = tf.function(self._measure_step, jit_compile=jit_compile)
+        self._activations = tf.function(self._activation_stats, jit_compile=jit_compile)
+
+    @property
+    def variable_names(self) -> tuple[str, ...]:
+        """Variable paths inside the cell (``conv1/kernel``), free of Keras's
+        auto-numbered layer names, so that two runs compare equal."""
+        marker = f"{self.cell.name}/"
+        return tuple(v.path.split(marker, 1)[-1] for v in self.variables)
+
+    def target(self, batch: Batch) -> np.ndarray:
+        return batch.relatives if self.train_config.task == "portfolio" else batch.targets
+
+    def _forward_and_gradients(self, x: Any, y: Any) -> tuple[Any, list[Any], Any]:
+        batch = tf.shape(x)[0]
+        s0 = self.rnn.get_initial_state(batch)[0]
+        with tf.GradientTape() as tape:
+            tape.watch(s0)
+            out = self.rnn(x, initial_state=[s0], training=True)
+            loss = self.loss_fn(out, y)
+            last_loss = self.loss_fn(out[:, -1:], y[:, -1:])
+        grads = tape.gradient(loss, [*self.variables, s0])
+        weight_grads = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+            for g, v in zip(grads[:-1], self.variables, strict=True)
+        ]
+        state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
+        stats = tf.stack([_norm(state_grad), self._last_state_grad_norm(x, y, out, last_loss)])
+        return loss, weight_grads, stats
+
+    def _last_state_grad_norm(self, x: Any, y: Any, out: Any, last_loss: Any) -> Any:
+        """‖∂L_last/∂s‖ for the state entering the last step, by re-running that step."""
+        if self.train_config.steps == 1:
+            s = self.rnn.get_initial_state(tf.shape(x)[0])[0]
+        else:
+            s = tf.stop_gradient(out[:, -2])
+        with tf.GradientTape() as tape:
+            tape.watch(s)
+            last, _ = self.cell(x[:, -1], [s], training=True)
+            loss = self.loss_fn(last[:, None], y[:, -1:])
+        g = tape.gradient(loss, s)
+        return tf.constant(0.0, tf.float64) if g is None else _norm(g)
+
+    def _summaries(self, loss: Any, grads: list[Any], state_stats: Any) -> dict[str, Any]:
+        return {
+            "loss": tf.cast(loss, tf.float64),
+            "grad_norm": tf.stack([_norm(g) for g in grads]),
+            "grad_zero_fraction": tf.stack([_zero_fraction(g) for g in grads]),
+            "weight_norm": tf.stack([_norm(v) for v in self.variables]),
+            "state_grad_norm": state_stats,
+        }
+
+    def _measure_step(self, x: Any, y: Any) -> dict[str, Any]:
+        loss, grads, state_stats = self._forward_and_gradients(x, y)
+        return self._summaries(loss, grads, state_stats)
+
+    def _train_step(self, x: Any, y: Any) -> dict[str, Any]:
+        loss, grads, state_stats = self._forward_and_gradients(x, y)
+        summary = self._summaries(loss, grads, state_stats)
+        before = [tf.identity(v) for v in self.variables]
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        summary["update_norm"] = tf.stack(
+            [_norm(v - b) for v, b in zip(self.variables, before, strict=True)]
+        )
+        return summary
+
+    def _activation_stats(self, x: Any) -> dict[str, Any]:
+        out = self.rnn(x, training=False)
+        batch, steps = tf.shape(x)[0], tf.shape(x)[1]
+        s0 = self.rnn.get_initial_state(batch)[0]
+        states = tf.concat([s0[:, None], out[:, :-1]], axis=1)
+        flat_x = tf.reshape(x, tf.concat([[batch * steps], tf.shape(x)[2:]], 0))
+        flat_s = tf.reshape(states, [batch * steps, -1])
+        acts = self.cell.step_activations(flat_x, flat_s, training=False)
+        dead, zero = [], []
+        for name in ACTIVATION_LAYERS:
+            a = acts[name]
+            channels = tf.reshape(a, [-1, a.shape[-1]])
+            alive = tf.reduce_any(tf.not_equal(channels, 0), axis=0)
+            dead.append(tf.reduce_mean(tf.cast(tf.logical_not(alive), tf.float64)))
+            zero.append(_zero_fraction(a))
+        w = tf.cast(acts["output"], tf.float64)
+        n = tf.cast(tf.shape(w)[-1], tf.float64)
+        return {
+            "dead_fraction": tf.stack(dead),
+            "zero_fraction": tf.stack(zero),
+            "uniform_rows": tf.reduce_mean(
+                tf.cast(tf.equal(tf.reduce_max(w, -1), tf.reduce_min(w, -1)), tf.float64)
+            ),
+            "max_uniform_deviation": tf.reduce_max(tf.abs(w - 1.0 / n)),
+            "max_weight": tf.reduce_mean(tf.reduce_max(w, -1)),
+        }
+
+    def step(self, batch: Batch) -> StepRecord:
+        """One optimizer update on ``batch``, with the gradients measured before it."""
+        r = self._step(batch.inputs, self.target(batch))
+        update = r["update_norm"].numpy()
+        weight = r["weight_norm"].numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(weight > 0, update / weight, np.nan)
+        return self._record(r, ratio)
+
+    def measure(self, batch: Batch) -> StepRecord:
+        """Loss and gradients on ``batch`` at the current weights, without updating."""
+        return self._record(self._measure(batch.inputs, self.target(batch)), None)
+
+    @staticmethod
+    def _record(r: dict[str, Any], ratio: np.ndarray | None) -> StepRecord:
+        return StepRecord(
+            loss=float(r["loss"].numpy()),
+            grad_norm=r["grad_norm"].numpy(),
+            grad_zero_fraction=r["grad_zero_fraction"].numpy(),
+            weight_norm=r["weight_norm"].numpy(),
+            state_grad_norm=r["state_grad_norm"].numpy(),
+            update_ratio=ratio,
+        )
+
+    def activations(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Activation statistics on ``batch`` (NaN if the cell hides its layers)."""
+        if not hasattr(self.cell, "step_activations"):
+            per_layer = np.full(len(ACTIVATION_LAYERS), np.nan)
+            scalar = np.array(np.nan)
+            return {
+                "dead_fraction": per_layer,
+                "zero_fraction": per_layer,
+                "uniform_rows": scalar,
+                "max_uniform_deviation": scalar,
+                "max_weight": scalar,
+            }
+        return {k: np.asarray(v.numpy()) for k, v in self._activations(batch.inputs).items()}
+
+    def loss(self, batch: Batch) -> float:
+        """Loss on ``batch`` without gradients (inference mode)."""
+        out = self.rnn(batch.inputs, training=False)
+        return float(self.loss_fn(out, self.target(batch)).numpy())
+
+
+def train(
+    factory: CellFactory,
+    cell_config: CellConfig,
+    train_config: TrainConfig,
+    *,
+    jit_compile: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Trace:
+    """Train a fresh cell from ``factory`` for ``train_config.train_steps`` and trace it.
+
+    Reproducible: the same configurations (seeds included) give a bit-identical
+    trace.  ``on_step(done, total)`` is called after each step, for progress.
+    """
+    trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile)
+    market = market_for(cell_config, train_config)
+    eval_batch = batch_for(cell_config, train_config, market=market, draw=EVAL_DRAW)
+    eval_start = trainer.loss(eval_batch)
+    n = train_config.train_steps
+    records: list[StepRecord] = []
+    acts: list[dict[str, np.ndarray]] = []
+    for k in range(n + 1):
+        batch = batch_for(cell_config, train_config, market=market, draw=k)
+        acts.append(trainer.activations(batch))
+        records.append(trainer.step(batch) if k < n else trainer.measure(batch))
+        if on_step is not None:
+            on_step(k + 1, n + 1)
+    eval_end = trainer.loss(eval_batch)
+
+    def stack(key: str) -> np.ndarray:
+        return np.array([getattr(r, key) for r in records], dtype=np.float64)
+
+    def stack_acts(key: str) -> np.ndarray:
+        return np.array([a[key] for a in acts], dtype=np.float64)
+
+    width = len(trainer.variables)
+    ratios = [r.update_ratio for r in records if r.update_ratio is not None]
+    return Trace(
+        cell=cell_config.to_dict(),
+        train=train_config.to_dict(),
+        variables=trainer.variable_names,
+        loss=stack("loss"),
+        grad_norm=stack("grad_norm").reshape(n + 1, width),
+        grad_zero_fraction=stack("grad_zero_fraction").reshape(n + 1, width),
+        update_ratio=np.array(ratios, dtype=np.float64).reshape(n, width),
+        weight_norm=stack("weight_norm").reshape(n + 1, width),
+        dead_fraction=stack_acts("dead_fraction"),
+        zero_fraction=stack_acts("zero_fraction"),
+        uniform_rows=stack_acts("uniform_rows"),
+        max_uniform_deviation=stack_acts("max_uniform_deviation"),
+        max_weight=stack_acts("max_weight"),
+        state_grad_norm=stack("state_grad_norm"),
+        eval_loss=(eval_start, eval_end),
+        uniform_loss=eval_batch.uniform_loss(train_config.task),
+        reference_loss=eval_batch.reference_loss(train_config.task),
+    )

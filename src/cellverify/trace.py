@@ -1,0 +1,141 @@
+"""The record of a training run, in plain NumPy (no TensorFlow here).
+
+A :class:`Trace` is what the diagnosis and the report read, so it must be
+cheap to save and load, and comparable bit for bit.  Row ``k`` of the per-step
+arrays describes the model after ``k`` optimizer updates, measured on batch
+``k``; there are ``train_steps + 1`` rows (the last one after the final update)
+and ``train_steps`` rows of update ratios.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ACTIVATION_LAYERS", "Trace"]
+
+#: Layers whose activation statistics a trace holds (when the cell exposes them).
+ACTIVATION_LAYERS: tuple[str, ...] = ("conv1", "conv2", "logits")
+
+_ARRAYS = (
+    "loss",
+    "grad_norm",
+    "grad_zero_fraction",
+    "update_ratio",
+    "weight_norm",
+    "dead_fraction",
+    "zero_fraction",
+    "uniform_rows",
+    "max_uniform_deviation",
+    "max_weight",
+    "state_grad_norm",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Per-step losses, gradient, update and activation statistics of one run.
+
+    Arrays (``n = train_steps + 1`` rows, ``v`` variables, ``l`` layers):
+
+    * ``loss`` ``[n]``: loss on the step's training batch.
+    * ``grad_norm``, ``grad_zero_fraction`` ``[n, v]``: L2 norm of each
+      variable's gradient, and the share of its entries that are exactly 0.
+    * ``update_ratio`` ``[n-1, v]``: ``‖W_after - W_before‖ / ‖W_before‖``
+      (NaN where the weight is all zero, as a fresh bias is).
+    * ``weight_norm`` ``[n, v]``.
+    * ``dead_fraction``, ``zero_fraction`` ``[n, l]`` over :data:`ACTIVATION_LAYERS`:
+      share of channels (for logits: of output columns) that are exactly 0 on
+      every example, step and position; share of entries exactly 0.  NaN when
+      the cell does not expose its activations.
+    * ``uniform_rows`` ``[n]``: share of output rows that are exactly uniform.
+    * ``max_uniform_deviation`` ``[n]``: largest ``|w - 1/outputs|``.
+    * ``max_weight`` ``[n]``: mean over rows of the row's largest weight.
+    * ``state_grad_norm`` ``[n, 2]``: ``‖∂L/∂s_0‖`` (initial state) and
+      ``‖∂L_last/∂s_last‖`` (the state entering the last step, last step's
+      loss only); their ratio measures vanishing through time.
+    """
+
+    cell: dict[str, Any]
+    train: dict[str, Any]
+    variables: tuple[str, ...]
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    grad_zero_fraction: np.ndarray
+    update_ratio: np.ndarray
+    weight_norm: np.ndarray
+    dead_fraction: np.ndarray
+    zero_fraction: np.ndarray
+    uniform_rows: np.ndarray
+    max_uniform_deviation: np.ndarray
+    max_weight: np.ndarray
+    state_grad_norm: np.ndarray
+    eval_loss: tuple[float, float]
+    uniform_loss: float
+    reference_loss: float
+
+    @property
+    def steps(self) -> int:
+        """Optimizer updates made."""
+        return int(self.loss.shape[0]) - 1
+
+    def gradient_is_zero(self, step: int = -1) -> bool:
+        """True when every entry of every gradient was exactly 0 at ``step``."""
+        return bool(np.all(self.grad_zero_fraction[step] == 1.0))
+
+    def first_zero_gradient_step(self) -> int | None:
+        """The first step at which the whole gradient was exactly 0, if any."""
+        dead = np.all(self.grad_zero_fraction == 1.0, axis=1)
+        hits = np.flatnonzero(dead)
+        return int(hits[0]) if hits.size else None
+
+    def eval_improvement(self) -> float:
+        """Relative drop of the evaluation loss from start to end, measured
+        against the gap to the reference loss (1.0 = reached the reference)."""
+        start, end = self.eval_loss
+        gap = start - self.reference_loss
+        return float((start - end) / gap) if gap > 0 else float("nan")
+
+    def layer(self, name: str) -> int:
+        return ACTIVATION_LAYERS.index(name)
+
+    def same_as(self, other: Trace) -> bool:
+        """Bit-for-bit equality of every number and label (NaN equals NaN)."""
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if f.name in _ARRAYS:
+                if a.shape != b.shape or a.tobytes() != b.tobytes():
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; arrays become nested lists (NaN as null)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _ARRAYS:
+                value = np.where(np.isnan(value), None, value).tolist()  # type: ignore[attr-defined]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data[f.name]
+            if f.name in _ARRAYS:
+                value = np.array(value, dtype=np.float64)
+            elif f.name in ("variables", "eval_loss"):
+                value = tuple(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())

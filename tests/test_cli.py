@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cellverify.cli import main
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "from cellverify.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+        "assert 'keras' not in sys.modules, 'keras was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: cellverify" in result.stdout
+
+
+def test_importing_the_package_does_not_import_tensorflow():
+    code = "import sys, cellverify; cellverify.CellConfig(); assert 'tensorflow' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_preset_exits_2_with_the_allowed_names(capsys):
+    assert main(["compare", "best"]) == 2
+    err = capsys.readouterr().err
+    assert "Preset.name must be one of as-asked, remedied, pgportfolio" in err
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_compare_prints_both_presets_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "traces.json"
+    code = main(
+        ["compare", "--train-steps", "2", "--batch-size", "2", "--steps", "1", "--json", str(path)]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "as-asked loss" in out and "remedied loss" in out
+    data = json.loads(path.read_text())
+    assert set(data) == {"as-asked", "remedied"}
+    assert len(data["remedied"]["loss"]) == 3

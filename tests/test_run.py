@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellverify import Trace, TrainConfig, Trainer, batch_for, conv_rnn_cell, train
+from cellverify.config import OPTIMIZERS
+from cellverify.trace import ACTIVATION_LAYERS
+
+pytestmark = pytest.mark.usefixtures("fresh_keras")
+
+
+def test_trace_has_one_row_per_step_plus_the_final_state(small_cell, small_train):
+    t = train(conv_rnn_cell, small_cell, small_train)
+    n, v = small_train.train_steps + 1, len(t.variables)
+    assert t.steps == small_train.train_steps
+    assert t.loss.shape == (n,)
+    assert t.grad_norm.shape == t.grad_zero_fraction.shape == t.weight_norm.shape == (n, v)
+    assert t.update_ratio.shape == (n - 1, v)
+    assert t.dead_fraction.shape == t.zero_fraction.shape == (n, len(ACTIVATION_LAYERS))
+    assert t.uniform_rows.shape == t.max_weight.shape == (n,)
+    assert t.state_grad_norm.shape == (n, 2)
+    assert v == 6  # kernel and bias of three convs
+    assert all(np.isfinite(t.loss))
+
+
+def test_same_seed_gives_a_bit_identical_trace(small_cell, small_train):
+    a = train(conv_rnn_cell, small_cell, small_train)
+    b = train(conv_rnn_cell, small_cell, small_train)
+    assert a.same_as(b)
+
+
+def test_another_seed_gives_another_trace(small_cell, small_train):
+    a = train(conv_rnn_cell, small_cell, small_train)
+    b = train(conv_rnn_cell, small_cell.replace(seed=1), small_train.replace(seed=1))
+    assert not a.same_as(b)
+
+
+def test_trace_round_trips_through_json_bit_for_bit(small_cell, small_train):
+    t = train(conv_rnn_cell, small_cell.replace(cash_bias=True), small_train)
+    assert np.isnan(t.update_ratio).any()  # the cash bias starts at 0: ratio undefined
+    again = Trace.from_dict(__import__("json").loads(t.to_json()))
+    assert again.same_as(t)
+
+
+def test_training_step_is_traced_once_however_many_steps(small_cell, small_train):
+    trainer = Trainer(conv_rnn_cell, small_cell, small_train)
+    for draw in range(4):
+        trainer.step(batch_for(small_cell, small_train, draw=draw))
+    assert trainer._step.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_by_name_updates_the_weights(optimizer, small_cell, small_train):
+    cell = small_cell.replace(activation="tanh", output_activation="linear")
+    t = train(conv_rnn_cell, cell, small_train.replace(optimizer=optimizer, learning_rate=0.01))
+    kernels = [i for i, name in enumerate(t.variables) if name.endswith("kernel")]
+    assert np.all(t.update_ratio[:, kernels] > 0)
+
+
+def test_update_ratio_of_adam_is_about_the_learning_rate_whatever_the_gradient(small_cell):
+    """Adam's first step moves every entry by ~lr, so ‖ΔW‖ ≈ lr·sqrt(size)."""
+    cell = small_cell.replace(activation="tanh", output_activation="linear")
+    run = TrainConfig(batch_size=4, steps=2, train_steps=1, learning_rate=1e-3, task="supervised")
+    trainer = Trainer(conv_rnn_cell, cell, run)
+    batch = batch_for(cell, run)
+    before = [np.asarray(v) for v in trainer.variables]
+    trainer.step(batch)
+    # Kernels only: conv3's bias shifts every logit alike, so the softmax cannot
+    # see it and its gradient is rounding noise near 0, below Adam's epsilon.
+    for v, b in zip(trainer.variables, before):
+        if not v.path.endswith("kernel"):
+            continue
+        step = np.abs(np.asarray(v) - b)
+        # Adam's first step is lr * g / (|g| + eps): exactly lr where |g| >> eps.
+        assert np.max(step) == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_a_dead_cell_records_an_exactly_zero_gradient_and_uniform_rows(small_cell, small_train):
+    # A huge negative bias on the last conv makes every ReLU logit exactly 0.
+    def dead_factory(config):
+        cell = conv_rnn_cell(config)
+        cell.build((None, config.assets, config.window, config.features))
+        cell.conv3.bias.assign([-1e3])
+        return cell
+
+    t = train(dead_factory, small_cell, small_train)
+    assert t.first_zero_gradient_step() == 0
+    assert t.gradient_is_zero()
+    np.testing.assert_array_equal(t.uniform_rows, 1.0)
+    np.testing.assert_array_equal(t.zero_fraction[:, t.layer("logits")], 1.0)
+    assert t.eval_loss[0] == t.eval_loss[1]
+
+
+def test_a_cell_without_step_activations_gets_nan_layer_statistics(small_cell, small_train):
+    import keras
+
+    class Plain(keras.layers.Layer):
+        def __init__(self, config):
+            super().__init__()
+            self.inner = conv_rnn_cell(config)
+            self.state_size = self.output_size = config.outputs
+
+        def call(self, inputs, states):
+            return self.inner(inputs, states)
+
+    t = train(Plain, small_cell, small_train)
+    assert np.isnan(t.dead_fraction).all() and np.isnan(t.uniform_rows).all()
+    assert np.isfinite(t.loss).all()
+
+
+def test_progress_callback_counts_every_step(small_cell, small_train):
+    seen = []
+    train(conv_rnn_cell, small_cell, small_train, on_step=lambda done, total: seen.append(done))
+    assert seen == list(range(1, small_train.train_steps + 2))
+
+
+def test_portfolio_and_supervised_losses_start_near_the_uniform_loss(small_cell):
+    for task in ("portfolio", "supervised"):
+        run = TrainConfig(batch_size=8, steps=2, train_steps=0, task=task)
+        t = train(conv_rnn_cell, small_cell.replace(output_activation="linear"), run)
+        assert t.eval_loss[0] == pytest.approx(t.uniform_loss, rel=0.05, abs=1e-3)
