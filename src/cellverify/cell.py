@@ -134,18 +134,25 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
         """
         if not self.built:  # called directly, not through __call__
             self.build(tuple(inputs.shape))
-        config = self.cell_config
         h1 = self._dropout(1, self.conv1(inputs), training)
         h2 = self._dropout(2, self.conv2(h1), training)
-        risky_state = state[:, -config.assets :]
-        previous = ops.reshape(risky_state, (-1, config.assets, 1, 1))
-        h3 = self.conv3(ops.concatenate([h2, ops.cast(previous, h2.dtype)], axis=-1))
-        logits = ops.reshape(self._dropout(3, h3, training), (-1, config.assets))
+        logits = self._logits(h2, state, training)
+        return {"conv1": h1, "conv2": h2, "logits": logits, "output": self._portfolio(logits)}
+
+    def _logits(self, features: Any, state: Any, training: Any) -> Any:
+        """conv3 over [features, previous state], then the cash logit if any: [batch, outputs]."""
+        assets = self.cell_config.assets
+        previous = ops.reshape(state[:, -assets:], (-1, assets, 1, 1))
+        h3 = self.conv3(ops.concatenate([features, ops.cast(previous, features.dtype)], axis=-1))
+        logits = ops.reshape(self._dropout(3, h3, training), (-1, assets))
         if self.cash_logit is not None:
             cash = ops.ones_like(logits[:, :1]) * self.cash_logit
             logits = ops.concatenate([cash, logits], axis=-1)
-        output = ops.softmax(logits, axis=-1)
-        return {"conv1": h1, "conv2": h2, "logits": logits, "output": output}
+        return logits
+
+    def _portfolio(self, logits: Any) -> Any:
+        """Softmax over assets (and cash)."""
+        return ops.softmax(logits, axis=-1)
 
     def call(self, inputs: Any, states: Any, training: Any = None) -> tuple[Any, list[Any]]:
         state = states[0] if isinstance(states, (list, tuple)) else states

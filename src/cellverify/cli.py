@@ -23,7 +23,7 @@ from cellverify.config import (
     TrainConfig,
     preset,
 )
-from cellverify.errors import CellVerifyError
+from cellverify.errors import CellVerifyError, InvalidConfig
 
 __all__ = ["main"]
 
@@ -128,6 +128,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run every invariant through Hypothesis against a cell factory."""
+    import json
+
+    from cellverify.profiles import PROFILES, default_profile
+
+    profile = args.profile or default_profile()
+    if profile not in PROFILES:  # argparse checks --profile; this is the env var
+        raise InvalidConfig("check", "profile", f"one of {', '.join(PROFILES)}", profile)
+    _quiet_tensorflow()
+    from cellverify.factory import load_factory, validate_factory
+    from cellverify.report import render_check
+    from cellverify.suite import run_suite
+
+    factory = load_factory(args.cell)
+    validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
+
+    def progress(name: str, examples: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{name}: example {examples}   ", end="", file=sys.stderr, flush=True)
+
+    result = run_suite(
+        factory, cell=args.cell, profile=profile, select=args.select, on_progress=progress
+    )
+    if sys.stderr.isatty():
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    report = result.to_dict()
+    print(render_check(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cellverify",
@@ -149,6 +183,31 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--task", choices=TASKS, default="supervised")
     compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")
     compare.set_defaults(func=cmd_compare)
+
+    check = sub.add_parser(
+        "check", help="run every invariant on generated configurations against a cell factory"
+    )
+    check.add_argument(
+        "--cell",
+        default="cellverify.cell:conv_rnn_cell",
+        metavar="MODULE:FACTORY",
+        help="the cell factory to check (default: the shipped cell)",
+    )
+    check.add_argument(
+        "--profile",
+        choices=("dev", "ci", "thorough"),
+        default=None,
+        help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, else ci under $CI, else dev)",
+    )
+    check.add_argument(
+        "-k",
+        dest="select",
+        action="append",
+        metavar="NAME",
+        help="run only invariants whose name contains NAME (repeatable)",
+    )
+    check.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    check.set_defaults(func=cmd_check)
     return parser
 
 

@@ -15,7 +15,9 @@ open-to-close move with a random wick.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +27,12 @@ from cellverify.errors import InvalidConfig
 __all__ = [
     "DEFAULT_MOMENTUM",
     "DEFAULT_VOLATILITY",
+    "INPUT_KINDS",
     "Batch",
+    "InputSpec",
     "Market",
     "batch_for",
+    "batch_from_spec",
     "market_for",
     "sample_batch",
     "synthetic_market",
@@ -78,6 +83,10 @@ class Batch:
     inputs: np.ndarray
     relatives: np.ndarray
     targets: np.ndarray
+
+    def target(self, task: str) -> np.ndarray:
+        """What the loss of ``task`` compares the output with."""
+        return self.relatives if task == "portfolio" else self.targets
 
     def uniform_loss(self, task: str) -> float:
         """Loss of the uniform output: what a dead cell scores."""
@@ -191,3 +200,54 @@ def batch_for(
         features=cell.features,
         rng=rng,
     )
+
+
+#: Kinds of input window an :class:`InputSpec` can describe.  ``market`` is the
+#: training distribution; the rest are adversarial for numerics: ``constant``
+#: (every price equal, so every normalised value is exactly 1), ``large_moves``
+#: (20 % volatility per period), ``scaled`` (raw prices times ``scale``, not
+#: normalised by the latest close: tiny or huge magnitudes).
+INPUT_KINDS: tuple[str, ...] = ("market", "constant", "large_moves", "scaled")
+_LARGE_VOLATILITY = 0.2
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A reproducible description of a batch of input windows (JSON-friendly)."""
+
+    kind: str = "market"
+    scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in INPUT_KINDS:
+            raise InvalidConfig("InputSpec", "kind", f"one of {', '.join(INPUT_KINDS)}", self.kind)
+        if not (isinstance(self.scale, (int, float)) and 0 < self.scale < float("inf")):
+            raise InvalidConfig("InputSpec", "scale", "a positive finite number", self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def batch_from_spec(cell: CellConfig, train: TrainConfig, spec: InputSpec) -> Batch:
+    """The batch ``spec`` describes, shaped for ``cell`` and ``train``."""
+    volatility = _LARGE_VOLATILITY if spec.kind == "large_moves" else DEFAULT_VOLATILITY
+    market = synthetic_market(
+        cell.assets, cell.window + train.steps + 8, seed=spec.seed, volatility=volatility
+    )
+    batch = sample_batch(
+        market,
+        window=cell.window,
+        steps=train.steps,
+        batch_size=train.batch_size,
+        features=cell.features,
+        rng=np.random.default_rng(spec.seed),
+    )
+    if spec.kind == "constant":
+        return dataclasses.replace(batch, inputs=np.ones_like(batch.inputs))
+    if spec.kind == "scaled":
+        # Undo the normalisation with a per-asset price level, then scale.
+        level = market.close[-1][None, None, :, None, None]
+        raw = (batch.inputs * level * spec.scale).astype(np.float32)
+        return dataclasses.replace(batch, inputs=raw)
+    return batch

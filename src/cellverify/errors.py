@@ -6,9 +6,20 @@ a test harness can tell a user's mistake from a bug in the kit.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["BadCellFactory", "CellVerifyError", "InvalidConfig", "InvariantViolation"]
+__all__ = [
+    "BadCellFactory",
+    "CellVerifyError",
+    "InvalidConfig",
+    "InvariantViolation",
+    "describe_exception",
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Keras wraps an exception raised in a layer's call() with this first line.
+_KERAS_WRAPPER = "Exception encountered when calling"
 
 
 class CellVerifyError(Exception):
@@ -22,12 +33,16 @@ class InvalidConfig(CellVerifyError, ValueError):
     Keras's style: ``"... Received: kernels=(5, 0, 1)"``.
     """
 
-    def __init__(self, owner: str, field: str, allowed: str, received: Any) -> None:
+    def __init__(
+        self, owner: str, field: str, allowed: str, received: Any, message: str | None = None
+    ) -> None:
         self.owner = owner
         self.field = field
         self.allowed = allowed
         self.received = received
-        super().__init__(f"{owner}.{field} must be {allowed}. Received: {field}={received!r}")
+        super().__init__(
+            message or f"{owner}.{field} must be {allowed}. Received: {field}={received!r}"
+        )
 
 
 class InvariantViolation(CellVerifyError, AssertionError):
@@ -44,3 +59,10 @@ class InvariantViolation(CellVerifyError, AssertionError):
 
 class BadCellFactory(CellVerifyError, TypeError):
     """A cell factory cannot be imported, called, or returns no usable cell."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` on one line, without Keras's wrapper line or terminal colours."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_KERAS_WRAPPER)]
+    return f"{type(exc).__name__}: {useful[0] if useful else ''}".rstrip(": ")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from cellverify.trace import ACTIVATION_LAYERS, Trace
 
-__all__ = ["format_table", "render_trace_comparison"]
+__all__ = ["format_table", "render_check", "render_trace_comparison"]
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -73,3 +74,34 @@ def render_trace_comparison(traces: Mapping[str, Trace]) -> str:
         outcome_rows,
     )
     return format_table(header, rows) + "\n\n" + outcome
+
+
+def render_check(report: Mapping[str, Any]) -> str:
+    """The ``cellverify check`` table, then each failure's minimal case and message.
+
+    ``report`` is the JSON form of a suite result (SPEC §4.4), so this module
+    needs nothing but plain data.
+    """
+    rows = [
+        [r["name"], r["status"], r["examples"], f"{r['seconds']:.1f}s"]
+        for r in report["invariants"]
+    ]
+    lines = [
+        f"cell: {report['cell']}   profile: {report['profile']}",
+        "",
+        format_table(["invariant", "status", "examples", "time"], rows),
+    ]
+    for r in report["invariants"]:
+        if r["status"] != "failed":
+            continue
+        lines += ["", f"FAILED {r['name']}: {r['message']}"]
+        if r["falsifying"] is not None:
+            f = r["falsifying"]
+            lines += [
+                "  minimal falsifying case (paste into a test):",
+                f"    Case(cell=CellConfig.from_dict({f['cell']!r}),",
+                f"         train=TrainConfig.from_dict({f['train']!r}),",
+                f"         inputs=InputSpec(**{f['inputs']!r}))",
+            ]
+    verdict = "all invariants hold" if report["passed"] else "some invariants FAILED"
+    return "\n".join([*lines, "", verdict])

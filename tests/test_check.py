@@ -1,0 +1,131 @@
+"""`cellverify check` and the suite runner behind it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cellverify.cli import main
+from cellverify.invariants import INVARIANTS
+from cellverify.strategies import any_cases
+from cellverify.suite import run_invariant, run_suite
+
+from .mutants import SoftmaxOverWrongAxis, factory
+
+pytestmark = pytest.mark.usefixtures("fresh_keras")
+
+
+def test_a_failure_is_shrunk_to_a_minimal_case_with_its_message():
+    result = run_invariant(
+        INVARIANTS["simplex_output"], factory(SoftmaxOverWrongAxis), profile="ci"
+    )
+    assert result.status == "failed"
+    assert result.message.startswith("[simplex_output] ")
+    # Shrinking drives every field it can to its simplest value.
+    assert result.falsifying.cell.assets == 2
+    assert result.falsifying.train.batch_size == 1
+
+
+def test_ci_profile_gives_the_same_examples_and_result_twice():
+    runs = [
+        run_invariant(INVARIANTS["simplex_output"], factory(SoftmaxOverWrongAxis), profile="ci")
+        for _ in range(2)
+    ]
+    assert runs[0].examples == runs[1].examples
+    assert runs[0].falsifying == runs[1].falsifying
+    assert runs[0].message == runs[1].message
+
+
+def test_unselected_invariants_are_skipped_not_run():
+    from cellverify.cell import conv_rnn_cell
+
+    result = run_suite(conv_rnn_cell, cell="shipped", profile="dev", select=["output_shape"])
+    statuses = {r.name: r.status for r in result.results}
+    assert statuses.pop("output_shape") == "passed"
+    assert set(statuses.values()) == {"skipped"}
+    assert result.passed
+
+
+def test_check_exits_1_and_writes_the_json_report_on_a_broken_cell(tmp_path, capsys):
+    path = tmp_path / "report.json"
+    code = main(
+        [
+            "check",
+            "--cell",
+            "tests.mutants:softmax_over_wrong_axis",
+            "--profile",
+            "ci",
+            "-k",
+            "simplex",
+            "-k",
+            "output_shape",
+            "--json",
+            str(path),
+        ]
+    )
+    assert code == 1
+    report = json.loads(path.read_text())
+    assert set(report) == {"cell", "profile", "passed", "invariants"}
+    assert report["cell"] == "tests.mutants:softmax_over_wrong_axis"
+    assert report["profile"] == "ci"
+    assert report["passed"] is False
+    rows = {r["name"]: r for r in report["invariants"]}
+    assert list(rows) == list(INVARIANTS)
+    failed = rows["simplex_output"]
+    assert failed["status"] == "failed"
+    assert set(failed["falsifying"]) == {"cell", "train", "inputs"}
+    assert failed["examples"] >= 1
+    assert rows["output_shape"]["status"] == "passed"
+    assert rows["output_shape"]["falsifying"] is None
+    out = capsys.readouterr().out
+    assert "FAILED simplex_output" in out
+    assert "minimal falsifying case (paste into a test)" in out
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_module_xyz:cell", "cannot import module"),
+        ("builtins:repr", "must return a keras.layers.Layer. Received: str"),
+        ("cellverify.cell", "MODULE:ATTRIBUTE"),
+    ],
+)
+def test_check_exits_2_on_a_bad_factory(spec, message, capsys):
+    assert main(["check", "--cell", spec]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_exits_2_on_an_unknown_profile_in_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "fast")
+    assert main(["check"]) == 2
+    assert "Received: value='fast'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
+    """Searching the whole space with gradients_nonzero, Hypothesis finds a
+    cell whose gradient dies and shrinks it: every field it can simplify goes
+    to its simplest value, and what is left standing is the cause - a ReLU,
+    before the softmax or in a conv with one kernel (SPEC §9)."""
+    from cellverify.case import Case
+    from cellverify.cell import conv_rnn_cell
+    from cellverify.invariants import gradients_nonzero
+
+    result = run_invariant(
+        INVARIANTS["gradients_nonzero"], conv_rnn_cell, profile="ci", strategy=any_cases()
+    )
+    assert result.status == "failed"
+    minimal = result.falsifying
+    activations = (minimal.cell.activation, minimal.cell.output_activation)
+    assert "relu" in activations
+    # Everything else is at its simplest: no other field is needed to fail.
+    assert set(activations) <= {"relu", "linear"}
+    assert minimal.cell.kernels == (1, 1, 1)
+    assert minimal.cell.assets == 2
+    # The cause, verified: the same case without the ReLU keeps its gradient.
+    fixed = minimal.cell.replace(
+        activation="elu" if minimal.cell.activation == "relu" else minimal.cell.activation,
+        output_activation="linear",
+    )
+    gradients_nonzero(conv_rnn_cell, Case(fixed, minimal.train, minimal.inputs))
