@@ -46,3 +46,53 @@ def test_compare_prints_both_presets_and_writes_json(tmp_path, capsys):
     data = json.loads(path.read_text())
     assert set(data) == {"as-asked", "remedied"}
     assert len(data["remedied"]["loss"]) == 3
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_diagnose_prints_a_report_and_writes_json_and_a_plot(tmp_path, capsys):
+    report, plot = tmp_path / "d.json", tmp_path / "d.png"
+    code = main(
+        [
+            "diagnose",
+            "--assets",
+            "3",
+            "--window",
+            "6",
+            "--kernels",
+            "2,3,1",
+            "--seeds",
+            "2",
+            "--train-steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+            "--jobs",
+            "1",
+            "--no-verify",
+            "--json",
+            str(report),
+            "--plot",
+            str(plot),
+        ]
+    )
+    assert code == 0
+    assert "outcome: learned on" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["diagnosis"]["seeds"] == [0, 1]
+    assert len(data["diagnosis"]["outcomes"]) == 2
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["diagnose", "--kernels", "5,20,3"], "CellConfig.kernels must be (k1, k2, 1)"),
+        (["diagnose", "--seeds", "0"], "diagnose.seeds must be at least 1"),
+        (["diagnose", "--learning-rate", "-1"], "TrainConfig.learning_rate must be"),
+    ],
+)
+def test_diagnose_rejects_bad_configuration_with_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

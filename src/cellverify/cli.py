@@ -162,6 +162,50 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Train across seeds, report symptoms and causes, verify remedies by re-running."""
+    import json
+
+    cell, train_cfg = configs_from_args(args)
+    if args.seeds < 1:
+        raise InvalidConfig("diagnose", "seeds", "at least 1", args.seeds)
+    seeds = list(range(args.seeds))
+    _quiet_tensorflow()
+    from cellverify.diagnosis import diagnose
+    from cellverify.factory import load_factory
+    from cellverify.parallel import default_jobs
+    from cellverify.report import render_diagnosis
+    from cellverify.verify import run_seeds, verify_remedies
+
+    load_factory(args.cell)  # a bad factory fails here, before any worker starts
+    workers = args.jobs or default_jobs()
+    traces = run_seeds(
+        args.cell, cell, train_cfg, seeds, workers=workers, on_done=_progress("diagnose")
+    )
+    diagnosis = diagnose(traces, seeds)
+    results = []
+    if not args.no_verify:
+        results = verify_remedies(
+            diagnosis,
+            args.cell,
+            workers=workers,
+            on_done=lambda name, d, t: _progress(f"remedy {name}")(d, t),
+        )
+    report = {
+        "diagnosis": diagnosis.to_dict(),
+        "remedies": [r.to_dict() for r in results],
+    }
+    print(render_diagnosis(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    if args.plot:
+        from cellverify.plots import plot_traces
+
+        plot_traces(traces, seeds, args.plot, f"{args.preset}: loss and gradient norms")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cellverify",
@@ -208,6 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     check.set_defaults(func=cmd_check)
+
+    diagnose = sub.add_parser(
+        "diagnose",
+        help="train across seeds, explain why a configuration is fragile, verify remedies",
+    )
+    add_config_options(diagnose, "as-asked")
+    diagnose.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
+    diagnose.add_argument(
+        "--cell", default="cellverify.cell:conv_rnn_cell", metavar="MODULE:FACTORY"
+    )
+    diagnose.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: one per core)"
+    )
+    diagnose.add_argument("--no-verify", action="store_true", help="skip re-running the remedies")
+    diagnose.add_argument("--json", metavar="PATH")
+    diagnose.add_argument("--plot", metavar="PATH", help="PNG of loss and gradient norms")
+    diagnose.set_defaults(func=cmd_diagnose)
     return parser
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from cellverify.trace import ACTIVATION_LAYERS, Trace
 
-__all__ = ["format_table", "render_check", "render_trace_comparison"]
+__all__ = ["format_table", "render_check", "render_diagnosis", "render_trace_comparison"]
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -105,3 +105,54 @@ def render_check(report: Mapping[str, Any]) -> str:
             ]
     verdict = "all invariants hold" if report["passed"] else "some invariants FAILED"
     return "\n".join([*lines, "", verdict])
+
+
+def _steps_to_death(outcomes: Sequence[Mapping[str, Any]]) -> str:
+    steps = [o["death_step"] for o in outcomes if o["died"]]
+    if not steps:
+        return ""
+    return f" (step of death: median {int(np.median(steps))}, range {min(steps)}-{max(steps)})"
+
+
+def render_diagnosis(report: Mapping[str, Any]) -> str:
+    """The ``cellverify diagnose`` report: outcomes, symptoms, causes, verified remedies."""
+    d = report["diagnosis"]
+    outcomes = d["outcomes"]
+    n = len(outcomes)
+    learned = sum(o["learned"] for o in outcomes)
+    died = sum(o["died"] for o in outcomes)
+    c, t = d["cell"], d["train"]
+    lines = [
+        f"cell: kernels {c['kernels']}, {c['activation']} convs, {c['output_activation']} last "
+        f"conv, {c['initializer']}, {c['assets']}x{c['window']}x{c['features']}, dropout "
+        f"{c['dropout']} after {c['dropout_after'] or 'none'}, cash bias {c['cash_bias']}",
+        f"run:  {t['optimizer']} lr {t['learning_rate']:g}, {t['task']} task, batch "
+        f"{t['batch_size']} x {t['steps']} steps, {t['train_steps']} updates, seeds {d['seeds']}",
+        "",
+        f"outcome: learned on {learned}/{n} seeds, died on {died}/{n}{_steps_to_death(outcomes)}",
+        "",
+    ]
+    if not d["findings"]:
+        lines.append("no symptom: the configuration looks healthy on every seed")
+    else:
+        lines.append("symptoms:")
+        lines += [f"  {f['name']:24s} {f['message']}" for f in d["findings"]]
+        lines += ["", "likely causes:"]
+        for cause in d["causes"]:
+            lines.append(
+                f"  {cause['name']} ({', '.join(cause['findings'])}): {cause['explanation']}"
+            )
+    if report.get("remedies"):
+        lines += ["", f"remedies, re-run on the same {n} seeds:"]
+        rows = [
+            [
+                r["remedy"]["name"],
+                f"{r['before']['learned']} -> {r['after']['learned']}",
+                f"{r['before']['died']} -> {r['after']['died']}",
+                "yes" if r["verified"] else "no",
+                ", ".join(r["remaining_findings"]) or "none",
+            ]
+            for r in report["remedies"]
+        ]
+        lines.append(format_table(["remedy", "learned", "died", "verified", "symptoms left"], rows))
+    return "\n".join(lines)

@@ -1,0 +1,601 @@
+"""Why a configuration is fragile: symptoms read off traces, their likely causes,
+and the remedies to verify by re-running (NumPy only: no TensorFlow here).
+
+Each detector reads one :class:`~cellverify.trace.Trace` and returns a
+:class:`Symptom` with its evidence (layer, step, number, threshold and where
+the threshold comes from) or nothing.  :func:`diagnose` runs every detector on
+the traces of several seeds, adds the across-seed symptom (outcome variance),
+and maps the findings to causes and remedies.  Re-running the remedies is the
+job of :mod:`cellverify.verify`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cellverify.outcome import Outcome, outcome_of
+from cellverify.trace import Trace
+
+__all__ = [
+    "DEAD_UNIT_SHARE",
+    "DETECTORS",
+    "EXPLODING_RATIO",
+    "REMEDIES",
+    "SATURATED_MAX_WEIGHT",
+    "STEP_GAIN_LIMIT",
+    "UPDATE_RATIO_RANGE",
+    "VANISHING_FIRST_NORM",
+    "VANISHING_RATIO",
+    "VANISHING_TIME_RATIO",
+    "Cause",
+    "Diagnosis",
+    "Finding",
+    "Remedy",
+    "Symptom",
+    "diagnose",
+]
+
+# -- thresholds, each with its source -----------------------------------------
+
+#: A layer is "dying" when at least this share of its units output exactly 0
+#: on every example, or this share of a variable's gradient entries is exactly
+#: 0.  Source: AUTOTRAINER (Zhang et al., ICSE 2021), "dying ReLU" rule.
+DEAD_UNIT_SHARE = 0.7
+#: Vanishing gradient: first-layer / last-layer gradient-norm ratio at most
+#: this, with the first layer's norm at most VANISHING_FIRST_NORM.  Source:
+#: AUTOTRAINER's vanishing-gradient rule.
+VANISHING_RATIO = 1e-3
+VANISHING_FIRST_NORM = 1e-4
+#: Exploding gradient: first/last gradient-norm ratio at least this, or any
+#: non-finite number.  Source: AUTOTRAINER's exploding-gradient rule.
+EXPLODING_RATIO = 70.0
+#: Vanishing through time: ‖∂L/∂s_0‖ / ‖∂L_last/∂s_last‖ at most this (the
+#: across-layer bound of AUTOTRAINER, applied across steps).
+VANISHING_TIME_RATIO = 1e-3
+#: Saturated softmax: the rows' largest weight averages at least this; the
+#: softmax's gradient scales with w(1 - w) <= 0.01 there.
+SATURATED_MAX_WEIGHT = 0.99
+#: Update-to-weight ratio ‖ΔW‖/‖W‖ of a kernel, median over the run, outside
+#: this range: the optimizer barely moves the weights, or jolts them.  The
+#: usual rule of thumb is ~1e-3 (Karpathy, "A Recipe for Training Neural
+#: Networks"); SPEC §6 widens it two decades each way to stay quiet on healthy
+#: runs.
+UPDATE_RATIO_RANGE = (1e-5, 1e-1)
+#: Step gain ‖ΔW‖ / (lr ‖g‖) at step 0: 1 for SGD, ~3 for Keras's Adagrad
+#: (accumulator 0.1), and ~√n/‖g‖-large for Adam, whose step is ~lr per entry
+#: whatever the gradient's scale.  At least this much, and the run then dies:
+#: the optimizer's step, not the gradient, drove the weights (SPEC §9).
+STEP_GAIN_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """One detector's finding on one run."""
+
+    name: str
+    message: str
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A symptom across seeds: which seeds showed it, and each one's evidence."""
+
+    name: str
+    seeds: list[int]
+    total: int
+    message: str
+    evidence: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seeds": self.seeds,
+            "of": self.total,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """A concrete change to the configurations."""
+
+    name: str
+    description: str
+    cell: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "cell": self.cell,
+            "train": self.train,
+        }
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A likely cause, the findings that point to it, and remedies to try."""
+
+    name: str
+    explanation: str
+    findings: list[str]
+    remedies: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "explanation": self.explanation,
+            "findings": self.findings,
+            "remedies": self.remedies,
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Findings over seeds, outcomes, causes and the remedies to verify."""
+
+    cell: dict[str, Any]
+    train: dict[str, Any]
+    seeds: list[int]
+    outcomes: list[Outcome]
+    findings: list[Finding]
+    causes: list[Cause]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.findings
+
+    def remedies(self) -> list[Remedy]:
+        """Every remedy the causes propose, once each, in order."""
+        names = dict.fromkeys(r for c in self.causes for r in c.remedies)
+        return [REMEDIES[n] for n in names]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cell": self.cell,
+            "train": self.train,
+            "seeds": self.seeds,
+            "outcomes": [o.to_dict() for o in self.outcomes],
+            "findings": [f.to_dict() for f in self.findings],
+            "causes": [c.to_dict() for c in self.causes],
+            "remedies": [r.to_dict() for r in self.remedies()],
+        }
+
+
+# -- detectors -----------------------------------------------------------------
+
+
+def _kernels(trace: Trace) -> list[int]:
+    return [i for i, name in enumerate(trace.variables) if name.endswith("kernel")]
+
+
+def _alive_steps(trace: Trace) -> int:
+    """Rows up to (not including) the first exactly-zero gradient."""
+    first = trace.first_zero_gradient_step()
+    return trace.loss.shape[0] if first is None else first
+
+
+def detect_zero_gradient(trace: Trace) -> Symptom | None:
+    first = trace.first_zero_gradient_step()
+    if first is None:
+        return None
+    stays = bool(np.all(trace.grad_zero_fraction[first:] == 1.0))
+    return Symptom(
+        "zero_gradient",
+        f"the whole gradient is exactly 0 from step {first}"
+        + (" to the end" if stays else " (it came back later)"),
+        {
+            "step": first,
+            "to_the_end": stays,
+            "threshold": "every entry exactly 0",
+            "source": "SPEC §9 definition of dead",
+        },
+    )
+
+
+def detect_zero_logits(trace: Trace) -> Symptom | None:
+    rows = trace.uniform_rows
+    hits = np.flatnonzero(rows > 0)
+    if hits.size == 0:
+        return None
+    step = int(hits[0])
+    logits = trace.zero_fraction[:, trace.layer("logits")]
+    return Symptom(
+        "zero_logits",
+        f"{rows[step]:.0%} of output rows exactly uniform at step {step} (logits exactly 0: "
+        f"{logits[step]:.0%}); {rows[-1]:.0%} at the end",
+        {
+            "step": step,
+            "uniform_rows": float(rows[step]),
+            "zero_logits": float(logits[step]),
+            "uniform_rows_at_end": float(rows[-1]),
+            "threshold": "> 0 rows exactly uniform",
+            "source": "float32 logits are never all equal by chance; SPEC §9",
+        },
+    )
+
+
+def detect_dead_units(trace: Trace) -> Symptom | None:
+    worst: tuple[float, str, int] | None = None
+    for layer in ("conv1", "conv2"):
+        shares = trace.dead_fraction[:, trace.layer(layer)]
+        if np.all(np.isnan(shares)):
+            return None
+        step = int(np.nanargmax(shares))
+        if shares[step] >= DEAD_UNIT_SHARE and (worst is None or shares[step] > worst[0]):
+            worst = (float(shares[step]), layer, step)
+    if worst is None:
+        return None
+    share, layer, step = worst
+    at_init = {
+        name: float(trace.dead_fraction[0, trace.layer(name)]) for name in ("conv1", "conv2")
+    }
+    return Symptom(
+        "dead_units",
+        f"{share:.0%} of {layer}'s units output exactly 0 on every example at step {step} "
+        f"(at init: conv1 {at_init['conv1']:.0%}, conv2 {at_init['conv2']:.0%})",
+        {
+            "layer": layer,
+            "step": step,
+            "share": share,
+            "at_init": at_init,
+            "threshold": DEAD_UNIT_SHARE,
+            "source": "AUTOTRAINER dying-ReLU rule",
+        },
+    )
+
+
+def _first_last(trace: Trace, step: int) -> tuple[float, float]:
+    kernels = _kernels(trace)
+    return float(trace.grad_norm[step, kernels[0]]), float(trace.grad_norm[step, kernels[-1]])
+
+
+def detect_vanishing_gradient(trace: Trace) -> Symptom | None:
+    for step in range(_alive_steps(trace)):
+        first, last = _first_last(trace, step)
+        if last > 0 and first / last <= VANISHING_RATIO and first <= VANISHING_FIRST_NORM:
+            return Symptom(
+                "vanishing_gradient",
+                f"first-layer gradient norm {first:.2e} is {first / last:.1e} of the last "
+                f"layer's {last:.2e} at step {step}",
+                {
+                    "step": step,
+                    "first_norm": first,
+                    "last_norm": last,
+                    "threshold": [VANISHING_RATIO, VANISHING_FIRST_NORM],
+                    "source": "AUTOTRAINER vanishing-gradient rule",
+                },
+            )
+    return None
+
+
+def detect_exploding_gradient(trace: Trace) -> Symptom | None:
+    bad = ~np.isfinite(trace.loss) | ~np.all(np.isfinite(trace.grad_norm), axis=1)
+    if bad.any():
+        step = int(np.flatnonzero(bad)[0])
+        return Symptom(
+            "exploding_gradient",
+            f"non-finite loss or gradient at step {step}",
+            {"step": step, "threshold": "any non-finite", "source": "AUTOTRAINER"},
+        )
+    for step in range(_alive_steps(trace)):
+        first, last = _first_last(trace, step)
+        if last > 0 and first / last >= EXPLODING_RATIO:
+            return Symptom(
+                "exploding_gradient",
+                f"first-layer gradient norm is {first / last:.0f}x the last layer's at step {step}",
+                {
+                    "step": step,
+                    "ratio": first / last,
+                    "threshold": EXPLODING_RATIO,
+                    "source": "AUTOTRAINER exploding-gradient rule",
+                },
+            )
+    return None
+
+
+def detect_vanishing_through_time(trace: Trace) -> Symptom | None:
+    if int(trace.train["steps"]) < 2:
+        return None
+    s0, last = trace.state_grad_norm[:, 0], trace.state_grad_norm[:, 1]
+    for step in range(_alive_steps(trace)):
+        if last[step] > 0 and s0[step] / last[step] <= VANISHING_TIME_RATIO:
+            return Symptom(
+                "vanishing_through_time",
+                f"‖∂L/∂s_0‖ is {s0[step] / last[step]:.1e} of ‖∂L_last/∂s_last‖ at step {step}: "
+                "the state's influence fades across the sequence",
+                {
+                    "step": step,
+                    "ratio": float(s0[step] / last[step]),
+                    "threshold": VANISHING_TIME_RATIO,
+                    "source": "AUTOTRAINER ratio, through time",
+                },
+            )
+    return None
+
+
+def detect_saturated_softmax(trace: Trace) -> Symptom | None:
+    hits = np.flatnonzero(trace.max_weight >= SATURATED_MAX_WEIGHT)
+    if hits.size == 0:
+        return None
+    step = int(hits[0])
+    return Symptom(
+        "saturated_softmax",
+        f"rows put {trace.max_weight[step]:.3f} on one asset on average at step {step}",
+        {
+            "step": step,
+            "max_weight": float(trace.max_weight[step]),
+            "threshold": SATURATED_MAX_WEIGHT,
+            "source": "softmax gradient ∝ w(1-w)",
+        },
+    )
+
+
+def detect_stalled_loss(trace: Trace) -> Symptom | None:
+    outcome = outcome_of(trace)
+    if outcome.died or outcome.learned:
+        return None  # dead runs are zero_gradient's; learning runs are fine
+    from cellverify.outcome import LEARNED_GAP_FRACTION
+
+    return Symptom(
+        "stalled_loss",
+        f"alive, but the evaluation loss closed only {outcome.gap_closed:.1%} of the gap to "
+        f"the reference ({trace.eval_loss[0]:.4g} -> {trace.eval_loss[1]:.4g})",
+        {
+            "gap_closed": outcome.gap_closed,
+            "threshold": LEARNED_GAP_FRACTION,
+            "source": "outcome.LEARNED_GAP_FRACTION (measured)",
+        },
+    )
+
+
+def detect_update_ratio(trace: Trace) -> Symptom | None:
+    alive = min(_alive_steps(trace), trace.update_ratio.shape[0])
+    if alive == 0:
+        return None
+    low, high = UPDATE_RATIO_RANGE
+    for i in _kernels(trace):
+        ratios = trace.update_ratio[:alive, i]
+        median = float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else float("nan")
+        if not math.isnan(median) and not low <= median <= high:
+            return Symptom(
+                "update_ratio",
+                f"{trace.variables[i]} moves by {median:.1e} of its norm per step (median)",
+                {
+                    "variable": trace.variables[i],
+                    "median": median,
+                    "threshold": list(UPDATE_RATIO_RANGE),
+                    "source": "SPEC §6; Karpathy's 1e-3",
+                },
+            )
+    return None
+
+
+def detect_optimizer_step(trace: Trace) -> Symptom | None:
+    """Adam-like step: large next to lr·‖g‖, and the run died after step 0."""
+    first = trace.first_zero_gradient_step()
+    if first is None or first == 0 or trace.update_ratio.shape[0] == 0:
+        return None
+    lr = float(trace.train["learning_rate"])
+    gains = []
+    for i in _kernels(trace):
+        update = trace.update_ratio[0, i] * trace.weight_norm[0, i]
+        grad = trace.grad_norm[0, i]
+        if grad > 0 and np.isfinite(update):
+            gains.append((float(update / (lr * grad)), trace.variables[i]))
+    if not gains:
+        return None
+    gain, variable = max(gains)
+    if gain < STEP_GAIN_LIMIT:
+        return None
+    return Symptom(
+        "optimizer_step",
+        f"{trace.train['optimizer']} moved {variable} {gain:.0f}x farther than lr·‖g‖ at step 0, "
+        f"and the gradient died at step {first}: the step size, not the gradient, drove it",
+        {
+            "step": 0,
+            "gain": gain,
+            "variable": variable,
+            "death_step": first,
+            "threshold": STEP_GAIN_LIMIT,
+            "source": "SPEC §9 (Adam's step ≈ lr per entry)",
+        },
+    )
+
+
+#: Every per-run detector, in report order.
+DETECTORS: tuple[Callable[[Trace], Symptom | None], ...] = (
+    detect_zero_gradient,
+    detect_zero_logits,
+    detect_dead_units,
+    detect_optimizer_step,
+    detect_vanishing_gradient,
+    detect_vanishing_through_time,
+    detect_exploding_gradient,
+    detect_saturated_softmax,
+    detect_update_ratio,
+    detect_stalled_loss,
+)
+
+# -- causes and remedies ---------------------------------------------------------
+
+REMEDIES: dict[str, Remedy] = {
+    r.name: r
+    for r in (
+        Remedy(
+            "linear_last_conv",
+            "a linear last conv (the paper's design)",
+            cell={"output_activation": "linear"},
+        ),
+        Remedy("elu_convs", "ELU in the convs", cell={"activation": "elu"}),
+        Remedy(
+            "leaky_relu_convs",
+            "leaky ReLU (slope 0.2) in the convs",
+            cell={"activation": "leaky_relu"},
+        ),
+        Remedy(
+            "elu_and_linear",
+            "ELU in the convs and a linear last conv (REMEDIED)",
+            cell={"activation": "elu", "output_activation": "linear"},
+        ),
+        Remedy(
+            "tanh_glorot",
+            "tanh everywhere with Glorot init",
+            cell={
+                "activation": "tanh",
+                "output_activation": "tanh",
+                "initializer": "glorot_uniform",
+            },
+        ),
+        Remedy(
+            "adagrad",
+            "Adagrad, whose step scales with the gradient",
+            train={"optimizer": "adagrad"},
+        ),
+        Remedy("lower_learning_rate", "a learning rate 10x lower", train={"learning_rate": 0.1}),
+        Remedy("higher_learning_rate", "a learning rate 10x higher", train={"learning_rate": 10.0}),
+        Remedy("glorot_init", "Glorot-uniform init", cell={"initializer": "glorot_uniform"}),
+    )
+}
+"""Known remedies.  ``learning_rate`` values in ``train`` are *factors*."""
+
+
+def _cause_rules(
+    names: set[str], cell: dict[str, Any], train: dict[str, Any]
+) -> list[tuple[str, str, list[str], list[str]]]:
+    relu_out = cell.get("output_activation") == "relu"
+    relu_convs = cell.get("activation") == "relu"
+    adam_like = train.get("optimizer") in ("adam", "nadam", "adamw", "adamax", "rmsprop")
+    rules = []
+    if {"zero_gradient", "zero_logits"} & names and relu_out:
+        rules.append(
+            (
+                "relu_before_softmax",
+                "a ReLU before the softmax clips every negative logit to exactly 0; when all "
+                "are, the output is exactly uniform and the gradient exactly 0, for good",
+                sorted({"zero_gradient", "zero_logits"} & names),
+                ["linear_last_conv", "elu_and_linear"],
+            )
+        )
+    if "optimizer_step" in names:
+        rules.append(
+            (
+                "step_independent_of_gradient",
+                f"{train.get('optimizer')} steps each weight by about lr whatever the gradient's "
+                "scale; conv2's inputs are all >= 0 after ReLU, so the steps add up and push the "
+                "single output unit below 0 within a few steps",
+                ["optimizer_step"],
+                ["linear_last_conv", "adagrad"] if adam_like else ["linear_last_conv"],
+            )
+        )
+    if "dead_units" in names and relu_convs:
+        rules.append(
+            (
+                "dying_relu",
+                "ReLU conv units whose pre-activation is negative on every input output 0 and get "
+                "no gradient; with few kernels a whole layer can die at birth",
+                ["dead_units"],
+                ["elu_convs", "leaky_relu_convs"],
+            )
+        )
+    if "vanishing_gradient" in names or "vanishing_through_time" in names:
+        rules.append(
+            (
+                "vanishing_gradient",
+                "the gradient shrinks through the layers (or steps) to nothing",
+                sorted({"vanishing_gradient", "vanishing_through_time"} & names),
+                ["elu_convs", "tanh_glorot"],
+            )
+        )
+    if "exploding_gradient" in names or "update_ratio" in names:
+        rules.append(
+            (
+                "step_too_large",
+                "the updates are large next to the weights",
+                sorted({"exploding_gradient", "update_ratio"} & names),
+                ["lower_learning_rate"],
+            )
+        )
+    if "saturated_softmax" in names:
+        rules.append(
+            (
+                "saturated_softmax",
+                "the softmax is near one-hot, where its gradient w(1-w) vanishes",
+                ["saturated_softmax"],
+                ["glorot_init", "lower_learning_rate"],
+            )
+        )
+    if "stalled_loss" in names:
+        slow = train.get("optimizer") in ("sgd", "adagrad")
+        rules.append(
+            (
+                "steps_too_small" if slow else "not_learning",
+                "the cell is alive but its gradient is tiny (≈ 3e-3 on the portfolio loss, SPEC §9)"
+                " and this optimizer's step scales with it, so nothing visible happens"
+                if slow
+                else "the cell is alive but the loss does not move enough",
+                ["stalled_loss"],
+                ["higher_learning_rate", "elu_and_linear"] if slow else ["elu_and_linear"],
+            )
+        )
+    if "outcome_variance" in names and not rules:
+        rules.append(
+            (
+                "fragile_initialisation",
+                "whether the cell learns depends on the seed: the initial weights are a coin flip",
+                ["outcome_variance"],
+                ["elu_and_linear"],
+            )
+        )
+    return rules
+
+
+def _outcome_variance(seeds: Sequence[int], outcomes: Sequence[Outcome]) -> Finding | None:
+    learned = [s for s, o in zip(seeds, outcomes, strict=True) if o.learned]
+    if 0 < len(learned) < len(seeds):
+        return Finding(
+            "outcome_variance",
+            [s for s in seeds if s not in learned],
+            len(seeds),
+            f"learns on {len(learned)} of {len(seeds)} seeds: fragile, whatever one run says",
+            [{"learned_seeds": learned, "source": "SPEC §6 outcome variance over seeds"}],
+        )
+    return None
+
+
+def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
+    """Every detector on every seed's trace, then causes and remedies."""
+    if len(traces) != len(seeds) or not traces:
+        raise ValueError(f"need one trace per seed; received {len(traces)} for {len(seeds)}")
+    by_name: dict[str, list[tuple[int, Symptom]]] = {}
+    for seed, trace in zip(seeds, traces, strict=True):
+        for detect in DETECTORS:
+            symptom = detect(trace)
+            if symptom is not None:
+                by_name.setdefault(symptom.name, []).append((seed, symptom))
+    findings = [
+        Finding(
+            name,
+            [s for s, _ in hits],
+            len(seeds),
+            f"{len(hits)}/{len(seeds)} seeds; seed {hits[0][0]}: {hits[0][1].message}",
+            [{"seed": s, **sym.evidence} for s, sym in hits],
+        )
+        for name, hits in by_name.items()
+    ]
+    outcomes = [outcome_of(t) for t in traces]
+    variance = _outcome_variance(seeds, outcomes)
+    if variance is not None:
+        findings.append(variance)
+    names = {f.name for f in findings}
+    cell, train = dict(traces[0].cell), dict(traces[0].train)
+    causes = [Cause(*rule) for rule in _cause_rules(names, cell, train)]
+    return Diagnosis(cell, train, list(seeds), outcomes, findings, causes)

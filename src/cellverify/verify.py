@@ -1,0 +1,106 @@
+"""Verify remedies by re-running: the same seeds, before and after.
+
+Uses :mod:`cellverify.parallel` to train; what counts as learning is
+:mod:`cellverify.outcome`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.diagnosis import Diagnosis, Remedy, diagnose
+from cellverify.outcome import Outcome, outcome_of
+from cellverify.parallel import run_jobs
+from cellverify.trace import Trace
+
+__all__ = ["RemedyResult", "Tally", "apply_remedy", "run_seeds", "tally", "verify_remedies"]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many seeds learned and died."""
+
+    seeds: int
+    learned: int
+    died: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"seeds": self.seeds, "learned": self.learned, "died": self.died}
+
+
+def tally(outcomes: Sequence[Outcome]) -> Tally:
+    return Tally(len(outcomes), sum(o.learned for o in outcomes), sum(o.died for o in outcomes))
+
+
+@dataclass(frozen=True)
+class RemedyResult:
+    """A remedy re-run over the same seeds, with its own diagnosis."""
+
+    remedy: Remedy
+    before: Tally
+    after: Tally
+    diagnosis: Diagnosis
+
+    @property
+    def verified(self) -> bool:
+        """Every seed learns and none dies after the change."""
+        return self.after.died == 0 and self.after.learned == self.after.seeds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remedy": self.remedy.to_dict(),
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "verified": self.verified,
+            "remaining_findings": [f.name for f in self.diagnosis.findings],
+        }
+
+
+def apply_remedy(
+    remedy: Remedy, cell: CellConfig, train: TrainConfig
+) -> tuple[CellConfig, TrainConfig]:
+    """The configurations with ``remedy``'s changes (learning-rate entries are factors)."""
+    changes = dict(remedy.train)
+    if "learning_rate" in changes:
+        changes["learning_rate"] = train.learning_rate * float(changes["learning_rate"])
+    return cell.replace(**remedy.cell), train.replace(**changes)
+
+
+def run_seeds(
+    factory: str,
+    cell: CellConfig,
+    train: TrainConfig,
+    seeds: Sequence[int],
+    *,
+    workers: int = 1,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[Trace]:
+    """Train once per seed (the seed set on both the cell and the run)."""
+    jobs = [(factory, cell.replace(seed=s), train.replace(seed=s)) for s in seeds]
+    return run_jobs(jobs, workers=workers, on_done=on_done)
+
+
+def verify_remedies(
+    diagnosis: Diagnosis,
+    factory: str,
+    *,
+    workers: int = 1,
+    on_done: Callable[[str, int, int], None] | None = None,
+) -> list[RemedyResult]:
+    """Re-run every proposed remedy over the diagnosis's seeds."""
+    cell = CellConfig.from_dict(diagnosis.cell).replace(seed=0)
+    train = TrainConfig.from_dict(diagnosis.train).replace(seed=0)
+    before = tally(diagnosis.outcomes)
+    results = []
+    for remedy in diagnosis.remedies():
+        fixed_cell, fixed_train = apply_remedy(remedy, cell, train)
+        progress = None if on_done is None else (lambda d, t, n=remedy.name: on_done(n, d, t))
+        traces = run_seeds(
+            factory, fixed_cell, fixed_train, diagnosis.seeds, workers=workers, on_done=progress
+        )
+        after = diagnose(traces, diagnosis.seeds)
+        results.append(RemedyResult(remedy, before, tally([outcome_of(t) for t in traces]), after))
+    return results

@@ -1,0 +1,172 @@
+"""Each symptom detector fires on a constructed trace that shows it, and not on a healthy one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellverify import AS_ASKED, CellConfig, TrainConfig
+from cellverify import diagnosis as dx
+from cellverify.outcome import LEARNED_GAP_FRACTION, outcome_of, wilson_interval
+from cellverify.trace import ACTIVATION_LAYERS
+
+from .traces import dead_from, healthy_trace
+
+
+@pytest.mark.parametrize("detect", dx.DETECTORS, ids=lambda d: d.__name__)
+def test_no_detector_fires_on_a_healthy_trace(detect):
+    assert detect(healthy_trace()) is None
+
+
+def test_zero_gradient_fires_with_the_step_it_appeared():
+    symptom = dx.detect_zero_gradient(dead_from(healthy_trace(), 3))
+    assert symptom.name == "zero_gradient"
+    assert symptom.evidence["step"] == 3
+    assert symptom.evidence["to_the_end"] is True
+
+
+def test_zero_logits_fires_on_exactly_uniform_rows():
+    symptom = dx.detect_zero_logits(dead_from(healthy_trace(), 2))
+    assert symptom.evidence["step"] == 2
+    assert symptom.evidence["uniform_rows"] == 1.0
+
+
+def test_dead_units_fires_at_the_autotrainer_share_and_not_below():
+    dead = np.zeros((11, len(ACTIVATION_LAYERS)))
+    dead[:, 1] = dx.DEAD_UNIT_SHARE
+    symptom = dx.detect_dead_units(healthy_trace(dead_fraction=dead))
+    assert symptom.evidence["layer"] == "conv2"
+    dead[:, 1] = dx.DEAD_UNIT_SHARE - 0.05
+    assert dx.detect_dead_units(healthy_trace(dead_fraction=dead)) is None
+
+
+def test_vanishing_gradient_needs_both_the_ratio_and_a_tiny_first_layer():
+    norms = np.full((11, 6), 0.05)
+    norms[:, 0] = 1e-5  # conv1 kernel: ratio 2e-4, norm 1e-5
+    symptom = dx.detect_vanishing_gradient(healthy_trace(grad_norm=norms))
+    assert symptom.evidence["step"] == 0
+    norms[:, 4] = 1e-3  # last layer small too: ratio 1e-2 -> not vanishing
+    assert dx.detect_vanishing_gradient(healthy_trace(grad_norm=norms)) is None
+
+
+def test_exploding_gradient_fires_on_a_large_ratio_or_a_nan():
+    norms = np.full((11, 6), 0.05)
+    norms[4, 0] = 0.05 * dx.EXPLODING_RATIO
+    assert dx.detect_exploding_gradient(healthy_trace(grad_norm=norms)).evidence["step"] == 4
+    loss = np.linspace(2.7, 2.5, 11)
+    loss[6] = np.nan
+    assert dx.detect_exploding_gradient(healthy_trace(loss=loss)).evidence["step"] == 6
+
+
+def test_vanishing_through_time_fires_on_a_faded_state_and_ignores_one_step_runs():
+    state = np.full((11, 2), 1e-2)
+    state[:, 0] = 1e-6
+    symptom = dx.detect_vanishing_through_time(healthy_trace(state_grad_norm=state))
+    assert symptom.evidence["ratio"] == pytest.approx(1e-4)
+    one_step = TrainConfig(train_steps=10, steps=1)
+    assert (
+        dx.detect_vanishing_through_time(healthy_trace(state_grad_norm=state, train=one_step))
+        is None
+    )
+
+
+def test_saturated_softmax_fires_at_its_threshold():
+    weights = np.full(11, 0.2)
+    weights[5:] = dx.SATURATED_MAX_WEIGHT
+    assert dx.detect_saturated_softmax(healthy_trace(max_weight=weights)).evidence["step"] == 5
+
+
+def test_stalled_loss_fires_on_an_alive_run_that_does_not_learn():
+    gap = 2.7 - 2.3
+    barely = (2.7, 2.7 - 0.5 * LEARNED_GAP_FRACTION * gap)
+    symptom = dx.detect_stalled_loss(healthy_trace(eval_loss=barely))
+    assert symptom.evidence["gap_closed"] == pytest.approx(0.5 * LEARNED_GAP_FRACTION)
+    # A dead run is zero_gradient's finding, not a stall.
+    assert dx.detect_stalled_loss(dead_from(healthy_trace(eval_loss=barely), 0)) is None
+
+
+def test_update_ratio_fires_outside_its_range():
+    ratios = np.full((10, 6), 1e-3)
+    ratios[:, 2] = 1.0
+    symptom = dx.detect_update_ratio(healthy_trace(update_ratio=ratios))
+    assert symptom.evidence["variable"] == "conv2/kernel"
+    ratios[:, 2] = dx.UPDATE_RATIO_RANGE[0] / 10
+    assert dx.detect_update_ratio(healthy_trace(update_ratio=ratios)) is not None
+
+
+def test_optimizer_step_fires_when_a_large_step_precedes_death():
+    # conv3/kernel moved 1e-2 with lr 1e-3 and gradient 1e-3: gain 10 000.
+    ratios = np.full((10, 6), 1e-3)
+    ratios[0, 4] = 1e-2
+    norms = np.full((11, 6), 0.05)
+    norms[0, 4] = 1e-3
+    trace = dead_from(healthy_trace(update_ratio=ratios, grad_norm=norms), 2)
+    symptom = dx.detect_optimizer_step(trace)
+    assert symptom.evidence["gain"] == pytest.approx(1e4)
+    assert symptom.evidence["death_step"] == 2
+    # The same step without a death afterwards is not the symptom.
+    assert dx.detect_optimizer_step(healthy_trace(update_ratio=ratios, grad_norm=norms)) is None
+
+
+def test_question_cell_dying_is_blamed_on_relu_before_softmax_and_adam():
+    cell, train = AS_ASKED.cell, AS_ASKED.train.replace(train_steps=10)
+    ratios = np.full((10, 6), 1e-3)
+    ratios[0, 2] = 5e-2
+    norms = np.full((11, 6), 0.05)
+    norms[0, 2] = 1e-3
+    traces = [
+        dead_from(healthy_trace(cell=cell, train=train, update_ratio=ratios, grad_norm=norms), s)
+        for s in (1, 2, 3)
+    ]
+    result = dx.diagnose(traces, [0, 1, 2])
+    names = {f.name for f in result.findings}
+    assert {"zero_gradient", "zero_logits", "optimizer_step"} <= names
+    causes = [c.name for c in result.causes]
+    assert causes[:2] == ["relu_before_softmax", "step_independent_of_gradient"]
+    assert "linear_last_conv" in [r.name for r in result.remedies()]
+
+
+def test_outcome_variance_is_reported_when_some_seeds_learn_and_others_do_not():
+    good, bad = healthy_trace(), dead_from(healthy_trace(), 0)
+    result = dx.diagnose([good, bad, good], [0, 1, 2])
+    variance = next(f for f in result.findings if f.name == "outcome_variance")
+    assert variance.seeds == [1]
+    assert variance.evidence[0]["learned_seeds"] == [0, 2]
+
+
+def test_healthy_seeds_give_no_finding_and_no_remedy():
+    result = dx.diagnose([healthy_trace(), healthy_trace()], [0, 1])
+    assert result.healthy
+    assert result.remedies() == []
+
+
+def test_diagnose_wants_one_trace_per_seed():
+    with pytest.raises(ValueError, match="one trace per seed"):
+        dx.diagnose([healthy_trace()], [0, 1])
+
+
+def test_outcome_counts_dead_runs_as_not_learning():
+    assert outcome_of(healthy_trace()).learned
+    dead = outcome_of(dead_from(healthy_trace(), 4))
+    assert dead.died
+    assert dead.death_step == 4
+    assert not dead.learned
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [(0, 10, 0.0, 0.278), (10, 10, 0.722, 1.0), (5, 10, 0.237, 0.763)],
+)
+def test_wilson_interval_matches_published_values(k, n, low, high):
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(low, abs=1e-3)
+    assert hi == pytest.approx(high, abs=1e-3)
+
+
+def test_remedy_factors_scale_the_learning_rate():
+    from cellverify.verify import apply_remedy
+
+    cell, train = apply_remedy(dx.REMEDIES["higher_learning_rate"], CellConfig(), TrainConfig())
+    assert train.learning_rate == pytest.approx(1e-2)
+    cell, _ = apply_remedy(dx.REMEDIES["elu_and_linear"], CellConfig(), TrainConfig())
+    assert (cell.activation, cell.output_activation) == ("elu", "linear")
