@@ -206,6 +206,69 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Map the probability of learning over a grid, or merge shards' reports."""
+    import json
+
+    from cellverify.sweep import DEFAULT_GRID, aggregate, parse_grid, parse_shard
+
+    if args.merge:
+        reports = []
+        for path in args.merge:
+            try:
+                with open(path) as f:
+                    reports.append(json.load(f))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InvalidConfig("sweep", "merge", "readable JSON reports", path) from exc
+    else:
+        cell, train_cfg = configs_from_args(args)
+        grid = parse_grid(args.grid or DEFAULT_GRID)
+        shard = parse_shard(args.shard)
+        if args.seeds < 1:
+            raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
+        from cellverify.sweep import sweep_tasks
+
+        sweep_tasks(grid, cell, train_cfg, range(args.seeds), shard=shard)  # validates every point
+        _quiet_tensorflow()
+        from cellverify.factory import load_factory
+        from cellverify.parallel import default_jobs
+        from cellverify.sweep import run_sweep
+
+        load_factory(args.cell)
+        raw = run_sweep(
+            args.cell,
+            grid,
+            cell,
+            train_cfg,
+            list(range(args.seeds)),
+            shard=shard,
+            workers=args.jobs or default_jobs(),
+            on_done=_progress("sweep"),
+        )
+        if shard != (1, 1):  # a shard's raw runs are merged later
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(raw, f, indent=1)
+            print(
+                f"shard {shard[0]}/{shard[1]}: {len(raw['runs'])} runs"
+                + (f" written to {args.json}" if args.json else "")
+            )
+            return EXIT_OK
+        reports = [raw]
+    from cellverify.report import render_sweep
+
+    report = aggregate(reports)
+    print(render_sweep(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    if args.plot:
+        from cellverify.plots import plot_sweep
+
+        plot_sweep(report, args.plot)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cellverify",
@@ -269,6 +332,33 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--json", metavar="PATH")
     diagnose.add_argument("--plot", metavar="PATH", help="PNG of loss and gradient norms")
     diagnose.set_defaults(func=cmd_diagnose)
+
+    sweep = sub.add_parser(
+        "sweep", help="fragility map: P(learns) over a grid of configurations, across seeds"
+    )
+    add_config_options(sweep, "as-asked")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="FIELD=V1,V2",
+        help="a grid axis (repeatable; tuples with dashes, kernels=5-20-1,5-25-1); "
+        "default: optimizer x learning rate x output activation",
+    )
+    sweep.add_argument("--seeds", type=int, default=5, help="seeds per grid point (default 5)")
+    sweep.add_argument("--cell", default="cellverify.cell:conv_rnn_cell", metavar="MODULE:FACTORY")
+    sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: cores)")
+    sweep.add_argument(
+        "--shard",
+        default="1/1",
+        metavar="K/N",
+        help="run only the K-th of N slices of the runs (CI matrix jobs)",
+    )
+    sweep.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="merge shards' JSON reports instead of running"
+    )
+    sweep.add_argument("--json", metavar="PATH")
+    sweep.add_argument("--plot", metavar="PATH", help="heat-map PNG of P(learns)")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -9,7 +9,13 @@ import numpy as np
 
 from cellverify.trace import ACTIVATION_LAYERS, Trace
 
-__all__ = ["format_table", "render_check", "render_diagnosis", "render_trace_comparison"]
+__all__ = [
+    "format_table",
+    "render_check",
+    "render_diagnosis",
+    "render_sweep",
+    "render_trace_comparison",
+]
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -156,3 +162,23 @@ def render_diagnosis(report: Mapping[str, Any]) -> str:
         ]
         lines.append(format_table(["remedy", "learned", "died", "verified", "symptoms left"], rows))
     return "\n".join(lines)
+
+
+def render_sweep(report: Mapping[str, Any]) -> str:
+    """One row per grid point: P(learns) with its 95 % Wilson interval, P(dies), when."""
+    names = list(report["grid"])
+    rows = []
+    for p in report["points"]:
+        low, high = p["learned_ci"]
+        death = p["median_death_step"]
+        rows.append(
+            [
+                *(str(p["values"][n]) for n in names),
+                f"{p['learned']}/{p['runs']}",
+                f"{p['learned_rate']:.2f} [{low:.2f}, {high:.2f}]",
+                f"{p['died_rate']:.2f}",
+                "-" if death is None else f"{death:g}",
+            ]
+        )
+    header = [*names, "learned", "P(learns) [95% CI]", "P(dies)", "median death step"]
+    return format_table(header, rows)

@@ -1,0 +1,210 @@
+"""A fragility map: the probability of learning over a grid of configurations.
+
+Each grid point is trained on several seeds; a point's result is the share of
+seeds that learned (with a 95 % Wilson interval), the share that died, and the
+median step of death (:mod:`cellverify.outcome`).  A grid can be split into
+shards (``K/N``) for CI matrix jobs and the shards' JSON merged afterwards.
+No TensorFlow here: training goes through :mod:`cellverify.parallel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.errors import InvalidConfig
+from cellverify.outcome import outcome_of, wilson_interval
+from cellverify.parallel import run_jobs
+
+__all__ = [
+    "DEFAULT_GRID",
+    "aggregate",
+    "parse_grid",
+    "parse_shard",
+    "run_sweep",
+    "sweep_tasks",
+]
+
+#: The question's four claims in one grid: optimizer x learning rate x the
+#: last conv's activation.
+DEFAULT_GRID = (
+    "optimizer=adam,nadam,adagrad,sgd",
+    "learning_rate=0.001,0.01,0.1,1.0",
+    "output_activation=relu,linear",
+)
+
+_CELL_FIELDS = {f.name: f for f in dataclasses.fields(CellConfig)}
+_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_NOT_SWEPT = {"seed"}  # seeds are the replicate axis, not a grid axis
+
+
+def _parse_value(field: str, text: str) -> Any:
+    default = getattr(CellConfig(), field, None)
+    if default is None:
+        default = getattr(TrainConfig(), field)
+    try:
+        if isinstance(default, bool):
+            return text.lower() in ("1", "true", "yes")
+        if isinstance(default, tuple):
+            return tuple(int(x) for x in text.split("-") if x)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise InvalidConfig(
+            "sweep", "grid", f"{type(default).__name__} values for {field}", text
+        ) from None
+    return text
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """``["optimizer=adam,sgd", "kernels=5-20-1,5-25-1"]`` -> ``{field: [values]}``.
+
+    Tuples (kernels, dropout_after) are written with dashes.
+    """
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        field, sep, values = spec.partition("=")
+        field = field.strip().replace("-", "_")
+        if not sep or not values:
+            raise InvalidConfig("sweep", "grid", "FIELD=V1,V2,... such as optimizer=adam,sgd", spec)
+        if field in _NOT_SWEPT or (field not in _CELL_FIELDS and field not in _TRAIN_FIELDS):
+            allowed = sorted((set(_CELL_FIELDS) | set(_TRAIN_FIELDS)) - _NOT_SWEPT)
+            raise InvalidConfig("sweep", "grid", f"a field among {', '.join(allowed)}", field)
+        if field in grid:
+            raise InvalidConfig("sweep", "grid", "each field once", field)
+        grid[field] = [_parse_value(field, v.strip()) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> (2, 4): the second of four shards."""
+    k, sep, n = text.partition("/")
+    try:
+        shard, shards = int(k), int(n)
+    except ValueError:
+        shard, shards = 0, 0
+    if not sep or shards < 1 or not 1 <= shard <= shards:
+        raise InvalidConfig("sweep", "shard", "K/N with 1 <= K <= N, such as 1/4", text)
+    return shard, shards
+
+
+def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    cell = {k: v for k, v in values.items() if k in _CELL_FIELDS}
+    train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
+    return cell, train
+
+
+def sweep_tasks(
+    grid: Mapping[str, Sequence[Any]],
+    cell: CellConfig,
+    train: TrainConfig,
+    seeds: Sequence[int],
+    *,
+    shard: tuple[int, int] = (1, 1),
+) -> list[tuple[dict[str, Any], int, CellConfig, TrainConfig]]:
+    """Every (grid point, seed) of this shard, with its validated configurations."""
+    names = list(grid)
+    tasks = []
+    for index, combo in enumerate(
+        itertools.product(itertools.product(*(grid[n] for n in names)), seeds)
+    ):
+        if index % shard[1] != shard[0] - 1:
+            continue
+        point, seed = combo
+        values = dict(zip(names, point, strict=True))
+        cell_changes, train_changes = _split(values)
+        tasks.append(
+            (
+                values,
+                seed,
+                cell.replace(**cell_changes, seed=seed),
+                train.replace(**train_changes, seed=seed),
+            )
+        )
+    return tasks
+
+
+def run_sweep(
+    factory: str,
+    grid: Mapping[str, Sequence[Any]],
+    cell: CellConfig,
+    train: TrainConfig,
+    seeds: Sequence[int],
+    *,
+    shard: tuple[int, int] = (1, 1),
+    workers: int = 1,
+    on_done: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train this shard's runs and return the raw report (runs, not yet aggregated)."""
+    tasks = sweep_tasks(grid, cell, train, seeds, shard=shard)
+    traces = run_jobs([(factory, c, t) for _, _, c, t in tasks], workers=workers, on_done=on_done)
+    runs = [
+        {"values": _jsonable(values), "seed": seed, **outcome_of(trace).to_dict()}
+        for (values, seed, _, _), trace in zip(tasks, traces, strict=True)
+    ]
+    return {
+        "grid": {k: _jsonable(list(v)) for k, v in grid.items()},
+        "base": {"cell": cell.to_dict(), "train": train.to_dict()},
+        "seeds": len(seeds),
+        "shard": list(shard),
+        "runs": runs,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return "-".join(str(x) for x in value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge shard reports and compute each point's rates (SPEC §4.3)."""
+    if not reports:
+        raise InvalidConfig("sweep", "merge", "at least one report", 0)
+    grid = reports[0]["grid"]
+    for r in reports[1:]:
+        if r["grid"] != grid or r["base"] != reports[0]["base"]:
+            raise InvalidConfig("sweep", "merge", "reports of the same grid and base", "mixed")
+    runs = [run for r in reports for run in r["runs"]]
+    names = list(grid)
+    by_point: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for run in runs:
+        by_point.setdefault(tuple(run["values"][n] for n in names), []).append(run)
+    points = []
+    for combo in itertools.product(*(grid[n] for n in names)):
+        point_runs = by_point.get(tuple(combo), [])
+        n = len(point_runs)
+        learned = sum(r["learned"] for r in point_runs)
+        died = sum(r["died"] for r in point_runs)
+        deaths = [r["death_step"] for r in point_runs if r["died"]]
+        low, high = wilson_interval(learned, n)
+        points.append(
+            {
+                "values": dict(zip(names, combo, strict=True)),
+                "runs": n,
+                "learned": learned,
+                "learned_rate": learned / n if n else float("nan"),
+                "learned_ci": [low, high],
+                "died": died,
+                "died_rate": died / n if n else float("nan"),
+                "median_death_step": float(np.median(deaths)) if deaths else None,
+            }
+        )
+    return {
+        "grid": grid,
+        "base": reports[0]["base"],
+        "seeds": reports[0]["seeds"],
+        "points": points,
+        "runs": runs,
+    }

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cellverify import CellConfig, InvalidConfig, TrainConfig
+from cellverify.cli import main
+from cellverify.sweep import aggregate, parse_grid, parse_shard, sweep_tasks
+
+SMALL = [
+    "--assets",
+    "3",
+    "--window",
+    "6",
+    "--kernels",
+    "2,3,1",
+    "--batch-size",
+    "2",
+    "--steps",
+    "1",
+    "--train-steps",
+    "2",
+    "--jobs",
+    "1",
+]
+
+
+def test_grid_values_take_the_fields_types():
+    grid = parse_grid(
+        [
+            "optimizer=adam,sgd",
+            "learning_rate=1e-3,1",
+            "kernels=5-20-1,2-20-1",
+            "cash_bias=true,false",
+            "batch-size=4",
+        ]
+    )
+    assert grid == {
+        "optimizer": ["adam", "sgd"],
+        "learning_rate": [1e-3, 1.0],
+        "kernels": [(5, 20, 1), (2, 20, 1)],
+        "cash_bias": [True, False],
+        "batch_size": [4],
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("optimizer", "FIELD=V1,V2"),
+        ("seed=1,2", "a field among"),
+        ("colour=red", "a field among"),
+        ("batch_size=four", "int values for batch_size"),
+    ],
+)
+def test_bad_grid_axes_are_explained(spec, message):
+    with pytest.raises(InvalidConfig, match=message):
+        parse_grid([spec])
+
+
+def test_a_field_may_be_swept_once():
+    with pytest.raises(InvalidConfig, match="each field once"):
+        parse_grid(["optimizer=adam", "optimizer=sgd"])
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
+def test_bad_shards_are_rejected(text):
+    with pytest.raises(InvalidConfig, match="K/N with 1 <= K <= N"):
+        parse_shard(text)
+
+
+def test_shards_partition_the_runs_exactly():
+    grid = parse_grid(["optimizer=adam,sgd,adagrad", "learning_rate=0.1,1"])
+    whole = sweep_tasks(grid, CellConfig(), TrainConfig(), range(4))
+    parts = [
+        sweep_tasks(grid, CellConfig(), TrainConfig(), range(4), shard=(k, 3)) for k in (1, 2, 3)
+    ]
+    key = [(str(v), s) for v, s, _, _ in whole]
+    assert sorted(k for part in parts for k in [(str(v), s) for v, s, _, _ in part]) == sorted(key)
+    assert len(whole) == 3 * 2 * 4
+
+
+def test_an_invalid_grid_point_is_caught_before_training():
+    grid = parse_grid(["learning_rate=0.1,-1"])
+    with pytest.raises(InvalidConfig, match="TrainConfig.learning_rate"):
+        sweep_tasks(grid, CellConfig(), TrainConfig(), range(1))
+
+
+def test_aggregate_counts_rates_and_wilson_intervals():
+    raw = {
+        "grid": {"optimizer": ["adam", "sgd"]},
+        "base": {},
+        "seeds": 2,
+        "runs": [
+            {
+                "values": {"optimizer": "adam"},
+                "seed": 0,
+                "died": True,
+                "death_step": 2,
+                "learned": False,
+            },
+            {
+                "values": {"optimizer": "adam"},
+                "seed": 1,
+                "died": True,
+                "death_step": 4,
+                "learned": False,
+            },
+            {
+                "values": {"optimizer": "sgd"},
+                "seed": 0,
+                "died": False,
+                "death_step": None,
+                "learned": True,
+            },
+        ],
+    }
+    points = {p["values"]["optimizer"]: p for p in aggregate([raw])["points"]}
+    assert points["adam"]["died_rate"] == 1.0
+    assert points["adam"]["median_death_step"] == 3.0
+    assert points["sgd"]["learned"] == 1
+    assert points["sgd"]["runs"] == 1
+    assert points["sgd"]["learned_ci"][0] > 0.0
+
+
+def test_merging_reports_of_different_grids_is_refused():
+    a = {"grid": {"optimizer": ["adam"]}, "base": {}, "seeds": 1, "runs": []}
+    b = {"grid": {"optimizer": ["sgd"]}, "base": {}, "seeds": 1, "runs": []}
+    with pytest.raises(InvalidConfig, match="same grid"):
+        aggregate([a, b])
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_sharded_sweep_merges_to_the_unsharded_result(tmp_path, capsys):
+    grid = ["--grid", "output_activation=relu,linear", "--seeds", "2"]
+    whole = tmp_path / "whole.json"
+    assert main(["sweep", *SMALL, *grid, "--json", str(whole)]) == 0
+    shards = []
+    for k in (1, 2):
+        path = tmp_path / f"shard{k}.json"
+        assert main(["sweep", *SMALL, *grid, "--shard", f"{k}/2", "--json", str(path)]) == 0
+        shards.append(str(path))
+    merged = tmp_path / "merged.json"
+    plot = tmp_path / "map.png"
+    assert main(["sweep", "--merge", *shards, "--json", str(merged), "--plot", str(plot)]) == 0
+    assert "P(learns) [95% CI]" in capsys.readouterr().out
+    a, b = json.loads(whole.read_text()), json.loads(merged.read_text())
+    assert a["points"] == b["points"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_exits_2_on_a_bad_grid(capsys):
+    assert main(["sweep", "--grid", "colour=red"]) == 2
+    assert "sweep.grid must be a field among" in capsys.readouterr().err
