@@ -83,7 +83,7 @@ def test_shards_partition_the_runs_exactly():
 
 def test_an_invalid_grid_point_is_caught_before_training():
     grid = parse_grid(["learning_rate=0.1,-1"])
-    with pytest.raises(InvalidConfig, match="TrainConfig.learning_rate"):
+    with pytest.raises(InvalidConfig, match=r"TrainConfig\.learning_rate"):
         sweep_tasks(grid, CellConfig(), TrainConfig(), range(1))
 
 
