@@ -1,0 +1,179 @@
+"""What the benchmarks time, built outside the timed region.
+
+Each builder returns a zero-argument callable that runs the work once and
+returns a tensor; the benchmark calls it once before timing (tracing, XLA
+compilation) and synchronises the device after each call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cellverify import CellConfig, ConvRNNCell, TrainConfig, batch_for
+from cellverify.fast import FastConvRNN
+from cellverify.model import fresh_session, portfolio_loss
+
+#: The question's shape and batch, and a small one.
+SHAPES = {
+    "question": (CellConfig(), 100),
+    "small": (CellConfig(assets=4, window=12, kernels=(3, 6, 1)), 8),
+}
+#: Units of the reference LSTM, run per asset on the flattened window like
+#: EIIE's evaluators: 4*8*(300+8+1) = 9,888 weights against the cell's 9,892.
+LSTM_UNITS = 8
+MODES = ("eager", "function", "xla")
+
+
+@dataclass
+class Workload:
+    run: Callable[[], Any]
+    info: dict[str, Any]
+
+
+def compile_mode(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    if mode == "eager":
+        return fn
+    return tf.function(fn, jit_compile=(mode == "xla"))
+
+
+def inputs(config: CellConfig, batch: int, steps: int) -> tuple[tf.Tensor, tf.Tensor]:
+    data = batch_for(config, TrainConfig(batch_size=batch, steps=steps, seed=0))
+    return tf.constant(data.inputs), tf.constant(data.relatives)
+
+
+class LSTMReference(keras.layers.Layer):
+    """A per-asset LSTM with a linear score and a softmax over assets."""
+
+    def __init__(self, config: CellConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.lstm = keras.layers.LSTMCell(LSTM_UNITS, seed=0)
+        self.score = keras.layers.Dense(1)
+
+    def step(self, x: Any, states: list[Any]) -> tuple[Any, list[Any]]:
+        c = self.config
+        flat = tf.reshape(x, [-1, c.window * c.features])
+        h, new = self.lstm(flat, states)
+        logits = tf.reshape(self.score(h), [-1, c.assets])
+        return tf.nn.softmax(logits, axis=-1), new
+
+    def initial(self, batch: int) -> list[Any]:
+        return [tf.zeros([batch * self.config.assets, LSTM_UNITS])] * 2
+
+    def call(self, sequence: Any) -> Any:
+        states = self.initial(tf.shape(sequence)[0])
+        outputs = []
+        for t in range(sequence.shape[1]):
+            out, states = self.step(sequence[:, t], states)
+            outputs.append(out)
+        return tf.stack(outputs, axis=1)
+
+
+def sequence_layer(impl: str, config: CellConfig) -> keras.layers.Layer:
+    if impl == "lstm":
+        return LSTMReference(config)
+    cell = ConvRNNCell(config)
+    if impl == "fast":
+        return FastConvRNN(cell)
+    return keras.layers.RNN(cell, return_sequences=True)
+
+
+def forward_step(impl: str, shape: str, mode: str) -> Workload:
+    """One cell step: [batch, assets, window, features] and a state -> output."""
+    fresh_session()
+    config, batch = SHAPES[shape]
+    x = inputs(config, batch, 1)[0][:, 0]
+    if impl == "lstm":
+        layer = LSTMReference(config)
+        states = layer.initial(batch)
+        fn = compile_mode(lambda: layer.step(x, states)[0], mode)
+    else:
+        cell = ConvRNNCell(config)
+        state = cell.get_initial_state(batch)
+        fn = compile_mode(lambda: cell(x, state)[0], mode)
+    return Workload(fn, {"impl": impl, "shape": shape, "mode": mode, "batch": batch})
+
+
+def train_step(impl: str, shape: str, mode: str, steps: int = 1, batch: int = 0) -> Workload:
+    """Forward over the sequence, backward, and an Adam update (``batch`` 0: the shape's)."""
+    fresh_session()
+    config, default_batch = SHAPES[shape]
+    batch = batch or default_batch
+    x, y = inputs(config, batch, steps)
+    layer = sequence_layer(impl, config)
+    layer(x)  # build the weights outside the timed region
+    optimizer = keras.optimizers.Adam(1e-3)
+    variables = layer.trainable_variables
+    optimizer.build(variables)
+
+    def step() -> Any:
+        with tf.GradientTape() as tape:
+            loss = portfolio_loss(layer(x, training=True), y)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    info = {
+        "impl": impl,
+        "shape": shape,
+        "mode": mode,
+        "batch": batch,
+        "steps": steps,
+        "parameters": int(sum(np.prod(v.shape) for v in variables)),
+    }
+    return Workload(compile_mode(step, mode), info)
+
+
+def sequence_forward(impl: str, mode: str, steps: int) -> Workload:
+    """A whole sequence at the question's shape, inference."""
+    fresh_session()
+    config, batch = SHAPES["question"]
+    x = inputs(config, batch, steps)[0]
+    layer = sequence_layer(impl, config)
+    layer(x[:, :1])
+    fn = compile_mode(lambda: layer(x, training=False), mode)
+    return Workload(fn, {"impl": impl, "mode": mode, "batch": batch, "steps": steps})
+
+
+def floor_matmul(m: int, k: int, n: int) -> Workload:
+    """The attainable rate for the step's kind of work: conv2's matmul alone."""
+    a = tf.random.stateless_normal([m, k], seed=[0, 1])
+    b = tf.random.stateless_normal([k, n], seed=[0, 2])
+    return Workload(tf.function(lambda: tf.matmul(a, b)), {"m": m, "k": k, "n": n})
+
+
+def recorded_training(record: bool) -> Workload:
+    """One step of cellverify's recording run (update + gradient statistics +
+    activation probe, as ``train`` does) against a bare update of the same model."""
+    from cellverify.run import Trainer
+
+    fresh_session()
+    config, _ = SHAPES["question"]
+    run = TrainConfig(batch_size=32, steps=4, train_steps=1)
+    trainer = Trainer(__import__("cellverify").conv_rnn_cell, config, run)
+    batch = batch_for(config, run)
+    if record:
+
+        def step() -> Any:
+            trainer.activations(batch)
+            return trainer.step(batch).loss
+
+        return Workload(step, {"record": True, "batch": 32, "steps": 4})
+    x, y = tf.constant(batch.inputs), tf.constant(batch.relatives)
+    variables = trainer.variables
+
+    @tf.function
+    def bare() -> Any:
+        with tf.GradientTape() as tape:
+            loss = portfolio_loss(trainer.rnn(x, training=True), y)
+        trainer.optimizer.apply_gradients(
+            zip(tape.gradient(loss, variables), variables, strict=True)
+        )
+        return loss
+
+    return Workload(bare, {"record": False, "batch": 32, "steps": 4})

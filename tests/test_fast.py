@@ -1,0 +1,75 @@
+"""The fast path computes what keras.layers.RNN(ConvRNNCell) computes."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+
+from cellverify import ConvRNNCell
+from cellverify.fast import FastConvRNN
+from cellverify.model import fresh_session, loss_for
+from cellverify.strategies import any_cases
+
+#: Outputs are probabilities; the fast path reorders float32 sums (conv2 as a
+#: matmul, conv3 split in two), a few ulps of 1.0.  Measured worst: README
+#: "Performance" (docs/performance.md).
+OUTPUT_ATOL = 1e-6
+#: Gradients are sums over batch, steps and positions in another order.
+GRADIENT_RTOL = 1e-4
+GRADIENT_ATOL = 1e-7
+
+
+def _outputs_and_gradients(layer, x, y, task, variables):
+    with tf.GradientTape() as tape:
+        out = layer(x, training=False)
+        loss = loss_for(task)(out, y)
+    return np.asarray(out), [np.asarray(g) for g in tape.gradient(loss, variables)]
+
+
+@settings(max_examples=25, derandomize=True, database=None, deadline=None)
+@given(any_cases(adversarial_inputs=True))
+def test_fast_path_matches_the_plain_rnn_in_outputs_and_gradients(case):
+    fresh_session()
+    batch = case.batch()
+    cell = ConvRNNCell(case.cell)
+    cell.build((None, *batch.inputs.shape[2:]))
+    plain = keras.layers.RNN(cell, return_sequences=True)
+    fast = FastConvRNN(cell)
+    y = batch.target(case.train.task)
+    out_p, grads_p = _outputs_and_gradients(
+        plain, batch.inputs, y, case.train.task, cell.trainable_variables
+    )
+    out_f, grads_f = _outputs_and_gradients(
+        fast, batch.inputs, y, case.train.task, cell.trainable_variables
+    )
+    np.testing.assert_allclose(
+        out_f, out_p, rtol=0, atol=OUTPUT_ATOL, err_msg=f"outputs {out_p.shape}"
+    )
+    for v, gf, gp in zip(cell.trainable_variables, grads_f, grads_p, strict=True):
+        np.testing.assert_allclose(
+            gf,
+            gp,
+            rtol=GRADIENT_RTOL,
+            atol=GRADIENT_ATOL,
+            err_msg=f"gradient of {v.path} {gp.shape}",
+        )
+
+
+def test_fast_path_refuses_another_cell():
+    with pytest.raises(TypeError, match=r"FastConvRNN runs a ConvRNNCell\. Received: LSTMCell"):
+        FastConvRNN(keras.layers.LSTMCell(2))
+
+
+def test_fast_path_takes_an_initial_state():
+    from cellverify import CellConfig, TrainConfig, batch_for
+
+    config = CellConfig(assets=3, window=6, kernels=(2, 3, 1), output_activation="linear")
+    x = batch_for(config, TrainConfig(batch_size=2, steps=3)).inputs
+    cell = ConvRNNCell(config)
+    state = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    plain = keras.layers.RNN(cell, return_sequences=True)(x, initial_state=[state])
+    fast = FastConvRNN(cell)(x, initial_state=[state])
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(plain), atol=OUTPUT_ATOL)
