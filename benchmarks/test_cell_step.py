@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cellverify.devices import benchmark_devices, synchronize
-from cellverify.perf import TRAIN_FLOP_FACTOR, floor_matmul_shape, step_flops
+from cellverify.perf import TRAIN_FLOP_FACTOR, floor_matmul_shape, lstm_step_flops, step_flops
 
 from . import workloads as w
 
@@ -17,6 +17,15 @@ DEVICES = [
     pytest.param(d, id=d.name, marks=[] if d.available else pytest.mark.skip(reason=d.reason))
     for d in benchmark_devices()
 ]
+
+
+def flops(impl, shape, batch=None):
+    """Forward FLOPs of one step of ``impl`` at ``shape``."""
+    config, default_batch = w.SHAPES[shape]
+    batch = batch or default_batch
+    if impl == "lstm":
+        return lstm_step_flops(config, batch, w.LSTM_UNITS)
+    return step_flops(config, batch)["total"]
 
 
 def timed(benchmark, device, build):
@@ -43,9 +52,7 @@ def timed(benchmark, device, build):
 @pytest.mark.parametrize("impl", ["cell", "lstm"])
 def test_forward_step(benchmark, device, mode, shape, impl):
     benchmark.group = f"forward step, {shape}"
-    config, batch = w.SHAPES[shape]
-    if impl == "cell":
-        benchmark.extra_info["flops"] = step_flops(config, batch)["total"]
+    benchmark.extra_info["flops"] = flops(impl, shape)
     timed(benchmark, device, lambda: w.forward_step(impl, shape, mode))
 
 
@@ -55,8 +62,7 @@ def test_forward_step(benchmark, device, mode, shape, impl):
 @pytest.mark.parametrize("impl", ["plain", "fast", "lstm"])
 def test_train_step(benchmark, device, mode, shape, impl):
     benchmark.group = f"training step, {shape}"
-    config, batch = w.SHAPES[shape]
-    benchmark.extra_info["flops"] = TRAIN_FLOP_FACTOR * step_flops(config, batch)["total"]
+    benchmark.extra_info["flops"] = TRAIN_FLOP_FACTOR * flops(impl, shape)
     timed(benchmark, device, lambda: w.train_step(impl, shape, mode))
 
 

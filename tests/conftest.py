@@ -27,3 +27,24 @@ def small_cell() -> CellConfig:
 @pytest.fixture
 def small_train() -> TrainConfig:
     return SMALL_TRAIN
+
+
+@pytest.fixture
+def small_cli_args() -> list[str]:
+    """Command-line options for a run that takes well under a second."""
+    return [
+        "--assets",
+        "3",
+        "--window",
+        "6",
+        "--kernels",
+        "2,3,1",
+        "--batch-size",
+        "2",
+        "--steps",
+        "1",
+        "--train-steps",
+        "2",
+        "--jobs",
+        "1",
+    ]

@@ -49,27 +49,14 @@ def test_compare_prints_both_presets_and_writes_json(tmp_path, capsys):
 
 
 @pytest.mark.usefixtures("fresh_keras")
-def test_diagnose_prints_a_report_and_writes_json_and_a_plot(tmp_path, capsys):
+def test_diagnose_prints_a_report_and_writes_json_and_a_plot(tmp_path, capsys, small_cli_args):
     report, plot = tmp_path / "d.json", tmp_path / "d.png"
     code = main(
         [
             "diagnose",
-            "--assets",
-            "3",
-            "--window",
-            "6",
-            "--kernels",
-            "2,3,1",
+            *small_cli_args,
             "--seeds",
             "2",
-            "--train-steps",
-            "3",
-            "--batch-size",
-            "2",
-            "--steps",
-            "1",
-            "--jobs",
-            "1",
             "--no-verify",
             "--json",
             str(report),

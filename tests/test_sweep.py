@@ -8,23 +8,6 @@ from cellverify import CellConfig, InvalidConfig, TrainConfig
 from cellverify.cli import main
 from cellverify.sweep import aggregate, parse_grid, parse_shard, sweep_tasks
 
-SMALL = [
-    "--assets",
-    "3",
-    "--window",
-    "6",
-    "--kernels",
-    "2,3,1",
-    "--batch-size",
-    "2",
-    "--steps",
-    "1",
-    "--train-steps",
-    "2",
-    "--jobs",
-    "1",
-]
-
 
 def test_grid_values_take_the_fields_types():
     grid = parse_grid(
@@ -132,14 +115,16 @@ def test_merging_reports_of_different_grids_is_refused():
 
 
 @pytest.mark.usefixtures("fresh_keras")
-def test_sharded_sweep_merges_to_the_unsharded_result(tmp_path, capsys):
+def test_sharded_sweep_merges_to_the_unsharded_result(tmp_path, capsys, small_cli_args):
     grid = ["--grid", "output_activation=relu,linear", "--seeds", "2"]
     whole = tmp_path / "whole.json"
-    assert main(["sweep", *SMALL, *grid, "--json", str(whole)]) == 0
+    assert main(["sweep", *small_cli_args, *grid, "--json", str(whole)]) == 0
     shards = []
     for k in (1, 2):
         path = tmp_path / f"shard{k}.json"
-        assert main(["sweep", *SMALL, *grid, "--shard", f"{k}/2", "--json", str(path)]) == 0
+        assert (
+            main(["sweep", *small_cli_args, *grid, "--shard", f"{k}/2", "--json", str(path)]) == 0
+        )
         shards.append(str(path))
     merged = tmp_path / "merged.json"
     plot = tmp_path / "map.png"

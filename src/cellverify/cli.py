@@ -88,10 +88,15 @@ def configs_from_args(args: argparse.Namespace) -> tuple[CellConfig, TrainConfig
 
 
 def _progress(label: str) -> Any:
+    """Progress on stderr: a live counter on a terminal, a line per tenth in a log."""
+    tty = sys.stderr.isatty()
+
     def report(done: int, total: int) -> None:
-        if sys.stderr.isatty() or done == total:
+        if tty:
             end = "\n" if done == total else "\r"
             print(f"{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+        elif done == total or done % max(1, total // 10) == 0:
+            print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
 
     return report
 

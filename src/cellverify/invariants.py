@@ -191,6 +191,19 @@ def _trainer(invariant: str, factory: CellFactory, case: Case, train: Any) -> Tr
         raise InvariantViolation(invariant, str(exc)) from exc
 
 
+def _require_identical(invariant: str, what: str, got: Any, expected: Any, hint: str = "") -> None:
+    """Raise unless ``got`` and ``expected`` are equal bit for bit; the message
+    says ``what`` differs, the shapes, by how much, and ``hint``."""
+    a, b = np.asarray(got), np.asarray(expected)
+    if a.shape == b.shape and np.array_equal(a, b):
+        return
+    by = f"by {np.max(np.abs(a - b)):.3g}" if a.shape == b.shape else f"in shape ({_shape(b)})"
+    raise InvariantViolation(
+        invariant,
+        f"{what} {_shape(a)} differs {by} (tolerance: exact){'; ' + hint if hint else ''}",
+    )
+
+
 def _shape(x: Any) -> list[int]:
     return list(np.shape(x))
 
@@ -281,14 +294,8 @@ def state_is_output(factory: CellFactory, case: Case) -> None:
     for t in range(batch.inputs.shape[1]):
         out, new_states = cell(batch.inputs[:, t], [state], training=False)
         new = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
-        o, s = np.asarray(out), np.asarray(new)
-        if o.shape != s.shape or not np.array_equal(o, s):
-            raise InvariantViolation(
-                "state_is_output",
-                f"at step {t} the new state {_shape(s)} differs from the output {_shape(o)} "
-                f"(max |diff| {np.max(np.abs(o - s)) if o.shape == s.shape else 'n/a'}; "
-                "tolerance: exact)",
-            )
+        o = np.asarray(out)
+        _require_identical("state_is_output", f"at step {t} the new state", new, o)
         step_out = np.asarray(seq[:, t])
         if np.max(np.abs(step_out - o)) > PERMUTATION_TOLERANCE:
             raise InvariantViolation(
@@ -559,21 +566,17 @@ def dropout_zero_is_identity(factory: CellFactory, case: Case) -> None:
     without = case.cell.replace(dropout=0.0, dropout_after=())
     out_a, grads_a = _outputs_and_gradients(factory, Case(with_dropout, case.train), batch)
     out_b, grads_b = _outputs_and_gradients(factory, Case(without, case.train), batch)
-    if out_a.shape != out_b.shape or not np.array_equal(out_a, out_b):
-        raise InvariantViolation(
-            "dropout_zero_is_identity",
-            f"training-mode output {_shape(out_a)} with rate-0 dropout after layers 1-3 differs "
-            f"from the output without dropout {_shape(out_b)} (max |diff| "
-            f"{np.max(np.abs(out_a - out_b)) if out_a.shape == out_b.shape else 'n/a'}; "
-            "tolerance: exact). If the initial weights differ, adding a layer re-drew them.",
-        )
+    _require_identical(
+        "dropout_zero_is_identity",
+        "training-mode output with rate-0 dropout after layers 1-3, against none,",
+        out_a,
+        out_b,
+        "if the initial weights differ, adding a layer re-drew them",
+    )
     for i, (ga, gb) in enumerate(zip(grads_a, grads_b, strict=False)):
-        if ga.shape != gb.shape or not np.array_equal(ga, gb):
-            raise InvariantViolation(
-                "dropout_zero_is_identity",
-                f"gradient {i} {_shape(ga)} with rate-0 dropout differs from the one without "
-                "(tolerance: exact)",
-            )
+        _require_identical(
+            "dropout_zero_is_identity", f"gradient {i} with rate-0 dropout, against none,", ga, gb
+        )
 
 
 @_invariant("execution_modes_agree", adversarial_inputs=True)
@@ -630,25 +633,28 @@ def deterministic(factory: CellFactory, case: Case) -> None:
     a1 = np.asarray(_forward(rnn_a, batch.inputs)[0])
     a2 = np.asarray(_forward(rnn_a, batch.inputs)[0])
     b1 = np.asarray(_forward(rnn_b, batch.inputs)[0])
-    if not np.array_equal(a1, a2):
-        raise InvariantViolation(
-            "deterministic",
-            f"one model called twice at inference gave outputs {_shape(a1)} differing by "
-            f"{np.max(np.abs(a1 - a2)):.3g} (tolerance: exact); is something random at inference?",
-        )
-    if not np.array_equal(a1, b1):
-        raise InvariantViolation(
-            "deterministic",
-            f"two cells built with seed {case.cell.seed} gave outputs {_shape(a1)} differing by "
-            f"{np.max(np.abs(a1 - b1)):.3g} (tolerance: exact); is the seed honoured?",
-        )
+    _require_identical(
+        "deterministic",
+        "one model's output, called twice at inference,",
+        a2,
+        a1,
+        "is something random at inference?",
+    )
+    _require_identical(
+        "deterministic",
+        f"the output of two cells built with seed {case.cell.seed}",
+        b1,
+        a1,
+        "is the seed honoured?",
+    )
     first, second = (_training_losses(factory, case) for _ in range(2))
-    if first != second:
-        raise InvariantViolation(
-            "deterministic",
-            f"two {DETERMINISM_TRAIN_STEPS}-step runs with the same seeds gave losses "
-            f"{first} and {second} (tolerance: exact)",
-        )
+    _require_identical(
+        "deterministic",
+        f"the losses of two {DETERMINISM_TRAIN_STEPS}-step runs with the same seeds "
+        f"({first} and {second})",
+        second,
+        first,
+    )
 
 
 @_invariant("serialization_roundtrip")
@@ -677,14 +683,13 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
             "serialization_roundtrip",
             f"the cell rebuilt from get_config() has other weights: {exc}",
         ) from exc
-    again = np.asarray(clone_model(batch.inputs))
-    if not np.array_equal(again, out):
-        raise InvariantViolation(
-            "serialization_roundtrip",
-            f"cell rebuilt by from_config(get_config()) gives output {_shape(again)} differing "
-            f"by {np.max(np.abs(again - out)) if again.shape == out.shape else 'shape'} "
-            "(tolerance: exact); get_config() misses something",
-        )
+    _require_identical(
+        "serialization_roundtrip",
+        "the output of the cell rebuilt by from_config(get_config())",
+        clone_model(batch.inputs),
+        out,
+        "get_config() misses something",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         try:
@@ -695,13 +700,12 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
                 "serialization_roundtrip",
                 f"saving to / loading from .keras failed: {describe_exception(exc)}",
             ) from exc
-    reloaded = np.asarray(loaded(batch.inputs))
-    if not np.array_equal(reloaded, out):
-        raise InvariantViolation(
-            "serialization_roundtrip",
-            f"model reloaded from .keras gives output {_shape(reloaded)} differing by "
-            f"{np.max(np.abs(reloaded - out)):.3g} (tolerance: exact)",
-        )
+    _require_identical(
+        "serialization_roundtrip",
+        "the output of the model reloaded from .keras",
+        loaded(batch.inputs),
+        out,
+    )
 
 
 @_invariant("init_near_uniform", region="robust")

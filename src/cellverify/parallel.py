@@ -33,6 +33,9 @@ def _init_worker() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    # Each job builds a new model, so its steps are traced anew; TensorFlow's
+    # "retracing" warning assumes one model and is noise here.
+    tf.get_logger().setLevel("ERROR")
 
 
 def _run_job(job: tuple[str, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:

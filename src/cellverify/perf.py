@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cellverify.config import CellConfig
 
-__all__ = ["TRAIN_FLOP_FACTOR", "floor_matmul_shape", "step_flops"]
+__all__ = ["TRAIN_FLOP_FACTOR", "floor_matmul_shape", "lstm_step_flops", "step_flops"]
 
 #: A training step costs about 3 forward passes: the forward, and a backward
 #: that computes gradients for both the inputs and the weights of each layer.
@@ -29,3 +29,11 @@ def floor_matmul_shape(config: CellConfig, batch: int) -> tuple[int, int, int]:
     """(m, k, n) of the matmul that is conv2, the step's largest piece of work."""
     k1, k2, _ = config.kernels
     return batch * config.assets, (config.window - 2) * k1, k2
+
+
+def lstm_step_flops(config: CellConfig, batch: int, units: int) -> int:
+    """FLOPs of one forward step of a per-asset LSTM with ``units`` units and a
+    linear score: four gates over [window*features + units] inputs."""
+    rows = batch * config.assets
+    inputs = config.window * config.features + units
+    return 2 * rows * inputs * 4 * units + 2 * rows * units
