@@ -67,7 +67,7 @@ def test_train_step(benchmark, device, mode, shape, impl):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("mode", ["function", "xla"])
+@pytest.mark.parametrize("mode", w.MODES)
 @pytest.mark.parametrize("steps", [1, 8, 32, 100])
 @pytest.mark.parametrize("impl", ["plain", "fast"])
 def test_sequence(benchmark, device, mode, steps, impl):

@@ -76,6 +76,15 @@ def test_saturated_softmax_fires_at_its_threshold():
     assert dx.detect_saturated_softmax(healthy_trace(max_weight=weights)).evidence["step"] == 5
 
 
+def test_saturated_tanh_fires_only_for_tanh_convs():
+    shares = np.zeros((11, len(ACTIVATION_LAYERS)))
+    shares[3:, 0] = dx.SATURATED_UNIT_SHARE
+    tanh = CellConfig(activation="tanh", output_activation="linear")
+    symptom = dx.detect_saturated_tanh(healthy_trace(saturated_fraction=shares, cell=tanh))
+    assert (symptom.evidence["layer"], symptom.evidence["step"]) == ("conv1", 3)
+    assert dx.detect_saturated_tanh(healthy_trace(saturated_fraction=shares)) is None  # ELU
+
+
 def test_stalled_loss_fires_on_an_alive_run_that_does_not_learn():
     gap = 2.7 - 2.3
     barely = (2.7, 2.7 - 0.5 * LEARNED_GAP_FRACTION * gap)

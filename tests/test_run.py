@@ -18,6 +18,7 @@ def test_trace_has_one_row_per_step_plus_the_final_state(small_cell, small_train
     assert t.grad_norm.shape == t.grad_zero_fraction.shape == t.weight_norm.shape == (n, v)
     assert t.update_ratio.shape == (n - 1, v)
     assert t.dead_fraction.shape == t.zero_fraction.shape == (n, len(ACTIVATION_LAYERS))
+    assert t.saturated_fraction.shape == (n, len(ACTIVATION_LAYERS))
     assert t.uniform_rows.shape == t.max_weight.shape == (n,)
     assert t.state_grad_norm.shape == (n, 2)
     assert v == 6  # kernel and bias of three convs

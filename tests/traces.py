@@ -36,6 +36,7 @@ def healthy_trace(steps: int = 10, **overrides: Any) -> Trace:
         "weight_norm": np.full((n, v), 1.0),
         "dead_fraction": np.zeros((n, layers)),
         "zero_fraction": np.zeros((n, layers)),
+        "saturated_fraction": np.zeros((n, layers)),
         "uniform_rows": np.zeros(n),
         "max_uniform_deviation": np.full(n, 0.05),
         "max_weight": np.full(n, 0.2),

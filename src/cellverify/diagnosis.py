@@ -27,6 +27,7 @@ __all__ = [
     "EXPLODING_RATIO",
     "REMEDIES",
     "SATURATED_MAX_WEIGHT",
+    "SATURATED_UNIT_SHARE",
     "STEP_GAIN_LIMIT",
     "UPDATE_RATIO_RANGE",
     "VANISHING_FIRST_NORM",
@@ -57,6 +58,10 @@ EXPLODING_RATIO = 70.0
 #: Vanishing through time: ‖∂L/∂s_0‖ / ‖∂L_last/∂s_last‖ at most this (the
 #: across-layer bound of AUTOTRAINER, applied across steps).
 VANISHING_TIME_RATIO = 1e-3
+#: Saturated tanh: at least this share of a tanh conv's activations sit at
+#: |a| >= run.SATURATION_LEVEL, where the slope is under 0.02 - the share
+#: AUTOTRAINER uses for dying ReLUs, applied to tanh's flat ends.
+SATURATED_UNIT_SHARE = 0.7
 #: Saturated softmax: the rows' largest weight averages at least this; the
 #: softmax's gradient scales with w(1 - w) <= 0.01 there.
 SATURATED_MAX_WEIGHT = 0.99
@@ -339,6 +344,28 @@ def detect_saturated_softmax(trace: Trace) -> Symptom | None:
     )
 
 
+def detect_saturated_tanh(trace: Trace) -> Symptom | None:
+    if trace.cell.get("activation") != "tanh":
+        return None
+    for layer in ("conv1", "conv2"):
+        shares = trace.saturated_fraction[:, trace.layer(layer)]
+        hits = np.flatnonzero(shares >= SATURATED_UNIT_SHARE)
+        if hits.size:
+            step = int(hits[0])
+            return Symptom(
+                "saturated_tanh",
+                f"{shares[step]:.0%} of {layer}'s tanh outputs are saturated at step {step}",
+                {
+                    "layer": layer,
+                    "step": step,
+                    "share": float(shares[step]),
+                    "threshold": SATURATED_UNIT_SHARE,
+                    "source": "AUTOTRAINER share; tanh' < 0.02",
+                },
+            )
+    return None
+
+
 def detect_stalled_loss(trace: Trace) -> Symptom | None:
     outcome = outcome_of(trace)
     if outcome.died or outcome.learned:
@@ -421,6 +448,7 @@ DETECTORS: tuple[Callable[[Trace], Symptom | None], ...] = (
     detect_vanishing_through_time,
     detect_exploding_gradient,
     detect_saturated_softmax,
+    detect_saturated_tanh,
     detect_update_ratio,
     detect_stalled_loss,
 )
@@ -522,6 +550,15 @@ def _cause_rules(
                 "the updates are large next to the weights",
                 sorted({"exploding_gradient", "update_ratio"} & names),
                 ["lower_learning_rate"],
+            )
+        )
+    if "saturated_tanh" in names:
+        rules.append(
+            (
+                "saturated_tanh",
+                "tanh units sit on their flat ends, where almost no gradient passes",
+                ["saturated_tanh"],
+                ["glorot_init", "elu_convs"],
             )
         )
     if "saturated_softmax" in names:

@@ -21,10 +21,13 @@ from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model import CellFactory, build_model, loss_for
 from cellverify.trace import ACTIVATION_LAYERS, Trace
 
-__all__ = ["EVAL_DRAW", "Trainer", "make_optimizer", "train"]
+__all__ = ["EVAL_DRAW", "SATURATION_LEVEL", "Trainer", "make_optimizer", "train"]
 
 #: The draw number of a run's fixed evaluation batch (never a training draw).
 EVAL_DRAW = 2**31 - 1
+#: An activation at least this large in magnitude counts as saturated: tanh's
+#: slope 1 - tanh² is below 0.02 there.
+SATURATION_LEVEL = 0.99
 
 _OPTIMIZER_CLASSES: dict[str, str] = {
     "adam": "Adam",
@@ -180,18 +183,20 @@ class Trainer:
         flat_x = tf.reshape(x, tf.concat([[batch * steps], tf.shape(x)[2:]], 0))
         flat_s = tf.reshape(states, [batch * steps, -1])
         acts = self.cell.step_activations(flat_x, flat_s, training=False)
-        dead, zero = [], []
+        dead, zero, saturated = [], [], []
         for name in ACTIVATION_LAYERS:
             a = acts[name]
             channels = tf.reshape(a, [-1, a.shape[-1]])
             alive = tf.reduce_any(tf.not_equal(channels, 0), axis=0)
             dead.append(tf.reduce_mean(tf.cast(tf.logical_not(alive), tf.float64)))
             zero.append(_zero_fraction(a))
+            saturated.append(tf.reduce_mean(tf.cast(tf.abs(a) >= SATURATION_LEVEL, tf.float64)))
         w = tf.cast(acts["output"], tf.float64)
         n = tf.cast(tf.shape(w)[-1], tf.float64)
         return {
             "dead_fraction": tf.stack(dead),
             "zero_fraction": tf.stack(zero),
+            "saturated_fraction": tf.stack(saturated),
             "uniform_rows": tf.reduce_mean(
                 tf.cast(tf.equal(tf.reduce_max(w, -1), tf.reduce_min(w, -1)), tf.float64)
             ),
@@ -231,6 +236,7 @@ class Trainer:
             return {
                 "dead_fraction": per_layer,
                 "zero_fraction": per_layer,
+                "saturated_fraction": per_layer,
                 "uniform_rows": scalar,
                 "max_uniform_deviation": scalar,
                 "max_weight": scalar,
@@ -290,6 +296,7 @@ def train(
         weight_norm=stack("weight_norm").reshape(n + 1, width),
         dead_fraction=stack_acts("dead_fraction"),
         zero_fraction=stack_acts("zero_fraction"),
+        saturated_fraction=stack_acts("saturated_fraction"),
         uniform_rows=stack_acts("uniform_rows"),
         max_uniform_deviation=stack_acts("max_uniform_deviation"),
         max_weight=stack_acts("max_weight"),

@@ -28,6 +28,7 @@ _ARRAYS = (
     "weight_norm",
     "dead_fraction",
     "zero_fraction",
+    "saturated_fraction",
     "uniform_rows",
     "max_uniform_deviation",
     "max_weight",
@@ -51,6 +52,8 @@ class Trace:
       share of channels (for logits: of output columns) that are exactly 0 on
       every example, step and position; share of entries exactly 0.  NaN when
       the cell does not expose its activations.
+    * ``saturated_fraction`` ``[n, l]``: share of entries with ``|a| >=
+      run.SATURATION_LEVEL`` (tanh's slope there is under 0.02).
     * ``uniform_rows`` ``[n]``: share of output rows that are exactly uniform.
     * ``max_uniform_deviation`` ``[n]``: largest ``|w - 1/outputs|``.
     * ``max_weight`` ``[n]``: mean over rows of the row's largest weight.
@@ -69,6 +72,7 @@ class Trace:
     weight_norm: np.ndarray
     dead_fraction: np.ndarray
     zero_fraction: np.ndarray
+    saturated_fraction: np.ndarray
     uniform_rows: np.ndarray
     max_uniform_deviation: np.ndarray
     max_weight: np.ndarray
