@@ -147,9 +147,10 @@ def floor_matmul(m: int, k: int, n: int) -> Workload:
     return Workload(tf.function(lambda: tf.matmul(a, b)), {"m": m, "k": k, "n": n})
 
 
-def recorded_training(record: bool) -> Workload:
-    """One step of cellverify's recording run (update + gradient statistics +
-    activation probe, as ``train`` does) against a bare update of the same model."""
+def recorded_training(record: str) -> Workload:
+    """One step of cellverify's recording run: ``recorded`` (update, gradient
+    statistics and the activation probe, as ``train`` does by default),
+    ``gradients-only`` (no probe), or ``bare`` (the update alone)."""
     from cellverify.run import Trainer
 
     fresh_session()
@@ -157,13 +158,15 @@ def recorded_training(record: bool) -> Workload:
     run = TrainConfig(batch_size=32, steps=4, train_steps=1)
     trainer = Trainer(__import__("cellverify").conv_rnn_cell, config, run)
     batch = batch_for(config, run)
-    if record:
+    if record == "recorded":
 
         def step() -> Any:
             trainer.activations(batch)
             return trainer.step(batch).loss
 
-        return Workload(step, {"record": True, "batch": 32, "steps": 4})
+        return Workload(step, {"record": record, "batch": 32, "steps": 4})
+    if record == "gradients-only":
+        return Workload(lambda: trainer.step(batch).loss, {"record": record})
     x, y = tf.constant(batch.inputs), tf.constant(batch.relatives)
     variables = trainer.variables
 
@@ -176,4 +179,4 @@ def recorded_training(record: bool) -> Workload:
         )
         return loss
 
-    return Workload(bare, {"record": False, "batch": 32, "steps": 4})
+    return Workload(bare, {"record": record, "batch": 32, "steps": 4})

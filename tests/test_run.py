@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellverify import Trace, TrainConfig, Trainer, batch_for, conv_rnn_cell, train
+from cellverify import InvalidConfig, Trace, TrainConfig, Trainer, batch_for, conv_rnn_cell, train
 from cellverify.config import OPTIMIZERS
 from cellverify.trace import ACTIVATION_LAYERS
 
@@ -121,3 +121,18 @@ def test_portfolio_and_supervised_losses_start_near_the_uniform_loss(small_cell)
         run = TrainConfig(batch_size=8, steps=2, train_steps=0, task=task)
         t = train(conv_rnn_cell, small_cell.replace(output_activation="linear"), run)
         assert t.eval_loss[0] == pytest.approx(t.uniform_loss, rel=0.05, abs=1e-3)
+
+
+def test_probe_every_leaves_unprobed_rows_nan_and_keeps_first_and_last(small_cell):
+    run = TrainConfig(batch_size=2, steps=2, train_steps=5)
+    t = train(conv_rnn_cell, small_cell, run, probe_every=2)
+    probed = ~np.isnan(t.uniform_rows)
+    assert probed.tolist() == [True, False, True, False, True, True]
+    sparse = train(conv_rnn_cell, small_cell, run, probe_every=0)
+    assert (~np.isnan(sparse.uniform_rows)).tolist() == [True, False, False, False, False, True]
+    np.testing.assert_array_equal(t.loss, sparse.loss)  # probing changes nothing else
+
+
+def test_probe_every_must_not_be_negative(small_cell, small_train):
+    with pytest.raises(InvalidConfig, match=r"train\.probe_every must be 0 or a positive"):
+        train(conv_rnn_cell, small_cell, small_train, probe_every=-1)

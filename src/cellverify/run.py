@@ -228,19 +228,24 @@ class Trainer:
             update_ratio=ratio,
         )
 
+    @staticmethod
+    def no_activations() -> dict[str, np.ndarray]:
+        """NaN statistics: for steps not probed, or a cell that hides its layers."""
+        per_layer = np.full(len(ACTIVATION_LAYERS), np.nan)
+        scalar = np.array(np.nan)
+        return {
+            "dead_fraction": per_layer,
+            "zero_fraction": per_layer,
+            "saturated_fraction": per_layer,
+            "uniform_rows": scalar,
+            "max_uniform_deviation": scalar,
+            "max_weight": scalar,
+        }
+
     def activations(self, batch: Batch) -> dict[str, np.ndarray]:
         """Activation statistics on ``batch`` (NaN if the cell hides its layers)."""
         if not hasattr(self.cell, "step_activations"):
-            per_layer = np.full(len(ACTIVATION_LAYERS), np.nan)
-            scalar = np.array(np.nan)
-            return {
-                "dead_fraction": per_layer,
-                "zero_fraction": per_layer,
-                "saturated_fraction": per_layer,
-                "uniform_rows": scalar,
-                "max_uniform_deviation": scalar,
-                "max_weight": scalar,
-            }
+            return self.no_activations()
         return {k: np.asarray(v.numpy()) for k, v in self._activations(batch.inputs).items()}
 
     def loss(self, batch: Batch) -> float:
@@ -255,13 +260,20 @@ def train(
     train_config: TrainConfig,
     *,
     jit_compile: bool = False,
+    probe_every: int = 1,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Trace:
     """Train a fresh cell from ``factory`` for ``train_config.train_steps`` and trace it.
 
     Reproducible: the same configurations (seeds included) give a bit-identical
-    trace.  ``on_step(done, total)`` is called after each step, for progress.
+    trace.  The activation probe (an extra forward pass, most of the recording
+    cost) runs on step 0, every ``probe_every`` steps and the last step; other
+    rows of the activation statistics are NaN; ``probe_every=0`` probes only
+    the first and last steps.  ``on_step(done, total)`` is called after each
+    step, for progress.
     """
+    if probe_every < 0:
+        raise InvalidConfig("train", "probe_every", "0 or a positive step count", probe_every)
     trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile)
     market = market_for(cell_config, train_config)
     eval_batch = batch_for(cell_config, train_config, market=market, draw=EVAL_DRAW)
@@ -271,7 +283,8 @@ def train(
     acts: list[dict[str, np.ndarray]] = []
     for k in range(n + 1):
         batch = batch_for(cell_config, train_config, market=market, draw=k)
-        acts.append(trainer.activations(batch))
+        probed = k in (0, n) or (probe_every > 0 and k % probe_every == 0)
+        acts.append(trainer.activations(batch) if probed else trainer.no_activations())
         records.append(trainer.step(batch) if k < n else trainer.measure(batch))
         if on_step is not None:
             on_step(k + 1, n + 1)

@@ -144,7 +144,11 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Train this shard's runs and return the raw report (runs, not yet aggregated)."""
     tasks = sweep_tasks(grid, cell, train, seeds, shard=shard)
-    traces = run_jobs([(factory, c, t) for _, _, c, t in tasks], workers=workers, on_done=on_done)
+    # A sweep needs outcomes only, not per-step activation statistics: skip the
+    # probe between the first and last steps (most of the recording cost).
+    traces = run_jobs(
+        [(factory, c, t) for _, _, c, t in tasks], workers=workers, probe_every=0, on_done=on_done
+    )
     runs = [
         {"values": _jsonable(values), "seed": seed, **outcome_of(trace).to_dict()}
         for (values, seed, _, _), trace in zip(tasks, traces, strict=True)
