@@ -150,14 +150,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     factory = load_factory(args.cell)
     validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
 
+    tty = sys.stderr.isatty()
+    started: set[str] = set()
+
     def progress(name: str, examples: int) -> None:
-        if sys.stderr.isatty():
+        if tty:
             print(f"\r{name}: example {examples}   ", end="", file=sys.stderr, flush=True)
+        elif name not in started:  # a log line per invariant
+            started.add(name)
+            print(f"checking {name} ...", file=sys.stderr, flush=True)
 
     result = run_suite(
         factory, cell=args.cell, profile=profile, select=args.select, on_progress=progress
     )
-    if sys.stderr.isatty():
+    if tty:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     report = result.to_dict()
     print(render_check(report))
