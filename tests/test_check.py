@@ -13,7 +13,11 @@ from cellverify.suite import run_invariant, run_suite
 
 from .mutants import SoftmaxOverWrongAxis, factory
 
-pytestmark = pytest.mark.usefixtures("fresh_keras")
+pytestmark = [
+    pytest.mark.usefixtures("fresh_keras"),
+    # The SoftmaxOverWrongAxis mutant makes Keras warn, rightly.
+    pytest.mark.filterwarnings("ignore:You are using a softmax over axis 0"),
+]
 
 
 def test_a_failure_is_shrunk_to_a_minimal_case_with_its_message():

@@ -102,6 +102,9 @@ def test_a_cell_without_step_activations_gets_nan_layer_statistics(small_cell, s
             self.inner = conv_rnn_cell(config)
             self.state_size = self.output_size = config.outputs
 
+        def build(self, input_shape):
+            self.inner.build(input_shape)
+
         def call(self, inputs, states):
             return self.inner(inputs, states)
 
