@@ -11,6 +11,7 @@ job of :mod:`cellverify.verify`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,12 +118,7 @@ class Remedy:
     train: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "cell": self.cell,
-            "train": self.train,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -135,12 +131,7 @@ class Cause:
     remedies: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "explanation": self.explanation,
-            "findings": self.findings,
-            "remedies": self.remedies,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
