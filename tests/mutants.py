@@ -246,3 +246,4 @@ def case_for(mutant: type[ConvRNNCell]) -> Case:
 
 #: Importable as ``tests.mutants:softmax_over_wrong_axis`` for the CLI tests.
 softmax_over_wrong_axis = factory(SoftmaxOverWrongAxis)
+wrong_output_shape = factory(WrongOutputShape)

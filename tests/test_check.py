@@ -93,6 +93,7 @@ def test_check_exits_1_and_writes_the_json_report_on_a_broken_cell(tmp_path, cap
         ("no_such_module_xyz:cell", "cannot import module"),
         ("builtins:repr", "must return a keras.layers.Layer. Received: str"),
         ("cellverify.cell", "MODULE:ATTRIBUTE"),
+        ("tests.mutants:wrong_output_shape", "the cell's output must be [batch, outputs] = [2, 3]"),
     ],
 )
 def test_check_exits_2_on_a_bad_factory(spec, message, capsys):
