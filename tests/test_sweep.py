@@ -138,3 +138,15 @@ def test_sharded_sweep_merges_to_the_unsharded_result(tmp_path, capsys, small_cl
 def test_sweep_exits_2_on_a_bad_grid(capsys):
     assert main(["sweep", "--grid", "colour=red"]) == 2
     assert "sweep.grid must be a field among" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_fast_sweep_reaches_the_same_outcomes(small_cli_args, tmp_path):
+    grid = ["--grid", "output_activation=relu,linear", "--seeds", "2"]
+    paths = [tmp_path / "plain.json", tmp_path / "fast.json"]
+    assert main(["sweep", *small_cli_args, *grid, "--json", str(paths[0])]) == 0
+    assert main(["sweep", *small_cli_args, *grid, "--fast", "--json", str(paths[1])]) == 0
+    plain, fast = (json.loads(p.read_text()) for p in paths)
+    assert [(p["learned"], p["died"]) for p in fast["points"]] == [
+        (p["learned"], p["died"]) for p in plain["points"]
+    ]

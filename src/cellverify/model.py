@@ -32,16 +32,28 @@ CellFactory = Callable[[CellConfig], Any]
 CROSS_ENTROPY_EPSILON = 1e-7
 
 
-def build_model(cell: Any, cell_config: CellConfig, *, steps: int | None = None) -> keras.Model:
+def build_model(
+    cell: Any, cell_config: CellConfig, *, steps: int | None = None, fast: bool = False
+) -> keras.Model:
     """Wrap ``cell`` in an RNN returning every step's output.
 
     ``steps`` fixes the sequence length in the input signature (``None`` leaves
-    it free); a fixed length lets XLA compile the loop once.
+    it free); a fixed length lets XLA compile the loop once.  ``fast`` runs a
+    :class:`~cellverify.cell.ConvRNNCell` through :class:`~cellverify.fast.FastConvRNN`
+    (the same function, about 4x faster to train at the question's shape);
+    any other cell goes through ``keras.layers.RNN`` as usual.
     """
     c = cell_config
     inputs = keras.Input(shape=(steps, c.assets, c.window, c.features), name="windows")
-    outputs = keras.layers.RNN(cell, return_sequences=True, name="rnn")(inputs)
-    return keras.Model(inputs, outputs, name="cellverify_model")
+    from cellverify.cell import ConvRNNCell
+
+    if fast and isinstance(cell, ConvRNNCell):
+        from cellverify.fast import FastConvRNN
+
+        layer: keras.layers.Layer = FastConvRNN(cell, name="rnn")
+    else:
+        layer = keras.layers.RNN(cell, return_sequences=True, name="rnn")
+    return keras.Model(inputs, layer(inputs), name="cellverify_model")
 
 
 def fresh_session() -> None:

@@ -38,18 +38,19 @@ def _init_worker() -> None:
     tf.get_logger().setLevel("ERROR")
 
 
-def _run_job(job: tuple[str, dict[str, Any], dict[str, Any], int]) -> dict[str, Any]:
+def _run_job(job: tuple[str, dict[str, Any], dict[str, Any], int, bool]) -> dict[str, Any]:
     from cellverify.factory import load_factory
     from cellverify.model import fresh_session
     from cellverify.run import train
 
-    spec, cell, run, probe_every = job
+    spec, cell, run, probe_every, fast = job
     fresh_session()
     trace = train(
         load_factory(spec),
         CellConfig.from_dict(cell),
         TrainConfig.from_dict(run),
         probe_every=probe_every,
+        fast=fast,
     )
     return trace.to_dict()
 
@@ -59,11 +60,12 @@ def run_jobs(
     *,
     workers: int = 1,
     probe_every: int = 1,
+    fast: bool = False,
     on_done: Callable[[int, int], None] | None = None,
 ) -> list[Trace]:
     """Train every job and return their traces in the order given
-    (``probe_every`` as in :func:`cellverify.run.train`)."""
-    payload = [(spec, cell.to_dict(), run.to_dict(), probe_every) for spec, cell, run in jobs]
+    (``probe_every`` and ``fast`` as in :func:`cellverify.run.train`)."""
+    payload = [(spec, cell.to_dict(), run.to_dict(), probe_every, fast) for spec, cell, run in jobs]
     results: list[dict[str, Any] | None] = [None] * len(payload)
     if workers <= 1 or len(payload) <= 1:
         for i, job in enumerate(payload):

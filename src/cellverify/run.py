@@ -87,11 +87,12 @@ class Trainer:
         *,
         jit_compile: bool = False,
         compiled: bool = True,
+        fast: bool = False,
     ) -> None:
         self.cell_config = cell_config
         self.train_config = train_config
         self.cell = factory(cell_config)
-        self.model = build_model(self.cell, cell_config, steps=train_config.steps)
+        self.model = build_model(self.cell, cell_config, steps=train_config.steps, fast=fast)
         self.rnn = self.model.get_layer("rnn")
         # A user's cell may create its weights lazily, on its first call.
         c = cell_config
@@ -261,6 +262,7 @@ def train(
     *,
     jit_compile: bool = False,
     probe_every: int = 1,
+    fast: bool = False,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Trace:
     """Train a fresh cell from ``factory`` for ``train_config.train_steps`` and trace it.
@@ -270,11 +272,12 @@ def train(
     cost) runs on step 0, every ``probe_every`` steps and the last step; other
     rows of the activation statistics are NaN; ``probe_every=0`` probes only
     the first and last steps.  ``on_step(done, total)`` is called after each
-    step, for progress.
+    step, for progress.  ``fast`` trains a ConvRNNCell through the fast path
+    (:func:`cellverify.model.build_model`).
     """
     if probe_every < 0:
         raise InvalidConfig("train", "probe_every", "0 or a positive step count", probe_every)
-    trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile)
+    trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
     market = market_for(cell_config, train_config)
     eval_batch = batch_for(cell_config, train_config, market=market, draw=EVAL_DRAW)
     eval_start = trainer.loss(eval_batch)

@@ -140,6 +140,7 @@ def run_sweep(
     *,
     shard: tuple[int, int] = (1, 1),
     workers: int = 1,
+    fast: bool = False,
     on_done: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train this shard's runs and return the raw report (runs, not yet aggregated)."""
@@ -147,7 +148,11 @@ def run_sweep(
     # A sweep needs outcomes only, not per-step activation statistics: skip the
     # probe between the first and last steps (most of the recording cost).
     traces = run_jobs(
-        [(factory, c, t) for _, _, c, t in tasks], workers=workers, probe_every=0, on_done=on_done
+        [(factory, c, t) for _, _, c, t in tasks],
+        workers=workers,
+        probe_every=0,
+        fast=fast,
+        on_done=on_done,
     )
     runs = [
         {"values": _jsonable(values), "seed": seed, **outcome_of(trace).to_dict()}

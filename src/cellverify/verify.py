@@ -76,11 +76,12 @@ def run_seeds(
     seeds: Sequence[int],
     *,
     workers: int = 1,
+    fast: bool = False,
     on_done: Callable[[int, int], None] | None = None,
 ) -> list[Trace]:
     """Train once per seed (the seed set on both the cell and the run)."""
     jobs = [(factory, cell.replace(seed=s), train.replace(seed=s)) for s in seeds]
-    return run_jobs(jobs, workers=workers, on_done=on_done)
+    return run_jobs(jobs, workers=workers, fast=fast, on_done=on_done)
 
 
 def verify_remedies(
@@ -88,6 +89,7 @@ def verify_remedies(
     factory: str,
     *,
     workers: int = 1,
+    fast: bool = False,
     on_done: Callable[[str, int, int], None] | None = None,
 ) -> list[RemedyResult]:
     """Re-run every proposed remedy over the diagnosis's seeds."""
@@ -99,7 +101,13 @@ def verify_remedies(
         fixed_cell, fixed_train = apply_remedy(remedy, cell, train)
         progress = None if on_done is None else (lambda d, t, n=remedy.name: on_done(n, d, t))
         traces = run_seeds(
-            factory, fixed_cell, fixed_train, diagnosis.seeds, workers=workers, on_done=progress
+            factory,
+            fixed_cell,
+            fixed_train,
+            diagnosis.seeds,
+            workers=workers,
+            fast=fast,
+            on_done=progress,
         )
         after = diagnose(traces, diagnosis.seeds)
         results.append(RemedyResult(remedy, before, tally([outcome_of(t) for t in traces]), after))
