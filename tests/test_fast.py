@@ -1,4 +1,8 @@
-"""The fast path computes what keras.layers.RNN(ConvRNNCell) computes."""
+"""The fast path computes what keras.layers.RNN(ConvRNNCell) computes.
+
+Compared in inference mode: in training, dropout masks are drawn in another
+order, so the two agree in distribution, not value by value.
+"""
 
 from __future__ import annotations
 
