@@ -130,17 +130,16 @@ class Trainer:
             tape.watch(s0)
             out = self.rnn(x, initial_state=[s0], training=True)
             loss = self.loss_fn(out, y)
-            last_loss = self.loss_fn(out[:, -1:], y[:, -1:])
         grads = tape.gradient(loss, [*self.variables, s0])
         weight_grads = [
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(grads[:-1], self.variables, strict=True)
         ]
         state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
-        stats = tf.stack([_norm(state_grad), self._last_state_grad_norm(x, y, out, last_loss)])
+        stats = tf.stack([_norm(state_grad), self._last_state_grad_norm(x, y, out)])
         return loss, weight_grads, stats
 
-    def _last_state_grad_norm(self, x: Any, y: Any, out: Any, last_loss: Any) -> Any:
+    def _last_state_grad_norm(self, x: Any, y: Any, out: Any) -> Any:
         """‖∂L_last/∂s‖ for the state entering the last step, by re-running that step."""
         if self.train_config.steps == 1:
             s = self.rnn.get_initial_state(tf.shape(x)[0])[0]
