@@ -83,3 +83,17 @@ def test_diagnose_prints_a_report_and_writes_json_and_a_plot(tmp_path, capsys, s
 def test_diagnose_rejects_bad_configuration_with_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_computation_free_modules_do_not_import_tensorflow():
+    """Rendering and diagnosis read plain data: they must not pull TensorFlow in."""
+    modules = ["config", "trace", "outcome", "diagnosis", "report", "sweep", "verify", "perf"]
+    code = (
+        "import sys, importlib\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module('cellverify.' + m)\n"
+        "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
