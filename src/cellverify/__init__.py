@@ -26,6 +26,9 @@ from cellverify.trace import Trace
 if TYPE_CHECKING:
     from cellverify.cell import ConvRNNCell, conv_rnn_cell
     from cellverify.data import Batch, Market, batch_for, synthetic_market
+    from cellverify.diagnosis import diagnose
+    from cellverify.fast import FastConvRNN
+    from cellverify.invariants import INVARIANTS, check
     from cellverify.model import build_model, cross_entropy_loss, portfolio_loss
     from cellverify.run import Trainer, train
 
@@ -39,6 +42,10 @@ _LAZY: dict[str, str] = {
     "Market": "cellverify.data",
     "batch_for": "cellverify.data",
     "synthetic_market": "cellverify.data",
+    "diagnose": "cellverify.diagnosis",
+    "FastConvRNN": "cellverify.fast",
+    "INVARIANTS": "cellverify.invariants",
+    "check": "cellverify.invariants",
     "build_model": "cellverify.model",
     "cross_entropy_loss": "cellverify.model",
     "portfolio_loss": "cellverify.model",
@@ -48,6 +55,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AS_ASKED",
+    "INVARIANTS",
     "PGPORTFOLIO",
     "PRESETS",
     "REMEDIED",
@@ -56,6 +64,7 @@ __all__ = [
     "CellConfig",
     "CellVerifyError",
     "ConvRNNCell",
+    "FastConvRNN",
     "InvalidConfig",
     "InvariantViolation",
     "Market",
@@ -65,8 +74,10 @@ __all__ = [
     "Trainer",
     "batch_for",
     "build_model",
+    "check",
     "conv_rnn_cell",
     "cross_entropy_loss",
+    "diagnose",
     "portfolio_loss",
     "preset",
     "synthetic_market",
