@@ -94,13 +94,19 @@ def test_stalled_loss_fires_on_an_alive_run_that_does_not_learn():
     assert dx.detect_stalled_loss(dead_from(healthy_trace(eval_loss=barely), 0)) is None
 
 
-def test_update_ratio_fires_outside_its_range():
+def test_update_ratio_fires_above_and_below_its_range_with_opposite_remedies():
     ratios = np.full((10, 6), 1e-3)
     ratios[:, 2] = 1.0
-    symptom = dx.detect_update_ratio(healthy_trace(update_ratio=ratios))
-    assert symptom.evidence["variable"] == "conv2/kernel"
+    high = dx.detect_update_ratio(healthy_trace(update_ratio=ratios))
+    assert (high.name, high.evidence["variable"]) == ("update_ratio_high", "conv2/kernel")
     ratios[:, 2] = dx.UPDATE_RATIO_RANGE[0] / 10
-    assert dx.detect_update_ratio(healthy_trace(update_ratio=ratios)) is not None
+    low = dx.detect_update_ratio(healthy_trace(update_ratio=ratios))
+    assert low.name == "update_ratio_low"
+    remedies = {
+        name: [r.name for r in dx.diagnose([healthy_trace(update_ratio=r)], [0]).remedies()]
+        for name, r in (("high", np.full((10, 6), 1.0)), ("low", np.full((10, 6), 1e-7)))
+    }
+    assert remedies == {"high": ["lower_learning_rate"], "low": ["higher_learning_rate"]}
 
 
 def test_optimizer_step_fires_when_a_large_step_precedes_death():

@@ -79,6 +79,22 @@ def add_config_options(parser: argparse.ArgumentParser, default_preset: str) -> 
         group.add_argument("--" + field.replace("_", "-"), dest=field, default=None, **kwargs)
 
 
+def add_training_options(parser: argparse.ArgumentParser, *, plot: str) -> None:
+    """Options shared by the commands that train across seeds (diagnose, sweep)."""
+    parser.add_argument("--cell", default="cellverify.cell:conv_rnn_cell", metavar="MODULE:FACTORY")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="train a ConvRNNCell through the fast path (same function within float32 "
+        "rounding, ~4x faster at the question's shape)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    parser.add_argument("--plot", metavar="PATH", help=plot)
+
+
 def configs_from_args(args: argparse.Namespace) -> tuple[CellConfig, TrainConfig]:
     """The preset with every given option applied; raises InvalidConfig."""
     base = preset(args.preset)
@@ -341,21 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(diagnose, "as-asked")
     diagnose.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
-    diagnose.add_argument(
-        "--cell", default="cellverify.cell:conv_rnn_cell", metavar="MODULE:FACTORY"
-    )
-    diagnose.add_argument(
-        "--jobs", type=int, default=None, help="worker processes (default: one per core)"
-    )
     diagnose.add_argument("--no-verify", action="store_true", help="skip re-running the remedies")
-    diagnose.add_argument(
-        "--fast",
-        action="store_true",
-        help="train a ConvRNNCell through the fast path (same function within float32 "
-        "rounding, ~4x faster at the question's shape)",
-    )
-    diagnose.add_argument("--json", metavar="PATH")
-    diagnose.add_argument("--plot", metavar="PATH", help="PNG of loss and gradient norms")
+    add_training_options(diagnose, plot="PNG of loss and gradient norms per seed")
     diagnose.set_defaults(func=cmd_diagnose)
 
     sweep = sub.add_parser(
@@ -370,8 +373,6 @@ def build_parser() -> argparse.ArgumentParser:
         "default: optimizer x learning rate x output activation",
     )
     sweep.add_argument("--seeds", type=int, default=5, help="seeds per grid point (default 5)")
-    sweep.add_argument("--cell", default="cellverify.cell:conv_rnn_cell", metavar="MODULE:FACTORY")
-    sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: cores)")
     sweep.add_argument(
         "--shard",
         default="1/1",
@@ -381,14 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--merge", nargs="+", metavar="JSON", help="merge shards' JSON reports instead of running"
     )
-    sweep.add_argument(
-        "--fast",
-        action="store_true",
-        help="train a ConvRNNCell through the fast path (same function within float32 "
-        "rounding, ~4x faster at the question's shape)",
-    )
-    sweep.add_argument("--json", metavar="PATH")
-    sweep.add_argument("--plot", metavar="PATH", help="heat-map PNG of P(learns)")
+    add_training_options(sweep, plot="heat-map PNG of P(learns)")
     sweep.set_defaults(func=cmd_sweep)
     return parser
 

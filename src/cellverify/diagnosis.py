@@ -384,8 +384,9 @@ def detect_update_ratio(trace: Trace) -> Symptom | None:
         ratios = trace.update_ratio[:alive, i]
         median = float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else float("nan")
         if not math.isnan(median) and not low <= median <= high:
+            # Too small and too large call for opposite remedies.
             return Symptom(
-                "update_ratio",
+                "update_ratio_high" if median > high else "update_ratio_low",
                 f"{trace.variables[i]} moves by {median:.1e} of its norm per step (median)",
                 {
                     "variable": trace.variables[i],
@@ -534,13 +535,22 @@ def _cause_rules(
                 ["elu_convs", "tanh_glorot"],
             )
         )
-    if "exploding_gradient" in names or "update_ratio" in names:
+    if "exploding_gradient" in names or "update_ratio_high" in names:
         rules.append(
             (
                 "step_too_large",
                 "the updates are large next to the weights",
-                sorted({"exploding_gradient", "update_ratio"} & names),
+                sorted({"exploding_gradient", "update_ratio_high"} & names),
                 ["lower_learning_rate"],
+            )
+        )
+    if "update_ratio_low" in names:
+        rules.append(
+            (
+                "step_too_small",
+                "the updates barely move the weights",
+                ["update_ratio_low"],
+                ["higher_learning_rate"],
             )
         )
     if "saturated_tanh" in names:
