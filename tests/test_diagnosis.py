@@ -40,6 +40,15 @@ def test_dead_units_fires_at_the_autotrainer_share_and_not_below():
     assert dx.detect_dead_units(healthy_trace(dead_fraction=dead)) is None
 
 
+def test_zero_gradient_entries_fire_on_a_mostly_zero_kernel_gradient_of_a_live_run():
+    zero = np.zeros((11, 6))
+    zero[4:, 2] = dx.DEAD_UNIT_SHARE  # conv2/kernel
+    symptom = dx.detect_zero_gradient_entries(healthy_trace(grad_zero_fraction=zero))
+    assert (symptom.evidence["variable"], symptom.evidence["step"]) == ("conv2/kernel", 4)
+    zero[4:, 2] = dx.DEAD_UNIT_SHARE - 0.05
+    assert dx.detect_zero_gradient_entries(healthy_trace(grad_zero_fraction=zero)) is None
+
+
 def test_vanishing_gradient_needs_both_the_ratio_and_a_tiny_first_layer():
     norms = np.full((11, 6), 0.05)
     norms[:, 0] = 1e-5  # conv1 kernel: ratio 2e-4, norm 1e-5

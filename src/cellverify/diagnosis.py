@@ -249,6 +249,27 @@ def detect_dead_units(trace: Trace) -> Symptom | None:
     )
 
 
+def detect_zero_gradient_entries(trace: Trace) -> Symptom | None:
+    """A kernel most of whose gradient entries are exactly 0 while the run is alive."""
+    for step in range(_alive_steps(trace)):
+        for i in _kernels(trace):
+            share = float(trace.grad_zero_fraction[step, i])
+            if share >= DEAD_UNIT_SHARE:
+                return Symptom(
+                    "zero_gradient_entries",
+                    f"{share:.0%} of {trace.variables[i]}'s gradient entries are exactly 0 at "
+                    f"step {step}",
+                    {
+                        "variable": trace.variables[i],
+                        "step": step,
+                        "share": share,
+                        "threshold": DEAD_UNIT_SHARE,
+                        "source": "AUTOTRAINER dying-ReLU rule",
+                    },
+                )
+    return None
+
+
 def _first_last(trace: Trace, step: int) -> tuple[float, float]:
     kernels = _kernels(trace)
     return float(trace.grad_norm[step, kernels[0]]), float(trace.grad_norm[step, kernels[-1]])
@@ -435,6 +456,7 @@ DETECTORS: tuple[Callable[[Trace], Symptom | None], ...] = (
     detect_zero_gradient,
     detect_zero_logits,
     detect_dead_units,
+    detect_zero_gradient_entries,
     detect_optimizer_step,
     detect_vanishing_gradient,
     detect_vanishing_through_time,
@@ -516,13 +538,13 @@ def _cause_rules(
                 ["linear_last_conv", "adagrad"] if adam_like else ["linear_last_conv"],
             )
         )
-    if "dead_units" in names and relu_convs:
+    if {"dead_units", "zero_gradient_entries"} & names and relu_convs:
         rules.append(
             (
                 "dying_relu",
                 "ReLU conv units whose pre-activation is negative on every input output 0 and get "
                 "no gradient; with few kernels a whole layer can die at birth",
-                ["dead_units"],
+                sorted({"dead_units", "zero_gradient_entries"} & names),
                 ["elu_convs", "leaky_relu_convs"],
             )
         )
