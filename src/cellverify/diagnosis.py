@@ -516,105 +516,93 @@ def _cause_rules(
     relu_out = cell.get("output_activation") == "relu"
     relu_convs = cell.get("activation") == "relu"
     adam_like = train.get("optimizer") in ("adam", "nadam", "adamw", "adamax", "rmsprop")
-    rules = []
-    if {"zero_gradient", "zero_logits"} & names and relu_out:
-        rules.append(
-            (
-                "relu_before_softmax",
-                "a ReLU before the softmax clips every negative logit to exactly 0; when all "
-                "are, the output is exactly uniform and the gradient exactly 0, for good",
-                sorted({"zero_gradient", "zero_logits"} & names),
-                ["linear_last_conv", "elu_and_linear"],
-            )
+    slow = train.get("optimizer") in ("sgd", "adagrad")
+    rules: list[tuple[str, str, list[str], list[str]]] = []
+
+    def cause(
+        name: str, triggers: set[str], explanation: str, remedies: list[str], when: bool = True
+    ) -> None:
+        """Add the cause when any of its triggering findings is present (and ``when``)."""
+        found = sorted(triggers & names)
+        if found and when:
+            rules.append((name, explanation, found, remedies))
+
+    cause(
+        "relu_before_softmax",
+        {"zero_gradient", "zero_logits"},
+        "a ReLU before the softmax clips every negative logit to exactly 0; when all "
+        "are, the output is exactly uniform and the gradient exactly 0, for good",
+        ["linear_last_conv", "elu_and_linear"],
+        when=relu_out,
+    )
+    cause(
+        "step_independent_of_gradient",
+        {"optimizer_step"},
+        f"{train.get('optimizer')} steps each weight by about lr whatever the gradient's "
+        "scale; conv2's inputs are all >= 0 after ReLU, so the steps add up and push the "
+        "single output unit below 0 within a few steps",
+        ["linear_last_conv", "adagrad"] if adam_like else ["linear_last_conv"],
+    )
+    cause(
+        "dying_relu",
+        {"dead_units", "zero_gradient_entries"},
+        "ReLU conv units whose pre-activation is negative on every input output 0 and get "
+        "no gradient; with few kernels a whole layer can die at birth",
+        ["elu_convs", "leaky_relu_convs"],
+        when=relu_convs,
+    )
+    cause(
+        "vanishing_gradient",
+        {"vanishing_gradient", "vanishing_through_time"},
+        "the gradient shrinks through the layers (or steps) to nothing",
+        ["elu_convs", "tanh_glorot"],
+    )
+    cause(
+        "step_too_large",
+        {"exploding_gradient", "update_ratio_high"},
+        "the updates are large next to the weights",
+        ["lower_learning_rate"],
+    )
+    cause(
+        "step_too_small",
+        {"update_ratio_low"},
+        "the updates barely move the weights",
+        ["higher_learning_rate"],
+    )
+    cause(
+        "saturated_tanh",
+        {"saturated_tanh"},
+        "tanh units sit on their flat ends, where almost no gradient passes",
+        ["glorot_init", "elu_convs"],
+    )
+    cause(
+        "saturated_softmax",
+        {"saturated_softmax"},
+        "the softmax is near one-hot, where its gradient w(1-w) vanishes",
+        ["glorot_init", "lower_learning_rate"],
+    )
+    if slow:
+        cause(
+            "steps_too_small",
+            {"stalled_loss"},
+            "the cell is alive but its gradient is tiny (≈ 3e-3 on the portfolio loss, SPEC §9)"
+            " and this optimizer's step scales with it, so nothing visible happens",
+            ["higher_learning_rate", "elu_and_linear"],
         )
-    if "optimizer_step" in names:
-        rules.append(
-            (
-                "step_independent_of_gradient",
-                f"{train.get('optimizer')} steps each weight by about lr whatever the gradient's "
-                "scale; conv2's inputs are all >= 0 after ReLU, so the steps add up and push the "
-                "single output unit below 0 within a few steps",
-                ["optimizer_step"],
-                ["linear_last_conv", "adagrad"] if adam_like else ["linear_last_conv"],
-            )
+    else:
+        cause(
+            "not_learning",
+            {"stalled_loss"},
+            "the cell is alive but the loss does not move enough",
+            ["elu_and_linear"],
         )
-    if {"dead_units", "zero_gradient_entries"} & names and relu_convs:
-        rules.append(
-            (
-                "dying_relu",
-                "ReLU conv units whose pre-activation is negative on every input output 0 and get "
-                "no gradient; with few kernels a whole layer can die at birth",
-                sorted({"dead_units", "zero_gradient_entries"} & names),
-                ["elu_convs", "leaky_relu_convs"],
-            )
-        )
-    if "vanishing_gradient" in names or "vanishing_through_time" in names:
-        rules.append(
-            (
-                "vanishing_gradient",
-                "the gradient shrinks through the layers (or steps) to nothing",
-                sorted({"vanishing_gradient", "vanishing_through_time"} & names),
-                ["elu_convs", "tanh_glorot"],
-            )
-        )
-    if "exploding_gradient" in names or "update_ratio_high" in names:
-        rules.append(
-            (
-                "step_too_large",
-                "the updates are large next to the weights",
-                sorted({"exploding_gradient", "update_ratio_high"} & names),
-                ["lower_learning_rate"],
-            )
-        )
-    if "update_ratio_low" in names:
-        rules.append(
-            (
-                "step_too_small",
-                "the updates barely move the weights",
-                ["update_ratio_low"],
-                ["higher_learning_rate"],
-            )
-        )
-    if "saturated_tanh" in names:
-        rules.append(
-            (
-                "saturated_tanh",
-                "tanh units sit on their flat ends, where almost no gradient passes",
-                ["saturated_tanh"],
-                ["glorot_init", "elu_convs"],
-            )
-        )
-    if "saturated_softmax" in names:
-        rules.append(
-            (
-                "saturated_softmax",
-                "the softmax is near one-hot, where its gradient w(1-w) vanishes",
-                ["saturated_softmax"],
-                ["glorot_init", "lower_learning_rate"],
-            )
-        )
-    if "stalled_loss" in names:
-        slow = train.get("optimizer") in ("sgd", "adagrad")
-        rules.append(
-            (
-                "steps_too_small" if slow else "not_learning",
-                "the cell is alive but its gradient is tiny (≈ 3e-3 on the portfolio loss, SPEC §9)"
-                " and this optimizer's step scales with it, so nothing visible happens"
-                if slow
-                else "the cell is alive but the loss does not move enough",
-                ["stalled_loss"],
-                ["higher_learning_rate", "elu_and_linear"] if slow else ["elu_and_linear"],
-            )
-        )
-    if "outcome_variance" in names and not rules:
-        rules.append(
-            (
-                "fragile_initialisation",
-                "whether the cell learns depends on the seed: the initial weights are a coin flip",
-                ["outcome_variance"],
-                ["elu_and_linear"],
-            )
-        )
+    cause(
+        "fragile_initialisation",
+        {"outcome_variance"},
+        "whether the cell learns depends on the seed: the initial weights are a coin flip",
+        ["elu_and_linear"],
+        when=not rules,
+    )
     return rules
 
 

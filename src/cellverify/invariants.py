@@ -109,10 +109,6 @@ class Invariant:
     region: str
     adversarial_inputs: bool
 
-    @property
-    def doc(self) -> str:
-        return (self.check.__doc__ or "").strip().splitlines()[0]
-
 
 INVARIANTS: dict[str, Invariant] = {}
 
