@@ -28,6 +28,9 @@ CASE = Case(
 )
 #: Inputs some mutants need to show their fault (NaN only on large moves).
 INPUTS_FOR = {"NanOnLargeMoves": InputSpec(kind="large_moves", seed=1)}
+#: Cell changes some mutants need: the units at WrongGradientAtKink's kink move
+#: every asset's logit alike, which only a cash logit makes visible.
+CELL_FOR = {"WrongGradientAtKink": {"cash_bias": True}}
 
 
 def _register(cls: type) -> type:
@@ -207,6 +210,32 @@ class DeadAtBirth(ConvRNNCell):
         return ops.relu(super()._logits(features, state, training))
 
 
+@tf.custom_gradient
+def _relu_wrong_at_zero(x):
+    """ReLU whose gradient at exactly 0 is 3, outside its subgradients [0, 1]."""
+
+    def grad(dy):
+        return dy * (tf.cast(x > 0, x.dtype) + 3.0 * tf.cast(tf.equal(x, 0), x.dtype))
+
+    return tf.nn.relu(x), grad
+
+
+@_register
+class WrongGradientAtKink(ConvRNNCell):
+    """ReLU convs whose gradient at exactly 0 is 3, with conv1 dead (bias -1000) so
+    that every conv2 unit sits exactly at its kink, as flat prices put
+    PGPortfolio's cell: the gradient is wrong only there, and must be caught."""
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.conv1.activation = tf.nn.relu
+        self.conv2.activation = _relu_wrong_at_zero
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.conv1.bias.assign(ops.full(self.conv1.bias.shape, -1000.0))
+
+
 def factory(cls: type[ConvRNNCell]) -> Any:
     """A cell factory building ``cls``."""
 
@@ -228,6 +257,7 @@ KILLS: dict[type[ConvRNNCell], tuple[str, ...]] = {
     NanGradient: ("gradients_finite",),
     StopGradientConv1: ("gradients_nonzero", "gradient_check"),
     GradientSignFlipped: ("gradient_check", "loss_decreases"),
+    WrongGradientAtKink: ("gradient_check",),
     DropoutOnAtInference: ("deterministic",),
     DropoutRedrawsWeights: ("dropout_zero_is_identity",),
     SeedIgnored: ("deterministic",),
@@ -239,9 +269,13 @@ KILLS: dict[type[ConvRNNCell], tuple[str, ...]] = {
 
 
 def case_for(mutant: type[ConvRNNCell]) -> Case:
-    """:data:`CASE`, with the inputs that mutant needs."""
-    spec = INPUTS_FOR.get(mutant.__name__)
-    return CASE if spec is None else Case(CASE.cell, CASE.train, spec)
+    """:data:`CASE`, with the inputs and cell changes that mutant needs."""
+    name = mutant.__name__
+    return Case(
+        CASE.cell.replace(**CELL_FOR.get(name, {})),
+        CASE.train,
+        INPUTS_FOR.get(name, CASE.inputs),
+    )
 
 
 #: Importable as ``tests.mutants:softmax_over_wrong_axis`` for the CLI tests.

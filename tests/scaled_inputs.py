@@ -1,0 +1,81 @@
+"""Every invariant claimed on any inputs, on the shipped cell, fed raw prices
+scaled by 1e-4 and by 1e4 - the magnitudes at which fixed absolute tolerances
+failed a correct cell.  Run in a fresh process so that TensorFlow's kernels
+can be chosen by the environment (``TF_ENABLE_ONEDNN_OPTS``)::
+
+    python -m tests.scaled_inputs --examples 100 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from hypothesis import strategies as st
+
+from cellverify.case import Case
+from cellverify.cell import conv_rnn_cell
+from cellverify.data import InputSpec
+from cellverify.invariants import INVARIANTS
+from cellverify.profiles import CI_EXAMPLES
+from cellverify.strategies import REGIONS, cell_configs, train_configs
+from cellverify.suite import run_invariant
+
+#: Four times the ci profile's examples per invariant.
+EXAMPLES = 4 * CI_EXAMPLES
+SCALES = (1e-4, 1e4)
+
+
+def scaled_cases(region_name: str) -> st.SearchStrategy[Case]:
+    region = REGIONS[region_name]
+    return st.builds(
+        Case,
+        cell=cell_configs(region=region),
+        train=train_configs(region=region),
+        inputs=st.builds(
+            InputSpec,
+            kind=st.just("scaled"),
+            scale=st.sampled_from(SCALES),
+            seed=st.integers(0, 2**16),
+        ),
+    )
+
+
+def claimed_on_any_inputs() -> list[str]:
+    return [name for name, inv in INVARIANTS.items() if inv.adversarial_inputs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--examples", type=int, default=EXAMPLES)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args(argv)
+    from hypothesis import settings
+
+    from cellverify.profiles import register_profiles
+
+    register_profiles()
+    settings.register_profile(
+        "scaled", parent=settings.get_profile("ci"), max_examples=args.examples
+    )
+    results = []
+    for name in claimed_on_any_inputs():
+        invariant = INVARIANTS[name]
+        result = run_invariant(
+            invariant, conv_rnn_cell, profile="scaled", strategy=scaled_cases(invariant.region)
+        )
+        results.append(result.to_dict())
+        print(f"{name}: {result.status} ({result.examples} examples)", file=sys.stderr, flush=True)
+    with open(args.json, "w") as f:
+        json.dump(
+            {"onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), "results": results}, f
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The gradient check at smooth points, near kinks and exactly at kinks.
+
+Plain-NumPy functions pin the rule down exactly; the cells reproduce the two
+false alarms the old rule raised, and the mutant a wrong gradient at a kink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellverify.case import Case
+from cellverify.cell import conv_rnn_cell
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.data import InputSpec
+from cellverify.errors import InvariantViolation
+from cellverify.gradcheck import GRADIENT_CHECK_STEPS, check_variable
+from cellverify.invariants import check
+
+from .mutants import WrongGradientAtKink, case_for, factory
+
+
+class Variable:
+    """The two methods of a Keras variable the check uses."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value, np.float64)
+        self.shape = self.value.shape
+
+    def numpy(self):
+        return self.value.copy()
+
+    def assign(self, value):
+        self.value = np.asarray(value, np.float64)
+
+
+def relu_sum(variable, weights):
+    """sum_i w_i relu(v_i): every unit at v_i = 0 is exactly at its kink."""
+    return lambda: float(np.sum(weights * np.maximum(variable.value, 0.0)))
+
+
+def test_a_correct_gradient_passes_at_a_smooth_point():
+    v = Variable([0.3, -1.2, 2.0])
+    assert check_variable(lambda: float(np.sum(v.value**2)), v, 2 * v.numpy(), RNG()) is None
+
+
+def test_a_wrong_gradient_fails_at_a_smooth_point():
+    v = Variable([0.3, -1.2, 2.0])
+    mismatch = check_variable(lambda: float(np.sum(v.value**2)), v, -2 * v.numpy(), RNG())
+    assert mismatch is not None and not mismatch.at_kink  # fails on its coordinates too
+
+
+def test_many_units_exactly_at_a_kink_pass_with_autodiffs_zero_subgradient():
+    """A random direction moves the units to both sides: the one-sided
+    differences sum over different units and 0 need not lie between them.
+    Coordinate by coordinate it does."""
+    weights = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+    v = Variable(np.zeros(5))
+    assert check_variable(relu_sum(v, weights), v, np.zeros(5), RNG()) is None
+
+
+def test_a_wrong_gradient_exactly_at_a_kink_is_caught():
+    weights = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+    v = Variable(np.zeros(5))
+    mismatch = check_variable(relu_sum(v, weights), v, 3.0 * weights, RNG())
+    assert mismatch is not None
+    assert mismatch.direction.startswith("coordinate")
+    assert mismatch.backward == 0.0 or mismatch.forward == 0.0  # the unit's inactive side
+
+
+def test_units_within_one_step_of_a_kink_are_resolved_by_a_smaller_step():
+    """Units 3e-6 from their kink: the first step crosses them and the
+    differences disagree; a tenfold smaller one does not, and matches autodiff."""
+    weights = np.array([1.0, -2.0, 0.5, 3.0])
+    v = Variable(np.array([3e-6, -3e-6, 3e-6, -3e-6]))
+    gradient = weights * (v.numpy() > 0)
+    assert GRADIENT_CHECK_STEPS[0] > 3e-6 > GRADIENT_CHECK_STEPS[-1]
+    assert check_variable(relu_sum(v, weights), v, gradient, RNG()) is None
+    assert check_variable(relu_sum(v, weights), v, weights, RNG()) is not None
+
+
+def RNG():  # noqa: N802 - reads as the generator it returns
+    return np.random.default_rng(0)
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_gradient_check_passes_the_selu_cell_whose_units_sit_within_a_step_of_the_kink():
+    """The issue's case: SELU's slope jumps at 0 and small-normal weights put
+    conv2's units within 1e-5 of it, both ways; the old rule failed it."""
+    case = Case(
+        CellConfig(
+            assets=4, window=7, features=1, kernels=(2, 4, 1), activation="selu",
+            output_activation="linear", initializer="small_normal", seed=64100,
+        ),
+        TrainConfig(optimizer="adagrad", batch_size=1, steps=1, train_steps=0, task="supervised"),
+        InputSpec(kind="market", seed=17488),
+    )  # fmt: skip
+    check("gradient_check", conv_rnn_cell, case)
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_gradient_check_catches_a_relu_whose_gradient_is_wrong_only_at_its_kink():
+    with pytest.raises(InvariantViolation, match=r"conv2/bias \[4\] along coordinate"):
+        check("gradient_check", factory(WrongGradientAtKink), case_for(WrongGradientAtKink))

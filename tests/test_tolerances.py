@@ -1,0 +1,121 @@
+"""Tolerances scale with the magnitudes compared, and the logit scale behind
+them is measured, on the shipped cell and on cells that expose nothing."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from cellverify.case import Case
+from cellverify.cell import conv_rnn_cell
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.data import InputSpec
+from cellverify.errors import InvariantViolation
+from cellverify.invariants import PERMUTATION_FLOOR, check
+from cellverify.precision import _spread, logit_scale, sequence_logits, states_of
+from cellverify.tolerances import (
+    FLOAT32_EPS,
+    ROUNDING_DEPTH,
+    SIMPLEX_SUM_FLOOR,
+    probability_tolerance,
+    simplex_sum_tolerance,
+)
+
+from .mutants import AssetsMixed, factory
+from .outside_cells import eiie_cell
+
+pytestmark = pytest.mark.usefixtures("fresh_keras")
+
+#: The case that failed `CI=true cellverify check --profile ci` on an AVX2
+#: machine: raw prices x1e4, logits ~100, a difference of 3.4e-6 against 1e-6.
+ISSUE_CASE = Case(
+    CellConfig(
+        assets=5, window=7, features=1, kernels=(4, 4, 1), activation="elu",
+        output_activation="linear", seed=1011,
+    ),
+    TrainConfig(optimizer="adagrad", batch_size=1, steps=1, train_steps=0, task="supervised"),
+    InputSpec(kind="scaled", scale=1e4, seed=0),
+)  # fmt: skip
+
+
+def test_probability_tolerance_keeps_its_floor_and_grows_with_the_logits():
+    p = np.array([0.5, 0.3, 0.2, 1e-9])
+    small = probability_tolerance(p, 1.0, floor=1e-6)
+    assert small[-1] == 1e-6  # a tiny probability gets the floor
+    assert np.all(small >= 1e-6)
+    big = probability_tolerance(p, 1e3, floor=1e-6)
+    expected = np.maximum(1e-6, p * FLOAT32_EPS * (2 * ROUNDING_DEPTH * 1e3 + 4 + 4))
+    np.testing.assert_allclose(big, expected)
+    assert big[0] > 500 * small[0]  # about 1e3 times: the logits grew 1e3 times
+    # A 1e-2 move of the logits (a wiring fault) stays far outside the bound at Z ~ 1.
+    assert 100 * probability_tolerance(p, 1.0, floor=0.0).max() < 0.5 * 1e-2
+
+
+def test_simplex_tolerance_keeps_its_floor_and_grows_with_the_row_length():
+    assert simplex_sum_tolerance(15) == SIMPLEX_SUM_FLOOR
+    assert simplex_sum_tolerance(100_000) > SIMPLEX_SUM_FLOOR
+
+
+def test_the_issues_permutation_case_passes_with_the_derived_bound():
+    check("asset_permutation_equivariance", conv_rnn_cell, ISSUE_CASE)
+    check("state_is_output", conv_rnn_cell, ISSUE_CASE)
+    check("execution_modes_agree", conv_rnn_cell, ISSUE_CASE)
+
+
+def test_the_bound_at_logits_of_1e4_still_catches_assets_mixed():
+    with pytest.raises(InvariantViolation, match="rounding allows"):
+        check("asset_permutation_equivariance", factory(AssetsMixed), ISSUE_CASE)
+
+
+def _run(cell_factory, case):
+    cell = cell_factory(case.cell)
+    rnn = keras.layers.RNN(cell, return_sequences=True)
+    x = case.batch().inputs
+    return cell, rnn, x, np.asarray(rnn(x))
+
+
+def test_logit_scale_of_the_shipped_cell_is_its_largest_logit():
+    cell, rnn, x, out = _run(conv_rnn_cell, ISSUE_CASE)
+    logits = sequence_logits(cell, x, states_of(rnn, out))
+    assert logit_scale(conv_rnn_cell, ISSUE_CASE, cell, rnn, x, out) == pytest.approx(
+        float(np.max(np.abs(logits)))
+    )
+    assert np.max(np.abs(logits)) > 50  # the magnitude that broke the fixed 1e-6
+
+
+def test_logit_scale_of_a_cell_without_step_activations_is_measured_in_float64():
+    """An outside cell shows only its outputs: their float32 rounding, against
+    the same weights run in float64, stands for the logits' magnitude."""
+    case = Case(ISSUE_CASE.cell.replace(kernels=(1, 1, 1)), ISSUE_CASE.train, ISSUE_CASE.inputs)
+    cell, rnn, x, out = _run(eiie_cell, case)
+    assert not hasattr(cell, "step_activations")
+    scale = logit_scale(eiie_cell, case, cell, rnn, x, out)
+    assert scale >= _spread(out) and np.isfinite(scale)
+    tol = probability_tolerance(out, scale, floor=PERMUTATION_FLOOR)
+    assert np.all(np.isfinite(tol))
+
+
+class Float32Only(keras.layers.Layer):
+    """A cell that casts to float32 inside, so it cannot run in float64."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = eiie_cell(config)
+        self.state_size = self.inner.state_size
+        self.output_size = self.inner.output_size
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+
+    def call(self, inputs, states, training=None):
+        if keras.config.floatx() == "float64":
+            raise TypeError("this cell only runs in float32")
+        return self.inner(inputs, states)
+
+
+def test_logit_scale_falls_back_to_a_generous_guess_for_a_float32_only_cell():
+    case = Case(ISSUE_CASE.cell.replace(kernels=(1, 1, 1)), ISSUE_CASE.train, ISSUE_CASE.inputs)
+    cell, rnn, x, out = _run(Float32Only, case)
+    scale = logit_scale(Float32Only, case, cell, rnn, x, out)
+    assert scale >= float(np.max(np.abs(x)))  # the inputs' magnitude, 1e4
