@@ -15,15 +15,18 @@ from typing import Any
 
 from cellverify.config import (
     ACTIVATIONS,
+    BOOLEAN_WORDS,
     INITIALIZERS,
     OPTIMIZERS,
     PRESETS,
     TASKS,
     CellConfig,
     TrainConfig,
+    parse_bool,
     preset,
 )
 from cellverify.errors import CellVerifyError, InvalidConfig
+from cellverify.outputs import check_writable, require_matplotlib, write_json
 
 __all__ = ["main"]
 
@@ -47,6 +50,15 @@ def _int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _bool(text: str) -> bool:
+    try:
+        return parse_bool(text, field="value")
+    except InvalidConfig:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {'/'.join(BOOLEAN_WORDS)}. Received: {text!r}"
+        ) from None
+
+
 _CELL_OPTIONS: dict[str, dict[str, Any]] = {
     "assets": {"type": int},
     "window": {"type": int},
@@ -57,7 +69,7 @@ _CELL_OPTIONS: dict[str, dict[str, Any]] = {
     "initializer": {"choices": INITIALIZERS},
     "dropout": {"type": float, "metavar": "RATE"},
     "dropout_after": {"type": _int_list, "metavar": "LAYERS"},
-    "cash_bias": {"type": lambda s: s.lower() in ("1", "true", "yes"), "metavar": "BOOL"},
+    "cash_bias": {"type": _bool, "metavar": "BOOL"},
 }
 _TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
     "optimizer": {"choices": OPTIMIZERS},
@@ -93,6 +105,16 @@ def add_training_options(parser: argparse.ArgumentParser, *, plot: str) -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--plot", metavar="PATH", help=plot)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path the command will write, checked before any work."""
+    for option in ("json", "plot"):
+        path = getattr(args, option, None)
+        if path:
+            check_writable(path, f"--{option}")
+    if getattr(args, "plot", None):
+        require_matplotlib("--plot")
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[CellConfig, TrainConfig]:
@@ -131,6 +153,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         p = preset(name)
         cell, train_cfg = p.with_seed(args.seed)
         runs[name] = (cell, train_cfg.replace(**{k: v for k, v in overrides.items() if v}))
+    check_outputs(args)
     _quiet_tensorflow()
     from cellverify.cell import conv_rnn_cell
     from cellverify.report import render_trace_comparison
@@ -142,26 +165,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     }
     print(render_trace_comparison(traces))
     if args.json:
-        import json
-
-        with open(args.json, "w") as f:
-            json.dump({name: t.to_dict() for name, t in traces.items()}, f)
+        write_json(args.json, {name: t.to_dict() for name, t in traces.items()})
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run every invariant through Hypothesis against a cell factory."""
-    import json
-
     from cellverify.profiles import PROFILES, default_profile
 
     profile = args.profile or default_profile()
     if profile not in PROFILES:  # argparse checks --profile; this is the env var
         raise InvalidConfig("check", "profile", f"one of {', '.join(PROFILES)}", profile)
+    check_outputs(args)
     _quiet_tensorflow()
     from cellverify.factory import load_factory, validate_factory
     from cellverify.report import render_check
-    from cellverify.suite import run_suite
+    from cellverify.suite import run_suite, select_invariants
+
+    select_invariants(args.select)  # an unmatched -k fails here, before any work
 
     factory = load_factory(args.cell)
     validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
@@ -184,18 +205,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = result.to_dict()
     print(render_check(report))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json(args.json, report)
+    if result.errored:  # the search itself failed: no verdict either way
+        return EXIT_USAGE
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Train across seeds, report symptoms and causes, verify remedies by re-running."""
-    import json
-
     cell, train_cfg = configs_from_args(args)
     if args.seeds < 1:
         raise InvalidConfig("diagnose", "seeds", "at least 1", args.seeds)
+    check_outputs(args)
     seeds = list(range(args.seeds))
     _quiet_tensorflow()
     from cellverify.diagnosis import diagnose
@@ -231,8 +252,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     }
     print(render_diagnosis(report))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json(args.json, report)
     if args.plot:
         from cellverify.plots import plot_traces
 
@@ -246,6 +266,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from cellverify.sweep import DEFAULT_GRID, aggregate, parse_grid, parse_shard
 
+    check_outputs(args)
     if args.merge:
         reports = []
         for path in args.merge:
@@ -282,8 +303,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         if shard != (1, 1):  # a shard's raw runs are merged later
             if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(raw, f, indent=1)
+                write_json(args.json, raw)
             print(
                 f"shard {shard[0]}/{shard[1]}: {len(raw['runs'])} runs"
                 + (f" written to {args.json}" if args.json else "")
@@ -295,8 +315,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     report = aggregate(reports)
     print(render_sweep(report))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json(args.json, report)
     if args.plot:
         from cellverify.plots import plot_sweep
 
@@ -388,8 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv``; returns the exit code (never raises
+    for a user's mistake: argparse's own exits become return codes too)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         code: int = args.func(args)
     except CellVerifyError as exc:

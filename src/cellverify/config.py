@@ -19,6 +19,7 @@ from cellverify.errors import InvalidConfig
 __all__ = [
     "ACTIVATIONS",
     "AS_ASKED",
+    "BOOLEAN_WORDS",
     "INITIALIZERS",
     "OPTIMIZERS",
     "PGPORTFOLIO",
@@ -28,6 +29,7 @@ __all__ = [
     "CellConfig",
     "Preset",
     "TrainConfig",
+    "parse_bool",
     "preset",
 ]
 
@@ -61,12 +63,31 @@ OPTIMIZERS: tuple[str, ...] = (
 #: Training tasks: the EIIE portfolio loss or a supervised cross-entropy.
 TASKS: tuple[str, ...] = ("portfolio", "supervised")
 
+#: Spellings of a boolean accepted on the command line and in grids.
+BOOLEAN_WORDS: dict[str, bool] = {
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+}
+
 _MAX_SEED = 2**31 - 1
 _MAX_ASSETS = 1024
 _MAX_WINDOW = 4096
 _MAX_LEARNING_RATE = 100.0
 
 _C = TypeVar("_C", "CellConfig", "TrainConfig")
+
+
+def parse_bool(text: str, *, field: str) -> bool:
+    """``true/false/1/0/yes/no`` (any case) as a bool; anything else is an error
+    naming ``field`` - ``maybe`` must not quietly mean False."""
+    key = text.strip().lower()
+    if key not in BOOLEAN_WORDS:
+        raise InvalidConfig("option", field, f"one of {'/'.join(BOOLEAN_WORDS)}", text)
+    return BOOLEAN_WORDS[key]
 
 
 def _is_int(value: Any) -> bool:

@@ -15,27 +15,43 @@ from typing import Any
 
 from hypothesis import given, reporting, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.case import Case
-from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
+from cellverify.errors import (
+    BadCellFactory,
+    CellVerifyError,
+    InvariantViolation,
+    describe_exception,
+)
 from cellverify.invariants import INVARIANTS, Invariant
 from cellverify.model import CellFactory, fresh_session
 from cellverify.profiles import register_profiles
 from cellverify.strategies import REGIONS, cases
 
 __all__ = [
+    "STATUSES",
     "InvariantResult",
     "SuiteResult",
+    "UnknownInvariant",
     "cases_for",
     "run_invariant",
     "run_suite",
+    "select_invariants",
     "strategy_for",
 ]
 
 
+#: What an invariant's search can end in.  ``error``: the search itself could
+#: not be completed (a Hypothesis health check, ``Unsatisfiable``, a flaky
+#: failure that did not reproduce, no example run) - nothing was shown about
+#: the cell either way, so it is neither a pass nor a violation.
+STATUSES: tuple[str, ...] = ("passed", "failed", "error", "skipped")
+
+
 @dataclass(frozen=True)
 class InvariantResult:
-    """One invariant's outcome: ``passed``, ``failed`` or ``skipped``."""
+    """One invariant's outcome: one of :data:`STATUSES`."""
 
     name: str
     status: str
@@ -65,7 +81,14 @@ class SuiteResult:
 
     @property
     def passed(self) -> bool:
-        return all(r.status != "failed" for r in self.results)
+        """Every invariant run held, and at least one ran: a run that checked
+        nothing never passes."""
+        ran = [r for r in self.results if r.status != "skipped"]
+        return bool(ran) and all(r.status == "passed" for r in ran)
+
+    @property
+    def errored(self) -> bool:
+        return any(r.status == "error" for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,18 +146,68 @@ def run_invariant(
             raise
 
     start = time.perf_counter()
+
+    def result(status: str, case: Case | None = None, message: str = "") -> InvariantResult:
+        return InvariantResult(
+            invariant.name, status, examples, time.perf_counter() - start, case, message
+        )
+
     try:
         with reporting.with_reporter(lambda _: None):
             search()
     except BadCellFactory:
         raise
-    except Exception:
+    except HypothesisException as exc:
+        # Hypothesis's own verdict on the search (health check, unsatisfiable,
+        # flaky), raised instead of a failure: report it, never as a violation.
+        return result("error", message=f"[{invariant.name}] {_hypothesis_error(exc, failures)}")
+    except Exception as exc:
+        if not failures:  # raised outside the test body: a bug, not a finding
+            return result(
+                "error",
+                message=f"[{invariant.name}] the search failed: {describe_exception(exc)}",
+            )
         # Hypothesis replays the shrunk example last, so it is the last failure.
         case, message = failures[-1]
-        return InvariantResult(
-            invariant.name, "failed", examples, time.perf_counter() - start, case, message
+        return result("failed", case, message)
+    if examples == 0:
+        return result("error", message=f"[{invariant.name}] no example was run")
+    return result("passed")
+
+
+_MESSAGE_CHARS = 400
+
+
+def _hypothesis_error(exc: HypothesisException, failures: list[tuple[Case, str]]) -> str:
+    """Hypothesis's own error in one line, with the failure it could not reproduce."""
+    if isinstance(exc, Flaky):
+        said = (
+            "a failure did not reproduce when Hypothesis replayed it: the cell (or the "
+            "check) is not deterministic"
         )
-    return InvariantResult(invariant.name, "passed", examples, time.perf_counter() - start)
+    else:
+        said = " ".join(str(exc).split())[:_MESSAGE_CHARS]
+    seen = f"; the failure seen first: {failures[-1][1]}" if failures else ""
+    return f"Hypothesis could not complete the search: {type(exc).__name__}: {said}{seen}"
+
+
+class UnknownInvariant(CellVerifyError):
+    """A selection names no invariant."""
+
+
+def select_invariants(select: Iterable[str] | None) -> list[str]:
+    """Names of the invariants whose name contains one of ``select`` (all if
+    None); raises :class:`UnknownInvariant` when a pattern matches none."""
+    if not select:
+        return list(INVARIANTS)
+    patterns = list(select)
+    unmatched = [p for p in patterns if not any(p in name for name in INVARIANTS)]
+    if unmatched:
+        raise UnknownInvariant(
+            f"-k {unmatched[0]!r} matches no invariant; the invariants are: "
+            f"{', '.join(INVARIANTS)}. Received: {unmatched!r}"
+        )
+    return [name for name in INVARIANTS if any(p in name for p in patterns)]
 
 
 def run_suite(
@@ -146,10 +219,10 @@ def run_suite(
     on_progress: Callable[[str, int], None] | None = None,
 ) -> SuiteResult:
     """Run every invariant (or those whose name contains one of ``select``)."""
-    chosen = list(select) if select else None
+    chosen = select_invariants(select)
     results = []
     for name, invariant in INVARIANTS.items():
-        if chosen is not None and not any(s in name for s in chosen):
+        if name not in chosen:
             results.append(InvariantResult(name, "skipped", 0, 0.0, message="not selected"))
             continue
         progress = None if on_progress is None else (lambda n, name=name: on_progress(name, n))

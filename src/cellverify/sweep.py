@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cellverify.config import CellConfig, TrainConfig
+from cellverify.config import CellConfig, TrainConfig, parse_bool
 from cellverify.errors import InvalidConfig
 from cellverify.outcome import outcome_of, wilson_interval
 from cellverify.parallel import run_jobs
@@ -49,7 +49,7 @@ def _parse_value(field: str, text: str) -> Any:
         default = getattr(TrainConfig(), field)
     try:
         if isinstance(default, bool):
-            return text.lower() in ("1", "true", "yes")
+            return parse_bool(text, field=field)
         if isinstance(default, tuple):
             return tuple(int(x) for x in text.split("-") if x)
         if isinstance(default, int):

@@ -1,0 +1,21 @@
+"""Cell factories for the command-line tests, importable as ``tests.cli_cells:NAME``."""
+
+from __future__ import annotations
+
+import itertools
+
+from cellverify.cell import ConvRNNCell
+from cellverify.config import CellConfig
+
+from .mutants import WrongOutputShape
+
+_calls = itertools.count()
+
+
+def flaky_cell(config: CellConfig) -> ConvRNNCell:
+    """The second cell it builds (the first example's, after ``check`` has
+    vetted the first) drops an asset, every other one is right: a failure
+    that does not reproduce when Hypothesis replays it (Flaky)."""
+    if next(_calls) == 1:
+        return WrongOutputShape(config)
+    return ConvRNNCell(config)

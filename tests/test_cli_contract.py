@@ -1,0 +1,191 @@
+"""The command line never passes by mistake, never loses work at the end, and
+never answers a user's mistake with a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cellverify import InvalidConfig
+from cellverify.cell import conv_rnn_cell
+from cellverify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from cellverify.config import parse_bool
+from cellverify.invariants import INVARIANTS
+from cellverify.strategies import any_cases
+from cellverify.suite import InvariantResult, SuiteResult, run_invariant
+
+from .traces import healthy_trace
+
+pytestmark = pytest.mark.usefixtures("fresh_keras")
+
+
+def test_a_selection_that_matches_no_invariant_exits_2_listing_the_names(capsys):
+    assert main(["check", "-k", "nosuch"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "-k 'nosuch' matches no invariant" in err
+    assert all(name in err for name in INVARIANTS)
+
+
+def test_a_run_that_checked_nothing_does_not_pass():
+    skipped = [InvariantResult(name, "skipped", 0, 0.0) for name in INVARIANTS]
+    assert not SuiteResult("cell", "ci", skipped).passed
+    assert not SuiteResult("cell", "ci", []).passed
+
+
+def test_a_health_check_is_an_error_not_a_violation():
+    nothing = any_cases().filter(lambda case: False)
+    result = run_invariant(
+        INVARIANTS["output_shape"], conv_rnn_cell, profile="ci", strategy=nothing
+    )
+    assert result.status == "error"
+    assert "FailedHealthCheck" in result.message
+    assert result.falsifying is None
+
+
+def test_a_failure_that_does_not_reproduce_exits_2_as_an_error(tmp_path, capsys):
+    report = tmp_path / "check.json"
+    code = main(
+        ["check", "--cell", "tests.cli_cells:flaky_cell", "-k", "output_shape",
+         "--profile", "ci", "--json", str(report)]
+    )  # fmt: skip
+    assert code == EXIT_USAGE
+    rows = {r["name"]: r for r in json.loads(report.read_text())["invariants"]}
+    assert rows["output_shape"]["status"] == "error"
+    assert "not deterministic" in rows["output_shape"]["message"]
+    assert "no verdict" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["diagnose", "--json", "/no/such/dir/report.json"],
+        ["diagnose", "--plot", "/no/such/dir/loss.png"],
+        ["sweep", "--json", "/no/such/dir/map.json"],
+        ["check", "--json", "/no/such/dir/check.json"],
+        ["compare", "--json", "/no/such/dir/traces.json"],
+    ],
+)
+def test_an_unwritable_output_exits_2_before_any_work(argv, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the output path was checked")
+
+    for target in (
+        "cellverify.verify.run_seeds",
+        "cellverify.sweep.run_sweep",
+        "cellverify.suite.run_suite",
+        "cellverify.run.train",
+    ):
+        monkeypatch.setattr(target, no_work)
+    assert main(argv) == EXIT_USAGE
+    assert "the directory '/no/such/dir' does not exist" in capsys.readouterr().err
+
+
+def test_a_directory_is_not_an_output_file(tmp_path, capsys):
+    assert main(["sweep", "--json", str(tmp_path)]) == EXIT_USAGE
+    assert "a file path, not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["maybe", "", "2", "tru"])
+def test_booleans_accept_only_true_false_1_0_yes_no(text, capsys):
+    with pytest.raises(InvalidConfig, match="one of true/false/1/0/yes/no"):
+        parse_bool(text, field="cash_bias")
+    assert main(["diagnose", "--cash-bias", text]) == EXIT_USAGE
+    assert "expected one of true/false/1/0/yes/no" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("TRUE", True), ("yes", True), ("1", True), ("No", False), ("0", False)]
+)
+def test_the_accepted_boolean_spellings(text, value):
+    assert parse_bool(text, field="cash_bias") is value
+
+
+# -- the command line under generated argument lists ------------------------------
+
+
+def _stub_work(monkeypatch):
+    """Replace the training and searching behind each command with instant,
+    plausible results, so that generated command lines exercise the parsing,
+    validation and reporting around them."""
+    from cellverify.suite import select_invariants
+
+    def run_suite(factory, *, cell, profile, select=None, on_progress=None):
+        return SuiteResult(
+            cell, profile, [InvariantResult(n, "passed", 1, 0.0) for n in select_invariants(select)]
+        )
+
+    def run_seeds(factory, cell, train, seeds, **kwargs):
+        return [healthy_trace(cell=cell, train=train) for _ in seeds]
+
+    def run_sweep(factory, grid, cell, train, seeds, *, shard=(1, 1), **kwargs):
+        from cellverify.sweep import sweep_tasks
+
+        tasks = sweep_tasks(grid, cell, train, seeds, shard=shard)
+        runs = [
+            {"values": {k: str(v) for k, v in values.items()}, "seed": seed, "died": False,
+             "death_step": None, "learned": True, "gap_closed": 0.1}
+            for values, seed, _, _ in tasks
+        ]  # fmt: skip
+        return {
+            "grid": {k: [str(v) for v in vs] for k, vs in grid.items()},
+            "base": {"cell": cell.to_dict(), "train": train.to_dict()},
+            "seeds": len(seeds),
+            "shard": list(shard),
+            "runs": runs,
+        }
+
+    def train(factory, cell, train_config, **kwargs):
+        return healthy_trace(cell=cell, train=train_config)
+
+    monkeypatch.setattr("cellverify.suite.run_suite", run_suite)
+    monkeypatch.setattr("cellverify.verify.run_seeds", run_seeds)
+    monkeypatch.setattr("cellverify.verify.verify_remedies", lambda *a, **k: [])
+    monkeypatch.setattr("cellverify.sweep.run_sweep", run_sweep)
+    monkeypatch.setattr("cellverify.run.train", train)
+
+
+OUT = Path(__import__("tempfile").mkdtemp(prefix="cellverify-cli-"))
+
+_VALUES = st.sampled_from(
+    ["0", "1", "-1", "2", "3", "1e-3", "nan", "inf", "relu", "linear", "adam", "true", "maybe",
+     "5,20,1", "2,2,1", "1,2", "as-asked", "remedied", "x", "", "1/2", "3/2", "ci", "dev",
+     "optimizer=adam,sgd", "kernels=2-2-1", "colour=red", "cash_bias=yes,no",
+     str(OUT / "out.json"), str(OUT / "out.png"), "/no/such/dir/x.json", str(OUT),
+     "cellverify.cell:conv_rnn_cell", "no.such:cell", "builtins:repr"]
+)  # fmt: skip
+_OPTIONS = st.sampled_from(
+    ["--assets", "--window", "--features", "--kernels", "--activation", "--output-activation",
+     "--initializer", "--dropout", "--dropout-after", "--cash-bias", "--optimizer",
+     "--learning-rate", "--batch-size", "--steps", "--train-steps", "--task", "--seeds",
+     "--preset", "--grid", "--shard", "--merge", "--jobs", "--json", "--plot", "--cell",
+     "--profile", "-k", "--seed", "--no-verify", "--fast", "--help", "--bogus"]
+)  # fmt: skip
+_SMALL = ["--assets", "2", "--window", "3", "--kernels", "1,1,1", "--seeds", "1", "--jobs", "1"]
+
+
+@st.composite
+def command_lines(draw):
+    command = draw(st.sampled_from(["check", "diagnose", "sweep", "compare", "nosuch", "--help"]))
+    words = draw(st.lists(st.one_of(_OPTIONS, _VALUES), max_size=8))
+    small = _SMALL if command in ("diagnose", "sweep") and draw(st.booleans()) else []
+    return [command, *small, *words]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(argv=command_lines())
+def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, capsys):
+    _stub_work(monkeypatch)
+    code = main(argv)
+    assert code in (EXIT_OK, EXIT_FAILED, EXIT_USAGE), (argv, code)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, (argv, err)
