@@ -35,10 +35,12 @@ def test_as_asked_is_diagnosed_dead_with_adams_step_to_blame_and_a_verified_reme
     verified = {r.remedy.name: r for r in verify_remedies(result, DEFAULT_FACTORY)}
     assert verified["linear_last_conv"].verified
     assert verified["linear_last_conv"].after.died == 0
-    assert verified["elu_and_linear"].diagnosis.healthy
+    assert verified["elu_and_linear"].diagnosis.verdict.name == "healthy"
+    assert result.verdict.name == "will not learn"
 
 
-def test_remedied_reports_no_symptom():
+def test_remedied_is_healthy_with_nothing_fatal():
     traces = run_seeds(DEFAULT_FACTORY, REMEDIED.cell, REMEDIED.train.replace(**RUN), SEEDS)
     result = diagnose(traces, SEEDS)
-    assert result.healthy, [f.message for f in result.findings]
+    assert result.verdict.name == "healthy", result.verdict.reason
+    assert not result.by_severity("fatal"), [f.message for f in result.findings]

@@ -50,6 +50,19 @@ def healthy_trace(steps: int = 10, **overrides: Any) -> Trace:
     return Trace(**fields)
 
 
+def noisy_flat_trace(steps: int, *, sigma: float = 0.01, seed: int = 0, **overrides: Any) -> Trace:
+    """An alive run whose batch losses wander around a flat line (noise ``sigma``)
+    and whose evaluation loss closed only 0.5 % of the gap: stalled, once there
+    are enough updates to tell."""
+    rng = np.random.default_rng(seed)
+    fields: dict[str, Any] = {
+        "loss": 2.7 + sigma * rng.standard_normal(steps + 1),
+        "eval_loss": (2.7, 2.7 - 0.005 * (2.7 - 2.3)),
+    }
+    fields.update(overrides)
+    return healthy_trace(steps, **fields)
+
+
 def dead_from(trace: Trace, step: int) -> Trace:
     """``trace`` with every gradient, logit and output row dead from ``step`` on."""
     zero = trace.grad_zero_fraction.copy()

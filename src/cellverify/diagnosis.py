@@ -2,11 +2,21 @@
 and the remedies to verify by re-running (NumPy only: no TensorFlow here).
 
 Each detector reads one :class:`~cellverify.trace.Trace` and returns a
-:class:`Symptom` with its evidence (layer, step, number, threshold and where
-the threshold comes from) or nothing.  :func:`diagnose` runs every detector on
-the traces of several seeds, adds the across-seed symptom (outcome variance),
-and maps the findings to causes and remedies.  Re-running the remedies is the
-job of :mod:`cellverify.verify`.
+:class:`Symptom` with its severity and evidence (layer, step, number,
+threshold and where the threshold comes from) or nothing.  Severities:
+
+* ``fatal`` - the run cannot learn from here (the whole gradient exactly 0
+  to the end, every output row exactly uniform, a non-finite loss);
+* ``warning`` - learning is impaired (dead units, a tiny update ratio, a
+  stalled loss);
+* ``info`` - worth knowing, impairs nothing by itself.
+
+:func:`diagnose` runs every detector on the traces of several seeds, decides
+each seed (dead, learned, stalled or undecided), adds the across-seed symptom
+(outcome variance, only among decided seeds), gives the configuration one
+:class:`Verdict`, and maps the findings to causes and remedies.  Re-running
+the remedies is the job of :mod:`cellverify.verify`.  docs/design.md,
+"Verdicts", says how the rules were measured.
 """
 
 from __future__ import annotations
@@ -19,27 +29,32 @@ from typing import Any
 
 import numpy as np
 
-from cellverify.outcome import Outcome, outcome_of
+from cellverify.outcome import LEARNED_GAP_FRACTION, Outcome, loss_trend, outcome_of
 from cellverify.trace import Trace
 
 __all__ = [
     "DEAD_UNIT_SHARE",
     "DETECTORS",
     "EXPLODING_RATIO",
+    "PREDICTIVE_WARNINGS",
     "REMEDIES",
     "SATURATED_MAX_WEIGHT",
     "SATURATED_UNIT_SHARE",
+    "SEVERITIES",
     "STEP_GAIN_LIMIT",
     "UPDATE_RATIO_RANGE",
     "VANISHING_FIRST_NORM",
     "VANISHING_RATIO",
     "VANISHING_TIME_RATIO",
+    "VERDICTS",
     "Cause",
     "Diagnosis",
     "Finding",
     "Remedy",
     "Symptom",
+    "Verdict",
     "diagnose",
+    "seed_state",
 ]
 
 # -- thresholds, each with its source -----------------------------------------
@@ -79,6 +94,15 @@ UPDATE_RATIO_RANGE = (1e-5, 1e-1)
 STEP_GAIN_LIMIT = 10.0
 
 
+#: Severities, most severe first.
+SEVERITIES: tuple[str, ...] = ("fatal", "warning", "info")
+#: Verdicts on a configuration, worst first (JSON ``verdict.name``).
+VERDICTS: tuple[str, ...] = ("will not learn", "at risk", "healthy", "too early to tell")
+#: Warnings that, measured on the labelled set, predict that a configuration
+#: will not learn even with nothing fatal: they make it ``at risk``.
+PREDICTIVE_WARNINGS: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class Symptom:
     """One detector's finding on one run."""
@@ -86,25 +110,47 @@ class Symptom:
     name: str
     message: str
     evidence: dict[str, Any]
+    severity: str = "warning"
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A symptom across seeds: which seeds showed it, and each one's evidence."""
+    """A symptom across seeds: which seeds showed it, each one's evidence, and
+    the most severe of its severities over those seeds."""
 
     name: str
     seeds: list[int]
     total: int
     message: str
     evidence: list[dict[str, Any]]
+    severity: str = "warning"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "severity": self.severity,
             "seeds": self.seeds,
             "of": self.total,
             "message": self.message,
             "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One configuration's verdict (one of :data:`VERDICTS`), why, and each
+    seed's state: ``dead`` (a fatal finding), ``learned``, ``stalled`` (alive,
+    falling too slowly to learn, with confidence) or ``undecided``."""
+
+    name: str
+    reason: str
+    states: dict[int, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "reason": self.reason,
+            "seeds": {str(seed): state for seed, state in self.states.items()},
         }
 
 
@@ -136,7 +182,7 @@ class Cause:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """Findings over seeds, outcomes, causes and the remedies to verify."""
+    """The verdict, findings over seeds, outcomes, causes and remedies to verify."""
 
     cell: dict[str, Any]
     train: dict[str, Any]
@@ -144,10 +190,14 @@ class Diagnosis:
     outcomes: list[Outcome]
     findings: list[Finding]
     causes: list[Cause]
+    verdict: Verdict
 
     @property
     def healthy(self) -> bool:
-        return not self.findings
+        return self.verdict.name == "healthy"
+
+    def by_severity(self, severity: str) -> list[Finding]:
+        return [f for f in self.findings if f.severity == severity]
 
     def remedies(self) -> list[Remedy]:
         """Every remedy the causes propose, once each, in order."""
@@ -156,6 +206,7 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict.to_dict(),
             "cell": self.cell,
             "train": self.train,
             "seeds": self.seeds,
@@ -192,8 +243,9 @@ def detect_zero_gradient(trace: Trace) -> Symptom | None:
             "step": first,
             "to_the_end": stays,
             "threshold": "every entry exactly 0",
-            "source": "SPEC §9 definition of dead",
+            "source": "definition of a dead run (docs/design.md)",
         },
+        "fatal" if stays else "warning",
     )
 
 
@@ -214,8 +266,11 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
             "zero_logits": float(logits[step]),
             "uniform_rows_at_end": float(rows[-1]),
             "threshold": "> 0 rows exactly uniform",
-            "source": "float32 logits are never all equal by chance; SPEC §9",
+            "source": "float32 logits are never all equal by chance (docs/design.md)",
         },
+        # Every row exactly uniform at the end: every logit equal, no gradient
+        # through the softmax, for good.
+        "fatal" if rows[-1] == 1.0 else "warning",
     )
 
 
@@ -302,6 +357,7 @@ def detect_exploding_gradient(trace: Trace) -> Symptom | None:
             "exploding_gradient",
             f"non-finite loss or gradient at step {step}",
             {"step": step, "threshold": "any non-finite", "source": "AUTOTRAINER"},
+            "fatal",
         )
     for step in range(_alive_steps(trace)):
         first, last = _first_last(trace, step)
@@ -335,6 +391,9 @@ def detect_vanishing_through_time(trace: Trace) -> Symptom | None:
                     "threshold": VANISHING_TIME_RATIO,
                     "source": "AUTOTRAINER ratio, through time",
                 },
+                # The portfolio memory fading over a sequence impairs nothing
+                # the rest of the cell needs; it is worth knowing.
+                "info",
             )
     return None
 
@@ -379,19 +438,25 @@ def detect_saturated_tanh(trace: Trace) -> Symptom | None:
 
 
 def detect_stalled_loss(trace: Trace) -> Symptom | None:
+    """Alive, not learned, and the batch losses' trend shows, beyond their
+    noise, that the loss falls too slowly to learn within the horizon."""
     outcome = outcome_of(trace)
     if outcome.died or outcome.learned:
         return None  # dead runs are zero_gradient's; learning runs are fine
-    from cellverify.outcome import LEARNED_GAP_FRACTION
-
+    trend = loss_trend(trace)
+    if trend is None or not trend.stalled:
+        return None  # too early to tell
     return Symptom(
         "stalled_loss",
-        f"alive, but the evaluation loss closed only {outcome.gap_closed:.1%} of the gap to "
-        f"the reference ({trace.eval_loss[0]:.4g} -> {trace.eval_loss[1]:.4g})",
+        f"alive, but the loss falls by {-trend.slope:.2g} ± {trend.se:.2g} per update where "
+        f"{trend.needed:.2g} is needed, and the evaluation loss closed "
+        f"{outcome.gap_closed:.1%} of the gap ({trace.eval_loss[0]:.4g} -> "
+        f"{trace.eval_loss[1]:.4g})",
         {
             "gap_closed": outcome.gap_closed,
+            "trend": trend.to_dict(),
             "threshold": LEARNED_GAP_FRACTION,
-            "source": "outcome.LEARNED_GAP_FRACTION (measured)",
+            "source": "outcome.loss_trend: slope's 97.5 % bound against the needed rate",
         },
     )
 
@@ -446,8 +511,10 @@ def detect_optimizer_step(trace: Trace) -> Symptom | None:
             "variable": variable,
             "death_step": first,
             "threshold": STEP_GAIN_LIMIT,
-            "source": "SPEC §9 (Adam's step ≈ lr per entry)",
+            "source": "Adam's step is about lr per entry (docs/design.md)",
         },
+        # It explains a death that zero_gradient already reports as fatal.
+        "info",
     )
 
 
@@ -606,44 +673,109 @@ def _cause_rules(
     return rules
 
 
-def _outcome_variance(seeds: Sequence[int], outcomes: Sequence[Outcome]) -> Finding | None:
-    learned = [s for s, o in zip(seeds, outcomes, strict=True) if o.learned]
-    if 0 < len(learned) < len(seeds):
-        return Finding(
-            "outcome_variance",
-            [s for s in seeds if s not in learned],
-            len(seeds),
-            f"learns on {len(learned)} of {len(seeds)} seeds: fragile, whatever one run says",
-            [{"learned_seeds": learned, "source": "SPEC §6 outcome variance over seeds"}],
+def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> str:
+    """``dead`` (a fatal symptom), ``learned``, ``stalled`` or ``undecided``."""
+    if any(sym.severity == "fatal" for sym in symptoms):
+        return "dead"
+    if outcome.learned:
+        return "learned"
+    if any(sym.name == "stalled_loss" for sym in symptoms):
+        return "stalled"
+    return "undecided"
+
+
+def _outcome_variance(states: dict[int, str]) -> Finding | None:
+    """Outcomes that differ among the *decided* seeds; undecided ones say nothing."""
+    decided = {seed: state for seed, state in states.items() if state != "undecided"}
+    learned = [seed for seed, state in decided.items() if state == "learned"]
+    failed = [seed for seed, state in decided.items() if state != "learned"]
+    if not learned or not failed:
+        return None
+    return Finding(
+        "outcome_variance",
+        failed,
+        len(states),
+        f"learns on {len(learned)} of {len(decided)} decided seeds and fails on {len(failed)}: "
+        "fragile, whatever one run says",
+        [
+            {
+                "learned_seeds": learned,
+                "failed_seeds": failed,
+                "undecided_seeds": [s for s in states if s not in decided],
+                "source": "outcome variance over seeds (docs/design.md, 'Verdicts')",
+            }
+        ],
+    )
+
+
+def _verdict(states: dict[int, str], findings: Sequence[Finding]) -> Verdict:
+    """The rules of docs/design.md, "Verdicts", in order."""
+    n = len(states)
+    count = {name: sum(s == name for s in states.values()) for name in ("dead", "learned")}
+    stalled = sum(s == "stalled" for s in states.values())
+    fatal = ", ".join(f.name for f in findings if f.severity == "fatal")
+    if count["dead"] > n / 2:
+        return Verdict("will not learn", f"fatal on {count['dead']} of {n} seeds ({fatal})", states)
+    if count["dead"]:
+        return Verdict("at risk", f"fatal on {count['dead']} of {n} seeds ({fatal})", states)
+    if count["learned"] and stalled:
+        return Verdict(
+            "at risk", f"learned on {count['learned']} seeds, stalled on {stalled}", states
         )
-    return None
+    if stalled:
+        return Verdict(
+            "at risk", f"alive but stalled on {stalled} of {n} seeds, learned on none", states
+        )
+    predictive = sorted({f.name for f in findings} & PREDICTIVE_WARNINGS)
+    if predictive:
+        return Verdict("at risk", f"warnings that predict failure: {', '.join(predictive)}", states)
+    if count["learned"]:
+        undecided = n - count["learned"]
+        rest = f"; {undecided} not yet decided" if undecided else ""
+        return Verdict(
+            "healthy", f"nothing fatal; learned on {count['learned']} of {n} seeds{rest}", states
+        )
+    return Verdict(
+        "too early to tell",
+        f"nothing fatal, but no seed has learned or stalled yet in {n} runs",
+        states,
+    )
+
+
+def _most_severe(symptoms: Sequence[Symptom]) -> str:
+    return min((sym.severity for sym in symptoms), key=SEVERITIES.index)
 
 
 def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
-    """Every detector on every seed's trace, then causes and remedies."""
+    """Every detector on every seed's trace, each seed's state, the verdict,
+    then causes and remedies."""
     if len(traces) != len(seeds) or not traces:
         raise ValueError(f"need one trace per seed; received {len(traces)} for {len(seeds)}")
     by_name: dict[str, list[tuple[int, Symptom]]] = {}
-    for seed, trace in zip(seeds, traces, strict=True):
-        for detect in DETECTORS:
-            symptom = detect(trace)
-            if symptom is not None:
-                by_name.setdefault(symptom.name, []).append((seed, symptom))
+    outcomes = [outcome_of(t) for t in traces]
+    states: dict[int, str] = {}
+    for seed, trace, outcome in zip(seeds, traces, outcomes, strict=True):
+        symptoms = [sym for detect in DETECTORS if (sym := detect(trace)) is not None]
+        for symptom in symptoms:
+            by_name.setdefault(symptom.name, []).append((seed, symptom))
+        states[seed] = seed_state(symptoms, outcome)
     findings = [
         Finding(
             name,
             [s for s, _ in hits],
             len(seeds),
             f"{len(hits)}/{len(seeds)} seeds; seed {hits[0][0]}: {hits[0][1].message}",
-            [{"seed": s, **sym.evidence} for s, sym in hits],
+            [{"seed": s, "severity": sym.severity, **sym.evidence} for s, sym in hits],
+            _most_severe([sym for _, sym in hits]),
         )
         for name, hits in by_name.items()
     ]
-    outcomes = [outcome_of(t) for t in traces]
-    variance = _outcome_variance(seeds, outcomes)
+    variance = _outcome_variance(states)
     if variance is not None:
         findings.append(variance)
+    findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     names = {f.name for f in findings}
     cell, train = dict(traces[0].cell), dict(traces[0].train)
     causes = [Cause(*rule) for rule in _cause_rules(names, cell, train)]
-    return Diagnosis(cell, train, list(seeds), outcomes, findings, causes)
+    verdict = _verdict(states, findings)
+    return Diagnosis(cell, train, list(seeds), outcomes, findings, causes, verdict)

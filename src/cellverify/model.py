@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from cellverify.config import CellConfig
@@ -19,6 +20,7 @@ __all__ = [
     "CellFactory",
     "build_model",
     "cross_entropy_loss",
+    "example_losses",
     "fresh_session",
     "loss_for",
     "portfolio_loss",
@@ -91,6 +93,21 @@ def cross_entropy_loss(weights: Any, targets: Any) -> Any:
         t = ops.concatenate([ops.zeros_like(t[..., :extra]), t], axis=-1)
     w = ops.clip(weights, CROSS_ENTROPY_EPSILON, 1.0)
     return -ops.mean(ops.sum(t * ops.log(w), axis=-1))
+
+
+def example_losses(task: str, weights: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each example's loss, averaged over its steps (NumPy): the losses above
+    before their mean over the batch.  ``weights`` ``[batch, steps, outputs]``."""
+    w = np.asarray(weights, np.float64)
+    y = np.asarray(target, np.float64)
+    extra = w.shape[-1] - y.shape[-1]
+    if task == "portfolio":
+        y = np.concatenate([np.ones_like(w[..., :extra]), y], axis=-1) if extra else y
+        return np.asarray(-np.mean(np.log(np.sum(w * y, axis=-1)), axis=-1))
+    if extra:
+        y = np.concatenate([np.zeros_like(w[..., :extra]), y], axis=-1)
+    clipped = np.clip(w, CROSS_ENTROPY_EPSILON, 1.0)
+    return np.asarray(-np.mean(np.sum(y * np.log(clipped), axis=-1), axis=-1))
 
 
 def loss_for(task: str) -> Callable[[Any, Any], Any]:

@@ -1,8 +1,12 @@
 """What a run's trace says about its outcome, and rates over seeds (NumPy only).
 
-A run *died* when its whole gradient became exactly 0 (SPEC §9's "dead"); it
-*learned* when it stayed alive and closed at least :data:`LEARNED_GAP_FRACTION`
-of the gap between its initial evaluation loss and the reference loss.
+A run *died* when its whole gradient became exactly 0 for good; it *learned*
+when it stayed alive and closed at least :data:`LEARNED_GAP_FRACTION` of the
+gap between its initial evaluation loss and the reference loss, by more than
+the evaluation batch's noise.  Between the two, :func:`loss_trend` tells a run
+that has *stalled* (its batch losses fall too slowly to learn within
+:data:`DECISION_HORIZON` updates, with confidence) from one for which it is
+*too early to tell* (docs/design.md, "Verdicts").
 """
 
 from __future__ import annotations
@@ -10,15 +14,37 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from cellverify.trace import Trace
 
-__all__ = ["LEARNED_GAP_FRACTION", "WILSON_Z", "Outcome", "outcome_of", "wilson_interval"]
+__all__ = [
+    "DECISION_HORIZON",
+    "LEARNED_GAP_FRACTION",
+    "MIN_TREND_UPDATES",
+    "TREND_Z",
+    "WILSON_Z",
+    "Outcome",
+    "Trend",
+    "loss_trend",
+    "outcome_of",
+    "wilson_interval",
+]
 
 #: Share of the initial-to-reference evaluation-loss gap a run must close to
 #: count as learning.  Measured (tests/test_reproduces_question.py): REMEDIED
 #: closes 0.069-0.194 in 40 steps at batch 16 on seeds 0-9; a dead run closes
 #: exactly 0; AS_ASKED seeds that die after a few steps close at most 0.053.
 LEARNED_GAP_FRACTION = 0.02
+#: Updates within which a run is expected to close LEARNED_GAP_FRACTION of the
+#: gap: the question's epoch (about 200 batches), and the budget at which the
+#: verdicts were measured (README, "Can the verdict be trusted").
+DECISION_HORIZON = 200
+#: Fewer updates than this leave a slope with too few points to decide anything.
+MIN_TREND_UPDATES = 10
+#: One-sided 97.5 % normal quantile, for the trend's and the improvement's
+#: confidence bounds.
+TREND_Z = 1.959963984540054
 #: z for a 95 % Wilson score interval.
 WILSON_Z = 1.959963984540054
 
@@ -41,12 +67,62 @@ class Outcome:
         }
 
 
+def _significant(trace: Trace) -> bool:
+    """The evaluation loss fell by more than its noise (or the noise is unknown)."""
+    se = trace.eval_improvement_se()
+    start, end = trace.eval_loss
+    return math.isnan(se) or start - end > TREND_Z * se
+
+
 def outcome_of(trace: Trace) -> Outcome:
     """Classify a run: dead if its whole gradient was exactly 0 at the end."""
     died = trace.gradient_is_zero()
     closed = trace.eval_improvement()
-    learned = not died and not math.isnan(closed) and closed >= LEARNED_GAP_FRACTION
+    learned = (
+        not died
+        and not math.isnan(closed)
+        and closed >= LEARNED_GAP_FRACTION
+        and _significant(trace)
+    )
     return Outcome(died, trace.first_zero_gradient_step() if died else None, learned, closed)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The batch losses' least-squares slope per update, its standard error,
+    and the rate a learning run needs (closing LEARNED_GAP_FRACTION of the gap
+    within max(updates, DECISION_HORIZON) updates)."""
+
+    slope: float
+    se: float
+    needed: float
+    updates: int
+
+    @property
+    def stalled(self) -> bool:
+        """Even the steepest descent the noise allows is too slow to learn."""
+        return self.slope - TREND_Z * self.se > -self.needed
+
+    def to_dict(self) -> dict[str, float]:
+        return {"slope": self.slope, "se": self.se, "needed": self.needed, "updates": self.updates}
+
+
+def loss_trend(trace: Trace) -> Trend | None:
+    """The trend of ``trace``'s batch losses; None when there are too few
+    updates, non-finite losses, or no gap to close."""
+    n = trace.steps
+    gap = trace.eval_loss[0] - trace.reference_loss
+    losses = np.asarray(trace.loss, np.float64)
+    if n < MIN_TREND_UPDATES or not gap > 0 or not np.all(np.isfinite(losses)):
+        return None
+    steps = np.arange(losses.size, dtype=np.float64)
+    centred = steps - steps.mean()
+    slope = float(np.dot(centred, losses - losses.mean()) / np.dot(centred, centred))
+    residual = losses - losses.mean() - slope * centred
+    variance = float(np.dot(residual, residual)) / (losses.size - 2)
+    se = math.sqrt(variance / float(np.dot(centred, centred)))
+    needed = LEARNED_GAP_FRACTION * gap / max(n, DECISION_HORIZON)
+    return Trend(slope, se, needed, n)
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:

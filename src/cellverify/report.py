@@ -98,6 +98,8 @@ def render_check(report: Mapping[str, Any]) -> str:
         format_table(["invariant", "status", "examples", "time"], rows),
     ]
     for r in report["invariants"]:
+        if r["status"] == "error":
+            lines += ["", f"ERROR {r['name']}: {r['message']}"]
         if r["status"] != "failed":
             continue
         lines += ["", f"FAILED {r['name']}: {r['message']}"]
@@ -109,8 +111,19 @@ def render_check(report: Mapping[str, Any]) -> str:
                 f"         train=TrainConfig.from_dict({f['train']!r}),",
                 f"         inputs=InputSpec(**{f['inputs']!r}))",
             ]
-    verdict = "all invariants hold" if report["passed"] else "some invariants FAILED"
-    return "\n".join([*lines, "", verdict])
+    return "\n".join([*lines, "", _check_verdict(report)])
+
+
+def _check_verdict(report: Mapping[str, Any]) -> str:
+    statuses = [r["status"] for r in report["invariants"]]
+    errors = [r["name"] for r in report["invariants"] if r["status"] == "error"]
+    if errors:
+        return f"the search could not be completed for {', '.join(errors)}: no verdict"
+    if "failed" in statuses:
+        return "some invariants FAILED"
+    if "passed" not in statuses:
+        return "nothing was checked"
+    return "all invariants hold"
 
 
 def _steps_to_death(outcomes: Sequence[Mapping[str, Any]]) -> str:
@@ -120,8 +133,45 @@ def _steps_to_death(outcomes: Sequence[Mapping[str, Any]]) -> str:
     return f" (step of death: median {int(np.median(steps))}, range {min(steps)}-{max(steps)})"
 
 
+def _verdict_lines(d: Mapping[str, Any]) -> list[str]:
+    verdict = d["verdict"]
+    states = verdict["seeds"]
+    per_seed = ", ".join(f"{seed} {state}" for seed, state in states.items())
+    return [f"verdict: {verdict['name'].upper()} - {verdict['reason']}", f"  seeds: {per_seed}"]
+
+
+def _finding_lines(d: Mapping[str, Any]) -> list[str]:
+    if not d["findings"]:
+        return ["no symptom on any seed"]
+    lines = ["findings:"]
+    lines += [f"  {f['severity']:8s} {f['name']:24s} {f['message']}" for f in d["findings"]]
+    if d["causes"]:
+        lines += ["", "likely causes:"]
+        lines += [
+            f"  {c['name']} ({', '.join(c['findings'])}): {c['explanation']}" for c in d["causes"]
+        ]
+    return lines
+
+
+def _remedy_lines(remedies: Sequence[Mapping[str, Any]], n: int) -> list[str]:
+    rows = [
+        [
+            r["remedy"]["name"],
+            f"{r['before']['verdict']} -> {r['after']['verdict']}",
+            f"{r['before']['learned']} -> {r['after']['learned']}",
+            f"{r['before']['died']} -> {r['after']['died']}",
+            "yes" if r["verified"] else "no",
+            ", ".join(r["remaining_findings"]) or "none",
+        ]
+        for r in remedies
+    ]
+    header = ["remedy", "verdict", "learned", "died", "verified", "findings left"]
+    return ["", f"remedies, re-run on the same {n} seeds:", format_table(header, rows)]
+
+
 def render_diagnosis(report: Mapping[str, Any]) -> str:
-    """The ``cellverify diagnose`` report: outcomes, symptoms, causes, verified remedies."""
+    """The ``cellverify diagnose`` report: the verdict first, then outcomes,
+    findings by severity, causes and verified remedies."""
     d = report["diagnosis"]
     outcomes = d["outcomes"]
     n = len(outcomes)
@@ -129,6 +179,8 @@ def render_diagnosis(report: Mapping[str, Any]) -> str:
     died = sum(o["died"] for o in outcomes)
     c, t = d["cell"], d["train"]
     lines = [
+        *_verdict_lines(d),
+        "",
         f"cell: kernels {c['kernels']}, {c['activation']} convs, {c['output_activation']} last "
         f"conv, {c['initializer']}, {c['assets']}x{c['window']}x{c['features']}, dropout "
         f"{c['dropout']} after {c['dropout_after'] or 'none'}, cash bias {c['cash_bias']}",
@@ -137,30 +189,10 @@ def render_diagnosis(report: Mapping[str, Any]) -> str:
         "",
         f"outcome: learned on {learned}/{n} seeds, died on {died}/{n}{_steps_to_death(outcomes)}",
         "",
+        *_finding_lines(d),
     ]
-    if not d["findings"]:
-        lines.append("no symptom: the configuration looks healthy on every seed")
-    else:
-        lines.append("symptoms:")
-        lines += [f"  {f['name']:24s} {f['message']}" for f in d["findings"]]
-        lines += ["", "likely causes:"]
-        for cause in d["causes"]:
-            lines.append(
-                f"  {cause['name']} ({', '.join(cause['findings'])}): {cause['explanation']}"
-            )
     if report.get("remedies"):
-        lines += ["", f"remedies, re-run on the same {n} seeds:"]
-        rows = [
-            [
-                r["remedy"]["name"],
-                f"{r['before']['learned']} -> {r['after']['learned']}",
-                f"{r['before']['died']} -> {r['after']['died']}",
-                "yes" if r["verified"] else "no",
-                ", ".join(r["remaining_findings"]) or "none",
-            ]
-            for r in report["remedies"]
-        ]
-        lines.append(format_table(["remedy", "learned", "died", "verified", "symptoms left"], rows))
+        lines += _remedy_lines(report["remedies"], n)
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import Batch, batch_for, market_for
 from cellverify.errors import BadCellFactory, InvalidConfig
-from cellverify.model import CellFactory, build_model, loss_for
+from cellverify.model import CellFactory, build_model, example_losses, loss_for
 from cellverify.trace import ACTIVATION_LAYERS, Trace
 
 __all__ = ["EVAL_DRAW", "SATURATION_LEVEL", "Trainer", "make_optimizer", "train"]
@@ -253,6 +253,12 @@ class Trainer:
         out = self.rnn(batch.inputs, training=False)
         return float(self.loss_fn(out, batch.target(self.train_config.task)).numpy())
 
+    def example_losses(self, batch: Batch) -> np.ndarray:
+        """Each example's loss on ``batch`` (inference mode), ``[batch]``."""
+        out = np.asarray(self.rnn(batch.inputs, training=False))
+        task = self.train_config.task
+        return example_losses(task, out, batch.target(task))
+
 
 def train(
     factory: CellFactory,
@@ -280,6 +286,7 @@ def train(
     market = market_for(cell_config, train_config)
     eval_batch = batch_for(cell_config, train_config, market=market, draw=EVAL_DRAW)
     eval_start = trainer.loss(eval_batch)
+    eval_examples_start = trainer.example_losses(eval_batch)
     n = train_config.train_steps
     records: list[StepRecord] = []
     acts: list[dict[str, np.ndarray]] = []
@@ -291,6 +298,7 @@ def train(
         if on_step is not None:
             on_step(k + 1, n + 1)
     eval_end = trainer.loss(eval_batch)
+    eval_examples_end = trainer.example_losses(eval_batch)
 
     def stack(key: str) -> np.ndarray:
         return np.array([getattr(r, key) for r in records], dtype=np.float64)
@@ -319,4 +327,5 @@ def train(
         eval_loss=(eval_start, eval_end),
         uniform_loss=eval_batch.uniform_loss(train_config.task),
         reference_loss=eval_batch.reference_loss(train_config.task),
+        eval_example_loss=np.stack([eval_examples_start, eval_examples_end]),
     )

@@ -9,6 +9,7 @@ and ``train_steps`` rows of update ratios.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,6 +34,7 @@ _ARRAYS = (
     "max_uniform_deviation",
     "max_weight",
     "state_grad_norm",
+    "eval_example_loss",
 )
 
 
@@ -60,6 +62,9 @@ class Trace:
     * ``state_grad_norm`` ``[n, 2]``: ``‖∂L/∂s_0‖`` (initial state) and
       ``‖∂L_last/∂s_last‖`` (the state entering the last step, last step's
       loss only); their ratio measures vanishing through time.
+    * ``eval_example_loss`` ``[2, e]``: each evaluation example's loss before
+      and after training (``eval_loss`` is their means), so that the change
+      has a standard error; ``[2, 0]`` when unknown.
     """
 
     cell: dict[str, Any]
@@ -80,6 +85,7 @@ class Trace:
     eval_loss: tuple[float, float]
     uniform_loss: float
     reference_loss: float
+    eval_example_loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((2, 0)))
 
     @property
     def steps(self) -> int:
@@ -102,6 +108,15 @@ class Trace:
         start, end = self.eval_loss
         gap = start - self.reference_loss
         return float((start - end) / gap) if gap > 0 else float("nan")
+
+    def eval_improvement_se(self) -> float:
+        """Standard error of the evaluation loss's drop, from the paired
+        per-example differences (NaN when they were not recorded)."""
+        per = self.eval_example_loss
+        if per.shape[1] < 2:
+            return float("nan")
+        diff = per[0] - per[1]
+        return float(np.std(diff, ddof=1) / np.sqrt(diff.size))
 
     def layer(self, name: str) -> int:
         return ACTIVATION_LAYERS.index(name)
@@ -133,9 +148,13 @@ class Trace:
     def from_dict(cls, data: dict[str, Any]) -> Trace:
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name not in data and f.default_factory is not dataclasses.MISSING:
+                continue  # written before the field existed
             value = data[f.name]
             if f.name in _ARRAYS:
                 value = np.array(value, dtype=np.float64)
+                if f.name == "eval_example_loss":
+                    value = value.reshape(2, -1)
             elif f.name in ("variables", "eval_loss"):
                 value = tuple(value)
             kwargs[f.name] = value

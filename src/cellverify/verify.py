@@ -12,7 +12,6 @@ from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
-from cellverify.outcome import Outcome, outcome_of
 from cellverify.parallel import run_jobs
 from cellverify.trace import Trace
 
@@ -21,18 +20,30 @@ __all__ = ["RemedyResult", "Tally", "apply_remedy", "run_seeds", "tally", "verif
 
 @dataclass(frozen=True)
 class Tally:
-    """How many seeds learned and died."""
+    """How many seeds learned and died, and the verdict."""
 
     seeds: int
     learned: int
     died: int
+    verdict: str
 
-    def to_dict(self) -> dict[str, int]:
-        return {"seeds": self.seeds, "learned": self.learned, "died": self.died}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seeds": self.seeds,
+            "learned": self.learned,
+            "died": self.died,
+            "verdict": self.verdict,
+        }
 
 
-def tally(outcomes: Sequence[Outcome]) -> Tally:
-    return Tally(len(outcomes), sum(o.learned for o in outcomes), sum(o.died for o in outcomes))
+def tally(diagnosis: Diagnosis) -> Tally:
+    outcomes = diagnosis.outcomes
+    return Tally(
+        len(outcomes),
+        sum(o.learned for o in outcomes),
+        sum(o.died for o in outcomes),
+        diagnosis.verdict.name,
+    )
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,9 @@ class RemedyResult:
 
     @property
     def verified(self) -> bool:
-        """Every seed learns and none dies after the change."""
-        return self.after.died == 0 and self.after.learned == self.after.seeds
+        """The re-run's verdict is ``healthy``: nothing fatal on any seed, and
+        every seed decided so far learned."""
+        return self.after.verdict == "healthy"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +107,7 @@ def verify_remedies(
     """Re-run every proposed remedy over the diagnosis's seeds."""
     cell = CellConfig.from_dict(diagnosis.cell).replace(seed=0)
     train = TrainConfig.from_dict(diagnosis.train).replace(seed=0)
-    before = tally(diagnosis.outcomes)
+    before = tally(diagnosis)
     results = []
     for remedy in diagnosis.remedies():
         fixed_cell, fixed_train = apply_remedy(remedy, cell, train)
@@ -110,5 +122,5 @@ def verify_remedies(
             on_done=progress,
         )
         after = diagnose(traces, diagnosis.seeds)
-        results.append(RemedyResult(remedy, before, tally([outcome_of(t) for t in traces]), after))
+        results.append(RemedyResult(remedy, before, tally(after), after))
     return results
