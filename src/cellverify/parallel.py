@@ -62,14 +62,18 @@ def run_jobs(
     probe_every: int = 1,
     fast: bool = False,
     on_done: Callable[[int, int], None] | None = None,
+    on_result: Callable[[int, Trace], None] | None = None,
 ) -> list[Trace]:
     """Train every job and return their traces in the order given
-    (``probe_every`` and ``fast`` as in :func:`cellverify.run.train`)."""
+    (``probe_every`` and ``fast`` as in :func:`cellverify.run.train`).
+    ``on_result(index, trace)`` sees each trace as soon as it is done."""
     payload = [(spec, cell.to_dict(), run.to_dict(), probe_every, fast) for spec, cell, run in jobs]
     results: list[dict[str, Any] | None] = [None] * len(payload)
     if workers <= 1 or len(payload) <= 1:
         for i, job in enumerate(payload):
-            results[i] = _run_job(job)
+            result = results[i] = _run_job(job)
+            if on_result is not None:
+                on_result(i, Trace.from_dict(result))
             if on_done is not None:
                 on_done(i + 1, len(payload))
     else:
@@ -78,6 +82,8 @@ def run_jobs(
             futures = {pool.submit(_run_job, job): i for i, job in enumerate(payload)}
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()
+                if on_result is not None:
+                    on_result(futures[future], Trace.from_dict(future.result()))
                 if on_done is not None:
                     on_done(done, len(payload))
     return [Trace.from_dict(r) for r in results if r is not None]
