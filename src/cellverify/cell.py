@@ -20,23 +20,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from cellverify.config import CellConfig
+from cellverify.config import INITIALIZER_CLASSES, CellConfig
 
 __all__ = ["LAYER_NAMES", "ConvRNNCell", "conv_rnn_cell"]
 
 #: Names of the intermediate tensors :meth:`ConvRNNCell.step_activations` returns,
 #: in the order data flows.
 LAYER_NAMES: tuple[str, ...] = ("conv1", "conv2", "logits", "output")
-
-_INITIALIZER_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
-    "he_normal": ("HeNormal", {}),
-    "he_uniform": ("HeUniform", {}),
-    "glorot_uniform": ("GlorotUniform", {}),
-    "glorot_normal": ("GlorotNormal", {}),
-    "lecun_normal": ("LecunNormal", {}),
-    "orthogonal": ("Orthogonal", {}),
-    "small_normal": ("RandomNormal", {"mean": 0.0, "stddev": 0.01}),
-}
 
 # Each random part draws from its own seed, derived from the cell's seed and a
 # fixed slot number.  A part's slot never depends on which other parts exist,
@@ -52,7 +42,7 @@ def _part_seed(cell_seed: int, part: str) -> int:
 
 
 def _initializer(name: str, seed: int) -> keras.initializers.Initializer:
-    class_name, extra = _INITIALIZER_CLASSES[name]
+    class_name, extra = INITIALIZER_CLASSES[name]
     return keras.initializers.get({"class_name": class_name, "config": {"seed": seed, **extra}})
 
 

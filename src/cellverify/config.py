@@ -18,10 +18,14 @@ from cellverify.errors import InvalidConfig
 
 __all__ = [
     "ACTIVATIONS",
+    "ADAPTIVE_OPTIMIZERS",
     "AS_ASKED",
     "BOOLEAN_WORDS",
+    "GRADIENT_SCALED_OPTIMIZERS",
     "INITIALIZERS",
+    "INITIALIZER_CLASSES",
     "OPTIMIZERS",
+    "OPTIMIZER_CLASSES",
     "PGPORTFOLIO",
     "PRESETS",
     "REMEDIED",
@@ -29,35 +33,49 @@ __all__ = [
     "CellConfig",
     "Preset",
     "TrainConfig",
+    "field_names",
     "parse_bool",
+    "parse_field",
     "preset",
 ]
 
-#: Activation names accepted for ``activation`` and ``output_activation``.
-#: ``leaky_relu`` has negative slope 0.2 (Keras's default, and SPEC §9's α).
-ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "elu", "selu", "linear")
+#: Activation names accepted for ``activation`` and ``output_activation``,
+#: simplest first (linear, smooth, then the piecewise-linear ReLU family):
+#: Hypothesis shrinks towards the first, so a falsifying case keeps only the
+#: activation it needs.  ``leaky_relu`` has negative slope 0.2 (Keras's
+#: default, and the slope measured in docs/design.md).
+ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "elu", "selu", "leaky_relu", "relu")
 
-#: Kernel initializer names.  ``small_normal`` is N(0, 0.01²), the "small
+#: Kernel initializers: name -> (Keras class, its arguments besides the seed),
+#: simplest first as above.  ``small_normal`` is N(0, 0.01²), the "small
 #: random init" people try first when He init misbehaves.
-INITIALIZERS: tuple[str, ...] = (
-    "he_normal",
-    "he_uniform",
-    "glorot_uniform",
-    "glorot_normal",
-    "lecun_normal",
-    "orthogonal",
-    "small_normal",
-)
+INITIALIZER_CLASSES: dict[str, tuple[str, dict[str, float]]] = {
+    "glorot_uniform": ("GlorotUniform", {}),
+    "glorot_normal": ("GlorotNormal", {}),
+    "lecun_normal": ("LecunNormal", {}),
+    "he_uniform": ("HeUniform", {}),
+    "he_normal": ("HeNormal", {}),
+    "orthogonal": ("Orthogonal", {}),
+    "small_normal": ("RandomNormal", {"mean": 0.0, "stddev": 0.01}),
+}
+INITIALIZERS: tuple[str, ...] = tuple(INITIALIZER_CLASSES)
 
-#: Keras optimizer names accepted by :class:`TrainConfig`.
-OPTIMIZERS: tuple[str, ...] = (
-    "adam",
-    "nadam",
-    "adamw",
-    "adamax",
-    "adagrad",
-    "rmsprop",
-    "sgd",
+#: Optimizers: name -> Keras class, with Keras's defaults but for the rate.
+OPTIMIZER_CLASSES: dict[str, str] = {
+    "adam": "Adam",
+    "nadam": "Nadam",
+    "adamw": "AdamW",
+    "adamax": "Adamax",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "sgd": "SGD",
+}
+OPTIMIZERS: tuple[str, ...] = tuple(OPTIMIZER_CLASSES)
+#: Optimizers whose step scales with the gradient (a tiny gradient: a tiny
+#: step); the others step by about the learning rate whatever its scale.
+GRADIENT_SCALED_OPTIMIZERS: tuple[str, ...] = ("adagrad", "sgd")
+ADAPTIVE_OPTIMIZERS: tuple[str, ...] = tuple(
+    name for name in OPTIMIZERS if name not in GRADIENT_SCALED_OPTIMIZERS
 )
 
 #: Training tasks: the EIIE portfolio loss or a supervised cross-entropy.
@@ -88,6 +106,39 @@ def parse_bool(text: str, *, field: str) -> bool:
     if key not in BOOLEAN_WORDS:
         raise InvalidConfig("option", field, f"one of {'/'.join(BOOLEAN_WORDS)}", text)
     return BOOLEAN_WORDS[key]
+
+
+def field_names() -> tuple[frozenset[str], frozenset[str]]:
+    """The field names of :class:`CellConfig` and of :class:`TrainConfig`."""
+    return (
+        frozenset(f.name for f in dataclasses.fields(CellConfig)),
+        frozenset(f.name for f in dataclasses.fields(TrainConfig)),
+    )
+
+
+def parse_field(field: str, text: str) -> Any:
+    """``text`` as a value of configuration field ``field``, typed like its
+    default: tuples written with dashes or commas (``kernels=5-20-1``),
+    booleans as ``true/false/1/0/yes/no``.  Raises InvalidConfig."""
+    cell_fields, train_fields = field_names()
+    if field not in cell_fields | train_fields:
+        known = ", ".join(sorted(cell_fields | train_fields))
+        raise InvalidConfig("option", field, f"a configuration field ({known})", field)
+    default = (
+        getattr(CellConfig(), field) if field in cell_fields else getattr(TrainConfig(), field)
+    )
+    try:
+        if isinstance(default, bool):
+            return parse_bool(text, field=field)
+        if isinstance(default, tuple):
+            return tuple(int(x) for x in text.replace(",", "-").split("-") if x.strip())
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise InvalidConfig("option", field, f"{type(default).__name__} values", text) from None
+    return text
 
 
 def _is_int(value: Any) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from cellverify.config import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
 from cellverify.outcome import LEARNED_GAP_FRACTION, Outcome, loss_trend, outcome_of
 from cellverify.trace import Trace
 
@@ -582,8 +583,8 @@ def _cause_rules(
 ) -> list[tuple[str, str, list[str], list[str]]]:
     relu_out = cell.get("output_activation") == "relu"
     relu_convs = cell.get("activation") == "relu"
-    adam_like = train.get("optimizer") in ("adam", "nadam", "adamw", "adamax", "rmsprop")
-    slow = train.get("optimizer") in ("sgd", "adagrad")
+    adam_like = train.get("optimizer") in ADAPTIVE_OPTIMIZERS
+    slow = train.get("optimizer") in GRADIENT_SCALED_OPTIMIZERS
     rules: list[tuple[str, str, list[str], list[str]]] = []
 
     def cause(

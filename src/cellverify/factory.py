@@ -19,7 +19,11 @@ import numpy as np
 from cellverify.config import CellConfig
 from cellverify.errors import BadCellFactory, describe_exception
 
-__all__ = ["DEFAULT_FACTORY", "load_factory", "validate_factory"]
+__all__ = ["DEFAULT_FACTORY", "CellFactory", "load_factory", "validate_factory"]
+
+#: A cell factory: ``factory(cell_config) -> keras RNN cell`` (docs/design.md,
+#: "Cells from anywhere").
+CellFactory = Callable[[CellConfig], Any]
 
 #: The shipped cell's factory, as named on the command line.
 DEFAULT_FACTORY = "cellverify.cell:conv_rnn_cell"

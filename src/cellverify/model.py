@@ -14,6 +14,7 @@ import numpy as np
 from keras import ops
 
 from cellverify.config import CellConfig
+from cellverify.factory import CellFactory
 
 __all__ = [
     "CROSS_ENTROPY_EPSILON",
@@ -26,8 +27,6 @@ __all__ = [
     "portfolio_loss",
 ]
 
-#: A cell factory (SPEC §4.2): ``factory(cell_config) -> keras RNN cell``.
-CellFactory = Callable[[CellConfig], Any]
 
 #: Output probabilities are clipped to this before the log, as Keras's own
 #: categorical cross-entropy does, so a saturated output gives a large finite loss.

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cellverify.config import CellConfig, TrainConfig
+from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
 from cellverify.data import Batch, batch_for, market_for
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model import CellFactory, build_model, example_losses, loss_for
@@ -29,23 +29,13 @@ EVAL_DRAW = 2**31 - 1
 #: slope 1 - tanh² is below 0.02 there.
 SATURATION_LEVEL = 0.99
 
-_OPTIMIZER_CLASSES: dict[str, str] = {
-    "adam": "Adam",
-    "nadam": "Nadam",
-    "adamw": "AdamW",
-    "adamax": "Adamax",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "sgd": "SGD",
-}
-
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """A Keras optimizer by name, with Keras's defaults for everything but the rate."""
-    if name not in _OPTIMIZER_CLASSES:
-        allowed = f"one of {', '.join(_OPTIMIZER_CLASSES)}"
+    if name not in OPTIMIZER_CLASSES:
+        allowed = f"one of {', '.join(OPTIMIZER_CLASSES)}"
         raise InvalidConfig("TrainConfig", "optimizer", allowed, name)
-    return getattr(keras.optimizers, _OPTIMIZER_CLASSES[name])(learning_rate=learning_rate)
+    return getattr(keras.optimizers, OPTIMIZER_CLASSES[name])(learning_rate=learning_rate)
 
 
 @dataclass(frozen=True)

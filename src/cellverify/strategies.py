@@ -21,7 +21,7 @@ fails, so the field left standing is the cause.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import strategies as st
@@ -31,6 +31,7 @@ from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import INPUT_KINDS, InputSpec
 from cellverify.errors import InvalidConfig
 from cellverify.profiles import current_profile
+from cellverify.regions import LEARNABLE_REGION, REGIONS, ROBUST_REGION, WHOLE_SPACE, Region
 
 __all__ = [
     "LEARNABLE_REGION",
@@ -48,100 +49,6 @@ __all__ = [
 ]
 
 _MAX_SEED = 2**16
-
-
-@dataclass(frozen=True)
-class Region:
-    """A region of the configuration space: the values each field may take.
-
-    ``learning_rates`` maps each optimizer to its (low, high) range, since a
-    sensible rate depends on the optimizer (SGD and Adagrad scale their step by
-    the gradient, Adam-likes do not).
-    """
-
-    activations: tuple[str, ...]
-    output_activations: tuple[str, ...]
-    initializers: tuple[str, ...]
-    learning_rates: dict[str, tuple[float, float]]
-    tasks: tuple[str, ...] = ("supervised", "portfolio")
-    max_dropout: float = 0.5
-    cash_bias: tuple[bool, ...] = (False, True)
-    min_kernels: tuple[int, int] = (1, 1)
-    min_assets: int = 2
-    min_window: int = 3
-
-
-# Simplest first: linear, then smooth, then the piecewise-linear ReLU family.
-_ALL_ACTIVATIONS = ("linear", "tanh", "elu", "selu", "leaky_relu", "relu")
-_ALL_INITIALIZERS = (
-    "glorot_uniform",
-    "glorot_normal",
-    "lecun_normal",
-    "he_uniform",
-    "he_normal",
-    "orthogonal",
-    "small_normal",
-)
-
-WHOLE_SPACE = Region(
-    activations=_ALL_ACTIVATIONS,
-    output_activations=_ALL_ACTIVATIONS,
-    initializers=_ALL_INITIALIZERS,
-    learning_rates={
-        "sgd": (1e-3, 1.0),
-        "adagrad": (1e-3, 1.0),
-        "rmsprop": (1e-4, 1e-1),
-        "adam": (1e-4, 1e-1),
-        "nadam": (1e-4, 1e-1),
-        "adamw": (1e-4, 1e-1),
-        "adamax": (1e-4, 1e-1),
-    },
-)
-
-#: Where the robustness invariants are claimed.  Measured with
-#: ``python -m cellverify.region`` (README "The robust region"): no ReLU before
-#: the softmax (it zeroes logits: exactly uniform output, zero gradient); no
-#: ReLU in the convs (a conv with few kernels can lose all of them at birth);
-#: no tanh in the convs (with one or two kernels it saturates and the loss does
-#: not move in 20 steps); dropout layers only at rate 0 (a fixed batch's loss
-#: under dropout noise can rise while the cell is healthy); small_normal init
-#: left out (outputs start almost exactly uniform).
-ROBUST_REGION = Region(
-    activations=("elu", "selu", "leaky_relu"),
-    output_activations=("linear", "tanh", "elu", "selu", "leaky_relu"),
-    initializers=_ALL_INITIALIZERS[:-1],
-    learning_rates={
-        "rmsprop": (1e-3, 1e-2),
-        "adam": (1e-3, 1e-2),
-        "nadam": (1e-3, 1e-2),
-        "adamw": (1e-3, 1e-2),
-        "adamax": (3e-3, 3e-2),
-    },
-    max_dropout=0.0,
-)
-
-#: Where ``loss_decreases`` is claimed: the robust region on the supervised
-#: task, with some capacity and a learning rate that moves in 20 steps.  On
-#: the portfolio task the gradient is ~200x smaller (SPEC §9): 1 of 93
-#: portfolio cases rose in 20 steps (RMSprop's first steps overshoot).  With
-#: one kernel per conv, 2-3 assets and a 3-period window, the cross-asset
-#: signal (1 % price moves) barely reaches the logits: measured drops of 1e-7
-#: of the loss in 20 Adam steps at 1e-3, indistinguishable from rounding.
-LEARNABLE_REGION = dataclasses.replace(
-    ROBUST_REGION,
-    tasks=("supervised",),
-    min_kernels=(2, 4),
-    min_assets=3,
-    min_window=5,
-    learning_rates={name: (3e-3, 3e-2) for name in ROBUST_REGION.learning_rates},
-)
-
-#: Regions by the names invariants use.
-REGIONS: dict[str, Region] = {
-    "any": WHOLE_SPACE,
-    "robust": ROBUST_REGION,
-    "robust-supervised": LEARNABLE_REGION,
-}
 
 
 def _check_range(name: str, low: float, high: float, floor: float) -> None:
@@ -189,20 +96,45 @@ def _full_shape() -> st.SearchStrategy[dict[str, int]]:
     return st.just({"assets": 15, "window": 100, "features": 3})
 
 
+#: Field names a test may pin, and where each goes (``seed`` goes to both).
+CELL_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(CellConfig))
+TRAIN_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def check_pinned(pinned: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``pinned`` into cell and training fields, each validated.
+
+    Raises InvalidConfig naming an unknown field (with the known ones) or a
+    value the configurations refuse.
+    """
+    unknown = sorted(set(pinned) - CELL_FIELDS - TRAIN_FIELDS)
+    if unknown:
+        known = ", ".join(sorted(CELL_FIELDS | TRAIN_FIELDS))
+        raise InvalidConfig("pinned", unknown[0], f"a configuration field ({known})", unknown[0])
+    cell = {k: v for k, v in pinned.items() if k in CELL_FIELDS}
+    train = {k: v for k, v in pinned.items() if k in TRAIN_FIELDS}
+    # Validate the values now, not when the first example is drawn.
+    CellConfig().replace(**cell)
+    TrainConfig().replace(**train)
+    return cell, train
+
+
 def cell_configs(
     *,
     region: Region = WHOLE_SPACE,
     max_k1: int = 4,
     max_k2: int = 6,
     full_shape: bool | None = None,
+    pinned: Mapping[str, Any] | None = None,
 ) -> st.SearchStrategy[CellConfig]:
-    """Cell configurations from ``region``.
+    """Cell configurations from ``region``, with the ``pinned`` fields held fixed.
 
     ``full_shape`` adds the question's 15x100x3 shape to the draw; by default
     it is on only under the ``thorough`` profile.
     """
     _check_range("k1", 1, max_k1, 1)
     _check_range("k2", 1, max_k2, 1)
+    pins, _ = check_pinned({k: v for k, v in (pinned or {}).items() if k in CELL_FIELDS})
     if full_shape is None:
         full_shape = current_profile() == "thorough"
     small = shapes(
@@ -217,6 +149,7 @@ def cell_configs(
         max(max_k1, region.min_kernels[0]),
         max(max_k2, region.min_kernels[1]),
         shape_strategy,
+        pins,
     )
 
 
@@ -227,24 +160,32 @@ def _cell_configs(
     max_k1: int,
     max_k2: int,
     shape_strategy: st.SearchStrategy[dict[str, int]],
+    pinned: Mapping[str, Any],
 ) -> CellConfig:
-    shape = draw(shape_strategy)
-    after = draw(st.lists(st.sampled_from((1, 2, 3)), unique=True, max_size=3))
-    rate = draw(st.sampled_from((0.0, region.max_dropout))) if after else 0.0
-    return CellConfig(
-        **shape,
-        kernels=(
-            draw(st.integers(region.min_kernels[0], max_k1)),
-            draw(st.integers(region.min_kernels[1], max_k2)),
-            1,
+    def pick(name: str, strategy: st.SearchStrategy[Any]) -> Any:
+        return pinned[name] if name in pinned else draw(strategy)
+
+    shape = {k: v for k, v in draw(shape_strategy).items() if k not in pinned}
+    after = pick("dropout_after", st.lists(st.sampled_from((1, 2, 3)), unique=True, max_size=3))
+    rate = pick("dropout", st.sampled_from((0.0, region.max_dropout)) if after else st.just(0.0))
+    kernels = pick(
+        "kernels",
+        st.tuples(
+            st.integers(region.min_kernels[0], max_k1),
+            st.integers(region.min_kernels[1], max_k2),
+            st.just(1),
         ),
-        activation=draw(st.sampled_from(region.activations)),
-        output_activation=draw(st.sampled_from(region.output_activations)),
-        initializer=draw(st.sampled_from(region.initializers)),
+    )
+    return CellConfig(
+        **{**shape, **{k: pinned[k] for k in ("assets", "window", "features") if k in pinned}},
+        kernels=kernels,
+        activation=pick("activation", st.sampled_from(region.activations)),
+        output_activation=pick("output_activation", st.sampled_from(region.output_activations)),
+        initializer=pick("initializer", st.sampled_from(region.initializers)),
         dropout=rate,
         dropout_after=tuple(after),
-        cash_bias=draw(st.sampled_from(region.cash_bias)),
-        seed=draw(st.integers(0, _MAX_SEED)),
+        cash_bias=pick("cash_bias", st.sampled_from(region.cash_bias)),
+        seed=pick("seed", st.integers(0, _MAX_SEED)),
     )
 
 
@@ -254,28 +195,44 @@ def train_configs(
     max_batch: int = 4,
     max_steps: int = 3,
     train_steps: int = 0,
+    pinned: Mapping[str, Any] | None = None,
 ) -> st.SearchStrategy[TrainConfig]:
-    """Training configurations; the learning rate is log-uniform in the optimizer's range."""
+    """Training configurations, with the ``pinned`` fields held fixed; the
+    learning rate is log-uniform in the optimizer's range."""
     _check_range("batch", 1, max_batch, 1)
     _check_range("steps", 1, max_steps, 1)
-    return _train_configs(region, max_batch, max_steps, train_steps)
+    _, pins = check_pinned({k: v for k, v in (pinned or {}).items() if k in TRAIN_FIELDS})
+    return _train_configs(region, max_batch, max_steps, train_steps, pins)
 
 
 @st.composite
 def _train_configs(
-    draw: Any, region: Region, max_batch: int, max_steps: int, train_steps: int
+    draw: Any,
+    region: Region,
+    max_batch: int,
+    max_steps: int,
+    train_steps: int,
+    pinned: Mapping[str, Any],
 ) -> TrainConfig:
-    optimizer = draw(st.sampled_from(sorted(region.learning_rates)))
-    low, high = region.learning_rates[optimizer]
-    exponent = draw(st.floats(0.0, 1.0))
+    def pick(name: str, strategy: st.SearchStrategy[Any]) -> Any:
+        return pinned[name] if name in pinned else draw(strategy)
+
+    optimizer = pick("optimizer", st.sampled_from(sorted(region.learning_rates)))
+    ranges = region.learning_rates if optimizer in region.learning_rates else WHOLE_SPACE
+    low, high = (
+        ranges[optimizer] if isinstance(ranges, dict) else WHOLE_SPACE.learning_rates[optimizer]
+    )
+    rate = pinned.get("learning_rate")
+    if rate is None:
+        rate = float(low * (high / low) ** draw(st.floats(0.0, 1.0)))
     return TrainConfig(
         optimizer=optimizer,
-        learning_rate=float(low * (high / low) ** exponent),
-        batch_size=draw(st.integers(1, max_batch)),
-        steps=draw(st.integers(1, max_steps)),
-        train_steps=train_steps,
-        task=draw(st.sampled_from(region.tasks)),
-        seed=draw(st.integers(0, _MAX_SEED)),
+        learning_rate=rate,
+        batch_size=pick("batch_size", st.integers(1, max_batch)),
+        steps=pick("steps", st.integers(1, max_steps)),
+        train_steps=pinned.get("train_steps", train_steps),
+        task=pick("task", st.sampled_from(region.tasks)),
+        seed=pick("seed", st.integers(0, _MAX_SEED)),
     )
 
 
@@ -290,13 +247,20 @@ def input_specs(draw: Any, *, adversarial: bool = True) -> InputSpec:
 
 
 def cases(
-    *, region: Region = WHOLE_SPACE, adversarial_inputs: bool = False, **train_kwargs: Any
+    *,
+    region: Region = WHOLE_SPACE,
+    adversarial_inputs: bool = False,
+    full_shape: bool | None = None,
+    pinned: Mapping[str, Any] | None = None,
+    **train_kwargs: Any,
 ) -> st.SearchStrategy[Case]:
-    """Whole test cases: cell, training and inputs."""
+    """Whole test cases: cell, training and inputs (``full_shape`` and
+    ``pinned`` as in :func:`cell_configs` and :func:`train_configs`)."""
+    check_pinned(pinned or {})
     return st.builds(
         Case,
-        cell=cell_configs(region=region),
-        train=train_configs(region=region, **train_kwargs),
+        cell=cell_configs(region=region, full_shape=full_shape, pinned=pinned),
+        train=train_configs(region=region, pinned=pinned, **train_kwargs),
         inputs=input_specs(adversarial=adversarial_inputs),
     )
 

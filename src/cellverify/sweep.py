@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cellverify.config import CellConfig, TrainConfig, parse_bool
+from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.errors import InvalidConfig
 from cellverify.outcome import outcome_of, wilson_interval
 from cellverify.parallel import run_jobs
@@ -43,24 +43,11 @@ _TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _NOT_SWEPT = {"seed"}  # seeds are the replicate axis, not a grid axis
 
 
-def _parse_value(field: str, text: str) -> Any:
-    default = getattr(CellConfig(), field, None)
-    if default is None:
-        default = getattr(TrainConfig(), field)
+def _grid_value(field: str, text: str) -> Any:
     try:
-        if isinstance(default, bool):
-            return parse_bool(text, field=field)
-        if isinstance(default, tuple):
-            return tuple(int(x) for x in text.split("-") if x)
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-    except ValueError:
-        raise InvalidConfig(
-            "sweep", "grid", f"{type(default).__name__} values for {field}", text
-        ) from None
-    return text
+        return parse_field(field, text)
+    except InvalidConfig as exc:
+        raise InvalidConfig("sweep", "grid", exc.allowed + f" for {field}", text) from None
 
 
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -79,7 +66,7 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
             raise InvalidConfig("sweep", "grid", f"a field among {', '.join(allowed)}", field)
         if field in grid:
             raise InvalidConfig("sweep", "grid", "each field once", field)
-        grid[field] = [_parse_value(field, v.strip()) for v in values.split(",") if v.strip()]
+        grid[field] = [_grid_value(field, v.strip()) for v in values.split(",") if v.strip()]
     return grid
 
 

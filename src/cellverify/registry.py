@@ -1,0 +1,168 @@
+"""The invariant registry: the public ``invariant`` decorator, ``fail``, lookup.
+
+An invariant is a function ``check(factory, case)`` that returns nothing when
+the claim holds and raises :class:`~cellverify.errors.InvariantViolation`
+otherwise - most simply through :func:`fail`, which adds the ``[name]``
+prefix.  Registered with :func:`invariant`, it runs everywhere the built-in
+ones do: ``cellverify check`` (``--invariants MODULE``), the pytest plugin's
+:class:`~cellverify.testing.CellInvariants`, the JSON report and the
+mutation matrix::
+
+    import cellverify
+
+    @cellverify.invariant(region=cellverify.ROBUST_REGION)
+    def weights_stay_long_only(factory, case):
+        ...
+        if (weights < 0).any():
+            cellverify.fail(f"a weight of {weights.min():.3g} is negative")
+
+No TensorFlow here: the built-in invariants are imported on first lookup.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from cellverify.case import Case
+from cellverify.errors import CellVerifyError, InvalidConfig, InvariantViolation, describe_exception
+from cellverify.factory import CellFactory
+from cellverify.regions import WHOLE_SPACE, Region
+
+__all__ = [
+    "INVARIANTS",
+    "BadInvariantModule",
+    "Invariant",
+    "check",
+    "fail",
+    "invariant",
+    "load_invariant_modules",
+    "registered",
+]
+
+Check = Callable[[CellFactory, Case], None]
+
+_running: contextvars.ContextVar[str | None] = contextvars.ContextVar("invariant", default=None)
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """A named claim, its check, the region where it is claimed, and whether it
+    is claimed on adversarial inputs too (constant prices, large moves, raw
+    prices scaled by 1e-4 and 1e4) or on the market's only."""
+
+    name: str
+    check: Check
+    region: Region
+    adversarial_inputs: bool
+    doc: str = ""
+
+    def __call__(self, factory: CellFactory, case: Case) -> None:
+        """Run the check, with :func:`fail` knowing whose failure it is."""
+        token = _running.set(self.name)
+        try:
+            self.check(factory, case)
+        finally:
+            _running.reset(token)
+
+
+#: Every registered invariant by its stable name, the built-in ones first.
+INVARIANTS: dict[str, Invariant] = {}
+
+
+def invariant(
+    name: str | None = None,
+    *,
+    region: Region = WHOLE_SPACE,
+    adversarial_inputs: bool = False,
+) -> Callable[[Check], Check]:
+    """Register the decorated ``check(factory, case)`` as an invariant.
+
+    ``name`` defaults to the function's name; ``region`` is where the claim
+    holds (a :class:`~cellverify.regions.Region`); ``adversarial_inputs``
+    claims it on adversarial inputs too.  Re-registering the same function
+    (a module imported twice) is harmless; another function under a taken
+    name is an error.
+    """
+    if not isinstance(region, Region):
+        raise InvalidConfig("invariant", "region", "a cellverify Region", region)
+
+    def register(fn: Check) -> Check:
+        key = name or fn.__name__
+        taken = INVARIANTS.get(key)
+        same = taken is not None and (
+            taken.check.__module__,
+            taken.check.__qualname__,
+        ) == (fn.__module__, fn.__qualname__)
+        if taken is not None and not same:
+            raise InvalidConfig(
+                "invariant",
+                "name",
+                f"a name not already taken (by {taken.check.__qualname__})",
+                key,
+            )
+        doc = (fn.__doc__ or "").strip().split("\n\n")[0]
+        INVARIANTS[key] = Invariant(key, fn, region, adversarial_inputs, " ".join(doc.split()))
+        return fn
+
+    return register
+
+
+def fail(message: str) -> NoReturn:
+    """Raise the running invariant's violation, ``[name] message``."""
+    raise InvariantViolation(_running.get() or "invariant", message)
+
+
+def registered() -> dict[str, Invariant]:
+    """Every invariant, the built-in ones included (imported on first use)."""
+    import cellverify.invariants  # noqa: F401 - registers the built-in ones
+
+    return INVARIANTS
+
+
+def check(name: str, factory: CellFactory, case: Case) -> None:
+    """Run the invariant called ``name`` on ``case``."""
+    invariants = registered()
+    if name not in invariants:
+        raise InvalidConfig("check", "name", f"one of {', '.join(invariants)}", name)
+    invariants[name](factory, case)
+
+
+class BadInvariantModule(CellVerifyError):
+    """A module named by ``--invariants`` cannot be imported."""
+
+
+def load_invariant_modules(modules: Iterable[str]) -> list[str]:
+    """Import each module (the current directory importable), which registers
+    its invariants (and mutants); returns the names of the invariants added."""
+    registered()
+    before = set(INVARIANTS)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise BadInvariantModule(
+                f"cannot import invariant module {module!r}: {describe_exception(exc)}. "
+                f"Received: --invariants {module}"
+            ) from exc
+    return [name for name in INVARIANTS if name not in before]
+
+
+def describe(invariants: Iterable[Invariant]) -> list[dict[str, Any]]:
+    """Plain data about each invariant (name, region, inputs, claim)."""
+    return [
+        {
+            "name": inv.name,
+            "region": inv.region.name,
+            "inputs": "any" if inv.adversarial_inputs else "market",
+            "claim": inv.doc,
+        }
+        for inv in invariants
+    ]
