@@ -11,7 +11,9 @@ from cellverify.invariants import INVARIANTS
 from cellverify.strategies import any_cases
 from cellverify.suite import run_invariant, run_suite
 
-from .mutants import SoftmaxOverWrongAxis, factory
+from cellverify.mutation import MUTANTS
+
+SOFTMAX_OVER_WRONG_AXIS = MUTANTS["SoftmaxOverWrongAxis"].factory
 
 pytestmark = [
     pytest.mark.usefixtures("fresh_keras"),
@@ -21,9 +23,7 @@ pytestmark = [
 
 
 def test_a_failure_is_shrunk_to_a_minimal_case_with_its_message():
-    result = run_invariant(
-        INVARIANTS["simplex_output"], factory(SoftmaxOverWrongAxis), profile="ci"
-    )
+    result = run_invariant(INVARIANTS["simplex_output"], SOFTMAX_OVER_WRONG_AXIS, profile="ci")
     assert result.status == "failed"
     assert result.message.startswith("[simplex_output] ")
     # Shrinking drives every field it can to its simplest value.
@@ -33,7 +33,7 @@ def test_a_failure_is_shrunk_to_a_minimal_case_with_its_message():
 
 def test_ci_profile_gives_the_same_examples_and_result_twice():
     runs = [
-        run_invariant(INVARIANTS["simplex_output"], factory(SoftmaxOverWrongAxis), profile="ci")
+        run_invariant(INVARIANTS["simplex_output"], SOFTMAX_OVER_WRONG_AXIS, profile="ci")
         for _ in range(2)
     ]
     assert runs[0].examples == runs[1].examples
@@ -57,7 +57,7 @@ def test_check_exits_1_and_writes_the_json_report_on_a_broken_cell(tmp_path, cap
         [
             "check",
             "--cell",
-            "tests.mutants:softmax_over_wrong_axis",
+            "tests.cli_cells:softmax_over_wrong_axis",
             "--profile",
             "ci",
             "-k",
@@ -70,8 +70,9 @@ def test_check_exits_1_and_writes_the_json_report_on_a_broken_cell(tmp_path, cap
     )
     assert code == 1
     report = json.loads(path.read_text())
-    assert set(report) == {"cell", "profile", "passed", "invariants"}
-    assert report["cell"] == "tests.mutants:softmax_over_wrong_axis"
+    assert set(report) == {"cell", "profile", "passed", "pinned", "invariants"}
+    assert report["pinned"] == {}
+    assert report["cell"] == "tests.cli_cells:softmax_over_wrong_axis"
     assert report["profile"] == "ci"
     assert report["passed"] is False
     rows = {r["name"]: r for r in report["invariants"]}
@@ -93,7 +94,10 @@ def test_check_exits_1_and_writes_the_json_report_on_a_broken_cell(tmp_path, cap
         ("no_such_module_xyz:cell", "cannot import module"),
         ("builtins:repr", "must return a keras.layers.Layer. Received: str"),
         ("cellverify.cell", "MODULE:ATTRIBUTE"),
-        ("tests.mutants:wrong_output_shape", "the cell's output must be [batch, outputs] = [2, 3]"),
+        (
+            "tests.cli_cells:wrong_output_shape",
+            "the cell's output must be [batch, outputs] = [2, 3]",
+        ),
     ],
 )
 def test_check_exits_2_on_a_bad_factory(spec, message, capsys):
@@ -134,3 +138,34 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
         output_activation="linear",
     )
     gradients_nonzero(conv_rnn_cell, Case(fixed, minimal.train, minimal.inputs))
+
+
+def test_check_and_the_property_suite_draw_from_the_same_strategy_under_each_profile():
+    """A case one of them can find, the other can find: ``check --profile P``
+    and ``pytest --hypothesis-profile P`` search the same space."""
+    from cellverify.suite import cases_for, strategy_for
+
+    for profile in ("dev", "ci", "thorough"):
+        for name, invariant in INVARIANTS.items():
+            assert repr(strategy_for(invariant, profile)) == repr(cases_for(name, profile))
+
+
+def test_thorough_draws_the_questions_full_shape_and_ci_does_not():
+    from hypothesis import find
+    from hypothesis.errors import NoSuchExample
+
+    from cellverify.suite import strategy_for
+
+    full = (15, 100, 3)
+
+    def shape(case):
+        return (case.cell.assets, case.cell.window, case.cell.features)
+
+    invariant = INVARIANTS["output_shape"]
+    assert shape(find(strategy_for(invariant, "thorough"), lambda c: shape(c) == full)) == full
+    with pytest.raises(NoSuchExample):
+        find(
+            strategy_for(invariant, "ci"),
+            lambda c: shape(c) == full,
+            settings=__import__("hypothesis").settings(max_examples=300, database=None),
+        )
