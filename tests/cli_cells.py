@@ -7,7 +7,7 @@ import itertools
 from cellverify.cell import ConvRNNCell
 from cellverify.config import CellConfig
 
-from .mutants import WrongOutputShape
+from cellverify.mutation import MUTANTS, WrongOutputShape
 
 _calls = itertools.count()
 
@@ -19,3 +19,8 @@ def flaky_cell(config: CellConfig) -> ConvRNNCell:
     if next(_calls) == 1:
         return WrongOutputShape(config)
     return ConvRNNCell(config)
+
+
+#: Mutants by MODULE:ATTRIBUTE, for the command line.
+softmax_over_wrong_axis = MUTANTS["SoftmaxOverWrongAxis"].factory
+wrong_output_shape = MUTANTS["WrongOutputShape"].factory

@@ -17,7 +17,7 @@ from cellverify.errors import InvariantViolation
 from cellverify.gradcheck import GRADIENT_CHECK_STEPS, check_variable
 from cellverify.invariants import check
 
-from .mutants import WrongGradientAtKink, case_for, factory
+from cellverify.mutation import MUTANTS
 
 
 class Variable:
@@ -101,4 +101,5 @@ def test_gradient_check_passes_the_selu_cell_whose_units_sit_within_a_step_of_th
 @pytest.mark.usefixtures("fresh_keras")
 def test_gradient_check_catches_a_relu_whose_gradient_is_wrong_only_at_its_kink():
     with pytest.raises(InvariantViolation, match=r"conv2/bias \[4\] along coordinate"):
-        check("gradient_check", factory(WrongGradientAtKink), case_for(WrongGradientAtKink))
+        mutant = MUTANTS["WrongGradientAtKink"]
+        check("gradient_check", mutant.factory, mutant.case)

@@ -1,4 +1,5 @@
-"""Each invariant fails on a deliberately broken cell, and holds on the shipped one."""
+"""Every invariant fails on some deliberately broken cell, each mutant is
+caught by the invariants it targets, and the shipped cell passes them all."""
 
 from __future__ import annotations
 
@@ -7,27 +8,48 @@ import pytest
 from cellverify.cell import conv_rnn_cell
 from cellverify.errors import InvariantViolation
 from cellverify.invariants import INVARIANTS
-
-from .mutants import CASE, KILLS, case_for, factory
+from cellverify.mutation import DEFAULT_CASE, KILLED, MUTANTS, KillMatrix, Mutant, kill_matrix
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
 
-TARGETS = [(mutant, name) for mutant, names in KILLS.items() for name in names]
+TARGETS = [(m.name, name) for m in MUTANTS.values() for name in m.kills]
 
 
-def test_every_invariant_is_killed_by_some_mutant():
-    killed = {name for names in KILLS.values() for name in names}
-    assert killed == set(INVARIANTS)
+def test_every_invariant_is_targeted_by_some_mutant():
+    targeted = {name for m in MUTANTS.values() for name in m.kills}
+    assert targeted == set(INVARIANTS)
 
 
-@pytest.mark.parametrize(("mutant", "invariant"), TARGETS, ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize(("mutant", "invariant"), TARGETS)
 def test_mutant_is_caught_by_its_invariant(mutant, invariant):
+    m = MUTANTS[mutant]
     with pytest.raises(InvariantViolation) as info:
-        INVARIANTS[invariant].check(factory(mutant), case_for(mutant))
+        INVARIANTS[invariant](m.factory, m.case)
     assert info.value.invariant == invariant
     assert str(info.value).startswith(f"[{invariant}] ")
 
 
 @pytest.mark.parametrize("invariant", sorted(INVARIANTS))
 def test_shipped_cell_passes_every_invariant_on_the_mutants_case(invariant):
-    INVARIANTS[invariant].check(conv_rnn_cell, CASE)
+    INVARIANTS[invariant](conv_rnn_cell, DEFAULT_CASE)
+
+
+def test_kill_matrix_reports_an_invariant_no_mutant_breaks():
+    matrix = kill_matrix(["state_matters", "output_shape"], ["StateIgnored"])
+    assert matrix.cells["StateIgnored", "state_matters"] == KILLED
+    assert matrix.unkilled() == ["output_shape"]
+    assert not matrix.complete
+    assert matrix.to_dict()["unkilled"] == ["output_shape"]
+
+
+def test_kill_matrix_reports_a_mutant_that_escapes_its_target():
+    harmless = Mutant("Harmless", conv_rnn_cell, kills=("output_shape",))
+    from cellverify.mutation import register_mutant
+
+    register_mutant(harmless)
+    try:
+        matrix = kill_matrix(["output_shape"], ["Harmless"])
+    finally:
+        del MUTANTS["Harmless"]
+    assert matrix.escaped() == [("Harmless", "output_shape")]
+    assert isinstance(matrix, KillMatrix)

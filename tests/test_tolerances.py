@@ -22,7 +22,7 @@ from cellverify.tolerances import (
     simplex_sum_tolerance,
 )
 
-from .mutants import AssetsMixed, factory
+from cellverify.mutation import MUTANTS
 from .outside_cells import eiie_cell
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
@@ -65,7 +65,7 @@ def test_the_issues_permutation_case_passes_with_the_derived_bound():
 
 def test_the_bound_at_logits_of_1e4_still_catches_assets_mixed():
     with pytest.raises(InvariantViolation, match="rounding allows"):
-        check("asset_permutation_equivariance", factory(AssetsMixed), ISSUE_CASE)
+        check("asset_permutation_equivariance", MUTANTS["AssetsMixed"].factory, ISSUE_CASE)
 
 
 def _run(cell_factory, case):
