@@ -113,7 +113,7 @@ def _stub_work(monkeypatch):
     validation and reporting around them."""
     from cellverify.suite import select_invariants
 
-    def run_suite(factory, *, cell, profile, select=None, on_progress=None):
+    def run_suite(factory, *, cell, profile, select=None, **kwargs):
         return SuiteResult(
             cell, profile, [InvariantResult(n, "passed", 1, 0.0) for n in select_invariants(select)]
         )
@@ -147,6 +147,14 @@ def _stub_work(monkeypatch):
     monkeypatch.setattr("cellverify.sweep.run_sweep", run_sweep)
     monkeypatch.setattr("cellverify.run.train", train)
 
+    def kill_matrix(invariants=None, mutants=None, profile=None, **kwargs):
+        from cellverify.mutation import KillMatrix
+
+        names = list(invariants or [])
+        return KillMatrix(names, ["M"], {"M": tuple(names)}, {("M", n): "killed" for n in names})
+
+    monkeypatch.setattr("cellverify.mutation.kill_matrix", kill_matrix)
+
 
 OUT = Path(__import__("tempfile").mkdtemp(prefix="cellverify-cli-"))
 
@@ -155,21 +163,25 @@ _VALUES = st.sampled_from(
      "5,20,1", "2,2,1", "1,2", "as-asked", "remedied", "x", "", "1/2", "3/2", "ci", "dev",
      "optimizer=adam,sgd", "kernels=2-2-1", "colour=red", "cash_bias=yes,no",
      str(OUT / "out.json"), str(OUT / "out.png"), "/no/such/dir/x.json", str(OUT),
-     "cellverify.cell:conv_rnn_cell", "no.such:cell", "builtins:repr"]
+     "cellverify.cell:conv_rnn_cell", "no.such:cell", "builtins:repr", "activation=relu",
+     "kernels=5-20-1", "colour=blue", "window=2", "pgportfolio", "no.such.module"]
 )  # fmt: skip
 _OPTIONS = st.sampled_from(
     ["--assets", "--window", "--features", "--kernels", "--activation", "--output-activation",
      "--initializer", "--dropout", "--dropout-after", "--cash-bias", "--optimizer",
      "--learning-rate", "--batch-size", "--steps", "--train-steps", "--task", "--seeds",
      "--preset", "--grid", "--shard", "--merge", "--jobs", "--json", "--plot", "--cell",
-     "--profile", "-k", "--seed", "--no-verify", "--fast", "--help", "--bogus"]
+     "--profile", "-k", "--seed", "--no-verify", "--fast", "--help", "--bogus", "--set",
+     "--invariants"]
 )  # fmt: skip
 _SMALL = ["--assets", "2", "--window", "3", "--kernels", "1,1,1", "--seeds", "1", "--jobs", "1"]
 
 
 @st.composite
 def command_lines(draw):
-    command = draw(st.sampled_from(["check", "diagnose", "sweep", "compare", "nosuch", "--help"]))
+    command = draw(
+        st.sampled_from(["check", "mutants", "diagnose", "sweep", "compare", "nosuch", "--help"])
+    )
     words = draw(st.lists(st.one_of(_OPTIONS, _VALUES), max_size=8))
     small = _SMALL if command in ("diagnose", "sweep") and draw(st.booleans()) else []
     return [command, *small, *words]

@@ -13,6 +13,7 @@ __all__ = [
     "format_table",
     "render_check",
     "render_diagnosis",
+    "render_kill_matrix",
     "render_sweep",
     "render_trace_comparison",
 ]
@@ -85,17 +86,27 @@ def render_trace_comparison(traces: Mapping[str, Trace]) -> str:
 def render_check(report: Mapping[str, Any]) -> str:
     """The ``cellverify check`` table, then each failure's minimal case and message.
 
-    ``report`` is the JSON form of a suite result (SPEC §4.4), so this module
-    needs nothing but plain data.
+    ``report`` is the JSON form of a suite result (docs/design.md, "The check
+    report"), so this module needs nothing but plain data.  A pinned value
+    outside an invariant's claimed region is flagged in the last column.
     """
     rows = [
-        [r["name"], r["status"], r["examples"], f"{r['seconds']:.1f}s"]
+        [
+            r["name"],
+            r["status"],
+            r["examples"],
+            f"{r['seconds']:.1f}s",
+            r.get("region", ""),
+            _outside(r.get("outside_region", [])),
+        ]
         for r in report["invariants"]
     ]
+    pinned = report.get("pinned") or {}
     lines = [
         f"cell: {report['cell']}   profile: {report['profile']}",
+        *([f"pinned: {', '.join(f'{k}={v}' for k, v in pinned.items())}"] if pinned else []),
         "",
-        format_table(["invariant", "status", "examples", "time"], rows),
+        format_table(["invariant", "status", "examples", "time", "claimed on", "pinned"], rows),
     ]
     for r in report["invariants"]:
         if r["status"] == "error":
@@ -114,6 +125,10 @@ def render_check(report: Mapping[str, Any]) -> str:
     return "\n".join([*lines, "", _check_verdict(report)])
 
 
+def _outside(fields: Sequence[str]) -> str:
+    return f"OUTSIDE the region: {', '.join(fields)}" if fields else ""
+
+
 def _check_verdict(report: Mapping[str, Any]) -> str:
     statuses = [r["status"] for r in report["invariants"]]
     errors = [r["name"] for r in report["invariants"] if r["status"] == "error"]
@@ -124,6 +139,26 @@ def _check_verdict(report: Mapping[str, Any]) -> str:
     if "passed" not in statuses:
         return "nothing was checked"
     return "all invariants hold"
+
+
+def render_kill_matrix(report: Mapping[str, Any]) -> str:
+    """The mutation matrix: ``X`` caught, ``.`` held, ``E`` crashed; ``*``
+    marks the invariants a mutant was written to break."""
+    names = report["invariants"]
+    marks = {"killed": "X", "survived": ".", "crashed": "E"}
+    width = max(len(m["name"]) for m in report["mutants"])
+    lines = ["invariants: " + ", ".join(f"{i}={n}" for i, n in enumerate(names))]
+    lines.append(f"{'mutant':{width}s} " + " ".join(f"{i:>2d}" for i in range(len(names))))
+    for m in report["mutants"]:
+        cells = [marks[m["cells"][n]] + ("*" if n in m["targets"] else " ") for n in names]
+        lines.append(f"{m['name']:{width}s} " + " ".join(f"{c:>2s}" for c in cells))
+    if report["unkilled"]:
+        lines.append(f"caught by no mutant (not tested): {', '.join(report['unkilled'])}")
+    for mutant, invariant in report["escaped"]:
+        lines.append(f"{mutant} escaped {invariant}, the invariant it was written to break")
+    if report["complete"]:
+        lines.append("every invariant is caught by some mutant, and every mutant by its targets")
+    return "\n".join(lines)
 
 
 def _steps_to_death(outcomes: Sequence[Mapping[str, Any]]) -> str:

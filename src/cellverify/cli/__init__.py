@@ -1,0 +1,51 @@
+"""The ``cellverify`` command line.
+
+Parsing and configuration validation happen before TensorFlow is imported, so
+``--help`` and usage errors are instant.  Exit codes (:mod:`cellverify.cli.codes`):
+0 success, 1 a check failed, 2 a usage or configuration error.  One module per
+family of commands: :mod:`~cellverify.cli.check` (check, mutants) and
+:mod:`~cellverify.cli.train` (compare, diagnose, sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cellverify.cli import check, train
+from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from cellverify.errors import CellVerifyError
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cellverify",
+        description="Property tests, diagnosis and benchmarks for Keras recurrent cells.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check.add_parsers(sub)
+    train.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv``; returns the exit code (never raises
+    for a user's mistake: argparse's own exits become return codes too)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code: int = args.func(args)
+    except CellVerifyError as exc:
+        print(f"cellverify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""``cellverify check`` and ``cellverify mutants``: the invariants, and what catches what."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from cellverify.cli.options import (
+    PRESETS,
+    add_cell_option,
+    check_outputs,
+    parse_sets,
+    pinned_from_args,
+    quiet_tensorflow,
+)
+from cellverify.config import CellConfig
+from cellverify.errors import InvalidConfig
+from cellverify.outputs import write_json
+
+__all__ = ["add_parsers"]
+
+
+def _profile(args: argparse.Namespace) -> str:
+    from cellverify.profiles import PROFILES, default_profile
+
+    profile = args.profile or default_profile()
+    if profile not in PROFILES:  # argparse checks --profile; this is the env var
+        raise InvalidConfig("check", "profile", f"one of {', '.join(PROFILES)}", profile)
+    return profile
+
+
+def _progress() -> Any:
+    tty = sys.stderr.isatty()
+    started: set[str] = set()
+
+    def report(name: str, examples: int) -> None:
+        if tty:
+            print(f"\r{name}: example {examples}   ", end="", file=sys.stderr, flush=True)
+        elif name not in started:  # a log line per invariant
+            started.add(name)
+            print(f"checked {name}" if examples else f"checking {name} ...", file=sys.stderr)
+
+    return report
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from cellverify.parallel import default_jobs
+
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise InvalidConfig("check", "jobs", "at least 1", jobs)
+    return jobs
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run every invariant through Hypothesis against a cell factory."""
+    profile = _profile(args)
+    pinned = pinned_from_args(args.preset, parse_sets(args.set))
+    jobs = _jobs(args)
+    check_outputs(args)
+    quiet_tensorflow()
+    from cellverify.factory import load_factory, validate_factory
+    from cellverify.registry import load_invariant_modules
+    from cellverify.report import render_check
+    from cellverify.suite import run_suite, select_invariants
+
+    load_invariant_modules(args.invariants or ())
+    select_invariants(args.select)  # an unmatched -k fails here, before any work
+    factory = load_factory(args.cell)
+    validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
+    tty = sys.stderr.isatty()
+    result = run_suite(
+        factory,
+        cell=args.cell,
+        profile=profile,
+        select=args.select,
+        pinned=pinned,
+        jobs=jobs,
+        modules=args.invariants or (),
+        on_progress=_progress(),
+    )
+    if tty:
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    report = result.to_dict()
+    print(render_check(report))
+    if args.json:
+        write_json(args.json, report)
+    if result.errored:  # the search itself failed: no verdict either way
+        return EXIT_USAGE
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def cmd_mutants(args: argparse.Namespace) -> int:
+    """Print the kill matrix; exit 1 when an invariant is caught by no mutant."""
+    profile = _profile(args) if args.profile else None
+    check_outputs(args)
+    quiet_tensorflow()
+    from cellverify.mutation import kill_matrix
+    from cellverify.registry import load_invariant_modules
+    from cellverify.report import render_kill_matrix
+    from cellverify.suite import select_invariants
+
+    load_invariant_modules(args.invariants or ())
+    names = select_invariants(args.select)
+    matrix = kill_matrix(names, profile=profile)
+    report = matrix.to_dict()
+    print(render_kill_matrix(report))
+    if args.json:
+        write_json(args.json, report)
+    return EXIT_OK if matrix.complete else EXIT_FAILED
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        choices=("dev", "ci", "thorough"),
+        default=None,
+        help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, else ci under $CI, else dev)",
+    )
+    parser.add_argument(
+        "-k",
+        dest="select",
+        action="append",
+        metavar="NAME",
+        help="only invariants whose name contains NAME (repeatable)",
+    )
+    parser.add_argument(
+        "--invariants",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first: it registers invariants (and mutants) of its own (repeatable)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+
+
+def add_parsers(sub: Any) -> None:
+    check = sub.add_parser(
+        "check", help="run every invariant on generated configurations against a cell factory"
+    )
+    add_cell_option(check, "the cell factory to check (default: the shipped cell)")
+    _add_common(check)
+    check.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="pin the preset's cell and task; seeds, inputs, optimizer and rate stay drawn",
+    )
+    check.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="pin a configuration field (repeatable; overrides --preset), e.g. kernels=5-20-1",
+    )
+    check.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes, one invariant each at a time (default: one per core)",
+    )
+    check.set_defaults(func=cmd_check)
+
+    mutants = sub.add_parser(
+        "mutants",
+        help="the kill matrix: which invariant catches which deliberately broken cell",
+    )
+    _add_common(mutants)
+    mutants.set_defaults(func=cmd_mutants)

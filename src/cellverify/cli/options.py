@@ -1,0 +1,194 @@
+"""Options the commands share, and their parsing (no TensorFlow here).
+
+Everything a user can get wrong on the command line is checked here, before
+any work starts: values, presets, ``--set`` fields, output paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cellverify.config import (
+    ACTIVATIONS,
+    BOOLEAN_WORDS,
+    INITIALIZERS,
+    OPTIMIZERS,
+    PRESETS,
+    TASKS,
+    CellConfig,
+    TrainConfig,
+    field_names,
+    parse_bool,
+    parse_field,
+    preset,
+)
+from cellverify.errors import InvalidConfig
+from cellverify.factory import DEFAULT_FACTORY
+from cellverify.outputs import check_writable, require_matplotlib
+
+__all__ = [
+    "CELL_OPTIONS",
+    "PRESETS",
+    "TRAIN_OPTIONS",
+    "add_cell_option",
+    "add_config_options",
+    "add_training_options",
+    "boolean",
+    "check_outputs",
+    "configs_from_args",
+    "int_list",
+    "parse_sets",
+    "pinned_from_args",
+    "progress",
+    "quiet_tensorflow",
+]
+
+
+def quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise to a
+    # CLI user; only set it if the user has not chosen a level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 5,20,1. Received: {text!r}"
+        ) from None
+
+
+def boolean(text: str) -> bool:
+    try:
+        return parse_bool(text, field="value")
+    except InvalidConfig:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {'/'.join(BOOLEAN_WORDS)}. Received: {text!r}"
+        ) from None
+
+
+CELL_OPTIONS: dict[str, dict[str, Any]] = {
+    "assets": {"type": int},
+    "window": {"type": int},
+    "features": {"type": int},
+    "kernels": {"type": int_list, "metavar": "K1,K2,K3"},
+    "activation": {"choices": ACTIVATIONS},
+    "output_activation": {"choices": ACTIVATIONS},
+    "initializer": {"choices": INITIALIZERS},
+    "dropout": {"type": float, "metavar": "RATE"},
+    "dropout_after": {"type": int_list, "metavar": "LAYERS"},
+    "cash_bias": {"type": boolean, "metavar": "BOOL"},
+}
+TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
+    "optimizer": {"choices": OPTIMIZERS},
+    "learning_rate": {"type": float, "metavar": "LR"},
+    "batch_size": {"type": int},
+    "steps": {"type": int, "help": "sequence length"},
+    "train_steps": {"type": int, "help": "optimizer updates"},
+    "task": {"choices": TASKS},
+}
+
+
+def add_config_options(parser: argparse.ArgumentParser, default_preset: str) -> None:
+    """``--preset`` and one option per configuration field (overriding the preset)."""
+    parser.add_argument(
+        "--preset", default=default_preset, choices=sorted(PRESETS), help="start from this preset"
+    )
+    group = parser.add_argument_group("configuration (overrides the preset)")
+    for field, kwargs in {**CELL_OPTIONS, **TRAIN_OPTIONS}.items():
+        group.add_argument("--" + field.replace("_", "-"), dest=field, default=None, **kwargs)
+
+
+def add_cell_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--cell", default=DEFAULT_FACTORY, metavar="MODULE:FACTORY", help=help_text)
+
+
+def add_training_options(parser: argparse.ArgumentParser, *, plot: str) -> None:
+    """Options shared by the commands that train across seeds (diagnose, sweep)."""
+    add_cell_option(parser, "the cell factory to train (default: the shipped cell)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="train a ConvRNNCell through the fast path (same function within float32 "
+        "rounding, ~4x faster at the question's shape)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    parser.add_argument("--plot", metavar="PATH", help=plot)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path the command will write, checked before any work."""
+    for option in ("json", "plot"):
+        path = getattr(args, option, None)
+        if path:
+            check_writable(path, f"--{option}")
+    if getattr(args, "plot", None):
+        require_matplotlib("--plot")
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[CellConfig, TrainConfig]:
+    """The preset with every given option applied; raises InvalidConfig."""
+    base = preset(args.preset)
+    cell = {k: getattr(args, k) for k in CELL_OPTIONS if getattr(args, k) is not None}
+    train = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
+    return base.cell.replace(**cell), base.train.replace(**train)
+
+
+def parse_sets(specs: Sequence[str] | None) -> dict[str, Any]:
+    """``["activation=relu", "kernels=5-20-1"]`` -> ``{field: typed value}``."""
+    pinned: dict[str, Any] = {}
+    for spec in specs or ():
+        field, sep, value = spec.partition("=")
+        field = field.strip().replace("-", "_")
+        if not sep or not field:
+            raise InvalidConfig(
+                "check", "set", "FIELD=VALUE, such as activation=relu or kernels=5-20-1", spec
+            )
+        pinned[field] = parse_field(field, value.strip())
+    return pinned
+
+
+#: Fields a preset pins for ``check --preset``: its cell (shape, kernels,
+#: activations, initializer, dropout, cash) and task.  Seeds, inputs, the
+#: optimizer, learning rate, batch and sequence length stay drawn.
+_PRESET_TRAIN_FIELDS = ("task",)
+
+
+def pinned_from_args(preset_name: str | None, sets: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields ``check`` holds fixed: a preset's, then each ``--set``."""
+    pinned: dict[str, Any] = {}
+    if preset_name:
+        chosen = preset(preset_name)
+        cell_fields, _ = field_names()
+        pinned.update({k: v for k, v in chosen.cell.to_dict().items() if k != "seed"})
+        pinned["kernels"] = tuple(pinned["kernels"])
+        pinned["dropout_after"] = tuple(pinned["dropout_after"])
+        pinned.update({k: getattr(chosen.train, k) for k in _PRESET_TRAIN_FIELDS})
+    pinned.update(sets)
+    # Validate the combination now: a shape and kernels that cannot coexist fail here.
+    cell_fields, train_fields = field_names()
+    CellConfig().replace(**{k: v for k, v in pinned.items() if k in cell_fields})
+    TrainConfig().replace(**{k: v for k, v in pinned.items() if k in train_fields})
+    return pinned
+
+
+def progress(label: str) -> Callable[[int, int], None]:
+    """Progress on stderr: a live counter on a terminal, a line per tenth in a log."""
+    tty = sys.stderr.isatty()
+
+    def report(done: int, total: int) -> None:
+        if tty:
+            end = "\n" if done == total else "\r"
+            print(f"{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+        elif done == total or done % max(1, total // 10) == 0:
+            print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return report

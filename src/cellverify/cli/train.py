@@ -1,0 +1,215 @@
+"""``cellverify compare``, ``diagnose`` and ``sweep``: the commands that train."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cellverify.cli.codes import EXIT_OK
+from cellverify.cli.options import (
+    PRESETS,
+    add_config_options,
+    add_training_options,
+    check_outputs,
+    configs_from_args,
+    progress,
+    quiet_tensorflow,
+)
+from cellverify.config import TASKS, preset
+from cellverify.errors import InvalidConfig
+from cellverify.outputs import write_json
+
+__all__ = ["add_parsers"]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Train AS_ASKED and REMEDIED side by side on a short run and print both traces."""
+    names = args.presets or ["as-asked", "remedied"]
+    overrides = {
+        "train_steps": args.train_steps,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "task": args.task,
+    }
+    runs = {}
+    for name in names:
+        p = preset(name)
+        cell, train_cfg = p.with_seed(args.seed)
+        runs[name] = (cell, train_cfg.replace(**{k: v for k, v in overrides.items() if v}))
+    check_outputs(args)
+    quiet_tensorflow()
+    from cellverify.cell import conv_rnn_cell
+    from cellverify.report import render_trace_comparison
+    from cellverify.run import train
+
+    traces = {
+        name: train(conv_rnn_cell, cell, t, on_step=progress(name))
+        for name, (cell, t) in runs.items()
+    }
+    print(render_trace_comparison(traces))
+    if args.json:
+        write_json(args.json, {name: t.to_dict() for name, t in traces.items()})
+    return EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Train across seeds, report symptoms and causes, verify remedies by re-running."""
+    cell, train_cfg = configs_from_args(args)
+    if args.seeds < 1:
+        raise InvalidConfig("diagnose", "seeds", "at least 1", args.seeds)
+    check_outputs(args)
+    seeds = list(range(args.seeds))
+    quiet_tensorflow()
+    from cellverify.diagnosis import diagnose
+    from cellverify.factory import load_factory
+    from cellverify.parallel import default_jobs
+    from cellverify.report import render_diagnosis
+    from cellverify.verify import run_seeds, verify_remedies
+
+    load_factory(args.cell)  # a bad factory fails here, before any worker starts
+    workers = args.jobs or default_jobs()
+    traces = run_seeds(
+        args.cell,
+        cell,
+        train_cfg,
+        seeds,
+        workers=workers,
+        fast=args.fast,
+        on_done=progress("diagnose"),
+    )
+    diagnosis = diagnose(traces, seeds)
+    results = []
+    if not args.no_verify:
+        results = verify_remedies(
+            diagnosis,
+            args.cell,
+            workers=workers,
+            fast=args.fast,
+            on_done=lambda name, d, t: progress(f"remedy {name}")(d, t),
+        )
+    report = {
+        "diagnosis": diagnosis.to_dict(),
+        "remedies": [r.to_dict() for r in results],
+    }
+    print(render_diagnosis(report))
+    if args.json:
+        write_json(args.json, report)
+    if args.plot:
+        from cellverify.plots import plot_traces
+
+        plot_traces(traces, seeds, args.plot, f"{args.preset}: loss and gradient norms")
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Map the probability of learning over a grid, or merge shards' reports."""
+    import json
+
+    from cellverify.sweep import DEFAULT_GRID, aggregate, parse_grid, parse_shard
+
+    check_outputs(args)
+    if args.merge:
+        reports = []
+        for path in args.merge:
+            try:
+                with open(path) as f:
+                    reports.append(json.load(f))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InvalidConfig("sweep", "merge", "readable JSON reports", path) from exc
+    else:
+        cell, train_cfg = configs_from_args(args)
+        grid = parse_grid(args.grid or DEFAULT_GRID)
+        shard = parse_shard(args.shard)
+        if args.seeds < 1:
+            raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
+        from cellverify.sweep import sweep_tasks
+
+        sweep_tasks(grid, cell, train_cfg, range(args.seeds), shard=shard)  # validates every point
+        quiet_tensorflow()
+        from cellverify.factory import load_factory
+        from cellverify.parallel import default_jobs
+        from cellverify.sweep import run_sweep
+
+        load_factory(args.cell)
+        raw = run_sweep(
+            args.cell,
+            grid,
+            cell,
+            train_cfg,
+            list(range(args.seeds)),
+            shard=shard,
+            workers=args.jobs or default_jobs(),
+            fast=args.fast,
+            on_done=progress("sweep"),
+        )
+        if shard != (1, 1):  # a shard's raw runs are merged later
+            if args.json:
+                write_json(args.json, raw)
+            print(
+                f"shard {shard[0]}/{shard[1]}: {len(raw['runs'])} runs"
+                + (f" written to {args.json}" if args.json else "")
+            )
+            return EXIT_OK
+        reports = [raw]
+    from cellverify.report import render_sweep
+
+    report = aggregate(reports)
+    print(render_sweep(report))
+    if args.json:
+        write_json(args.json, report)
+    if args.plot:
+        from cellverify.plots import plot_sweep
+
+        plot_sweep(report, args.plot)
+    return EXIT_OK
+
+
+def add_parsers(sub: Any) -> None:
+    compare = sub.add_parser(
+        "compare",
+        help="train presets side by side (default: as-asked vs remedied) and print traces",
+    )
+    compare.add_argument(
+        "presets", nargs="*", metavar="PRESET", help=f"any of {', '.join(sorted(PRESETS))}"
+    )
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--train-steps", type=int, default=20)
+    compare.add_argument("--batch-size", type=int, default=32)
+    compare.add_argument("--steps", type=int, default=None)
+    compare.add_argument("--task", choices=TASKS, default="supervised")
+    compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")
+    compare.set_defaults(func=cmd_compare)
+
+    diagnose = sub.add_parser(
+        "diagnose",
+        help="train across seeds, explain why a configuration is fragile, verify remedies",
+    )
+    add_config_options(diagnose, "as-asked")
+    diagnose.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
+    diagnose.add_argument("--no-verify", action="store_true", help="skip re-running the remedies")
+    add_training_options(diagnose, plot="PNG of loss and gradient norms per seed")
+    diagnose.set_defaults(func=cmd_diagnose)
+
+    sweep = sub.add_parser(
+        "sweep", help="fragility map: P(learns) over a grid of configurations, across seeds"
+    )
+    add_config_options(sweep, "as-asked")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="FIELD=V1,V2",
+        help="a grid axis (repeatable; tuples with dashes, kernels=5-20-1,5-25-1); "
+        "default: optimizer x learning rate x output activation",
+    )
+    sweep.add_argument("--seeds", type=int, default=5, help="seeds per grid point (default 5)")
+    sweep.add_argument(
+        "--shard",
+        default="1/1",
+        metavar="K/N",
+        help="run only the K-th of N slices of the runs (CI matrix jobs)",
+    )
+    sweep.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="merge shards' JSON reports instead of running"
+    )
+    add_training_options(sweep, plot="heat-map PNG of P(learns)")
+    sweep.set_defaults(func=cmd_sweep)
