@@ -21,12 +21,13 @@ import keras
 from keras import ops
 
 from cellverify.config import INITIALIZER_CLASSES, CellConfig
+from cellverify.trace import ACTIVATION_LAYERS
 
 __all__ = ["LAYER_NAMES", "ConvRNNCell", "conv_rnn_cell"]
 
 #: Names of the intermediate tensors :meth:`ConvRNNCell.step_activations` returns,
 #: in the order data flows.
-LAYER_NAMES: tuple[str, ...] = ("conv1", "conv2", "logits", "output")
+LAYER_NAMES: tuple[str, ...] = (*ACTIVATION_LAYERS, "output")
 
 # Each random part draws from its own seed, derived from the cell's seed and a
 # fixed slot number.  A part's slot never depends on which other parts exist,

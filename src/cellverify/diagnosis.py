@@ -31,7 +31,7 @@ import numpy as np
 
 from cellverify.config import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
 from cellverify.outcome import LEARNED_GAP_FRACTION, Outcome, loss_trend, outcome_of
-from cellverify.trace import Trace
+from cellverify.trace import CONV_LAYERS, Trace
 
 __all__ = [
     "DEAD_UNIT_SHARE",
@@ -76,7 +76,7 @@ EXPLODING_RATIO = 70.0
 #: across-layer bound of AUTOTRAINER, applied across steps).
 VANISHING_TIME_RATIO = 1e-3
 #: Saturated tanh: at least this share of a tanh conv's activations sit at
-#: |a| >= run.SATURATION_LEVEL, where the slope is under 0.02 - the share
+#: |a| >= probe.SATURATION_LEVEL, where the slope is under 0.02 - the share
 #: AUTOTRAINER uses for dying ReLUs, applied to tanh's flat ends.
 SATURATED_UNIT_SHARE = 0.7
 #: Saturated softmax: the rows' largest weight averages at least this; the
@@ -277,7 +277,7 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
 
 def detect_dead_units(trace: Trace) -> Symptom | None:
     worst: tuple[float, str, int] | None = None
-    for layer in ("conv1", "conv2"):
+    for layer in CONV_LAYERS:
         shares = trace.dead_fraction[:, trace.layer(layer)]
         if np.all(np.isnan(shares)):
             return None
@@ -287,9 +287,7 @@ def detect_dead_units(trace: Trace) -> Symptom | None:
     if worst is None:
         return None
     share, layer, step = worst
-    at_init = {
-        name: float(trace.dead_fraction[0, trace.layer(name)]) for name in ("conv1", "conv2")
-    }
+    at_init = {name: float(trace.dead_fraction[0, trace.layer(name)]) for name in CONV_LAYERS}
     return Symptom(
         "dead_units",
         f"{share:.0%} of {layer}'s units output exactly 0 on every example at step {step} "
@@ -419,7 +417,7 @@ def detect_saturated_softmax(trace: Trace) -> Symptom | None:
 def detect_saturated_tanh(trace: Trace) -> Symptom | None:
     if trace.cell.get("activation") != "tanh":
         return None
-    for layer in ("conv1", "conv2"):
+    for layer in CONV_LAYERS:
         shares = trace.saturated_fraction[:, trace.layer(layer)]
         hits = np.flatnonzero(shares >= SATURATED_UNIT_SHARE)
         if hits.size:

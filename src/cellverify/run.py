@@ -19,15 +19,13 @@ from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
 from cellverify.data import Batch, batch_for, market_for
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model import CellFactory, build_model, example_losses, loss_for
-from cellverify.trace import ACTIVATION_LAYERS, Trace
+from cellverify.probe import SATURATION_LEVEL, activation_statistics, gradient_statistics, norm
+from cellverify.trace import ACTIVATION_STATISTICS, Trace, no_activations
 
 __all__ = ["EVAL_DRAW", "SATURATION_LEVEL", "Trainer", "make_optimizer", "train"]
 
 #: The draw number of a run's fixed evaluation batch (never a training draw).
 EVAL_DRAW = 2**31 - 1
-#: An activation at least this large in magnitude counts as saturated: tanh's
-#: slope 1 - tanh² is below 0.02 there.
-SATURATION_LEVEL = 0.99
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -48,14 +46,6 @@ class StepRecord:
     weight_norm: np.ndarray
     state_grad_norm: np.ndarray
     update_ratio: np.ndarray | None
-
-
-def _norm(x: Any) -> Any:
-    return tf.sqrt(tf.reduce_sum(tf.square(tf.cast(x, tf.float64))))
-
-
-def _zero_fraction(x: Any) -> Any:
-    return tf.reduce_mean(tf.cast(tf.equal(x, 0), tf.float64))
 
 
 class Trainer:
@@ -126,10 +116,10 @@ class Trainer:
             for g, v in zip(grads[:-1], self.variables, strict=True)
         ]
         state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
-        stats = tf.stack([_norm(state_grad), self._last_state_grad_norm(x, y, out)])
+        stats = tf.stack([norm(state_grad), self._last_state_gradnorm(x, y, out)])
         return loss, weight_grads, stats
 
-    def _last_state_grad_norm(self, x: Any, y: Any, out: Any) -> Any:
+    def _last_state_gradnorm(self, x: Any, y: Any, out: Any) -> Any:
         """‖∂L_last/∂s‖ for the state entering the last step, by re-running that step."""
         if self.train_config.steps == 1:
             s = self.rnn.get_initial_state(tf.shape(x)[0])[0]
@@ -140,14 +130,12 @@ class Trainer:
             last, _ = self.cell(x[:, -1], [s], training=True)
             loss = self.loss_fn(last[:, None], y[:, -1:])
         g = tape.gradient(loss, s)
-        return tf.constant(0.0, tf.float64) if g is None else _norm(g)
+        return tf.constant(0.0, tf.float64) if g is None else norm(g)
 
     def _summaries(self, loss: Any, grads: list[Any], state_stats: Any) -> dict[str, Any]:
         return {
             "loss": tf.cast(loss, tf.float64),
-            "grad_norm": tf.stack([_norm(g) for g in grads]),
-            "grad_zero_fraction": tf.stack([_zero_fraction(g) for g in grads]),
-            "weight_norm": tf.stack([_norm(v) for v in self.variables]),
+            **gradient_statistics(grads, self.variables),
             "state_grad_norm": state_stats,
         }
 
@@ -161,7 +149,7 @@ class Trainer:
         before = [tf.identity(v) for v in self.variables]
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         summary["update_norm"] = tf.stack(
-            [_norm(v - b) for v, b in zip(self.variables, before, strict=True)]
+            [norm(v - b) for v, b in zip(self.variables, before, strict=True)]
         )
         return summary
 
@@ -172,27 +160,7 @@ class Trainer:
         states = tf.concat([s0[:, None], out[:, :-1]], axis=1)
         flat_x = tf.reshape(x, tf.concat([[batch * steps], tf.shape(x)[2:]], 0))
         flat_s = tf.reshape(states, [batch * steps, -1])
-        acts = self.cell.step_activations(flat_x, flat_s, training=False)
-        dead, zero, saturated = [], [], []
-        for name in ACTIVATION_LAYERS:
-            a = acts[name]
-            channels = tf.reshape(a, [-1, a.shape[-1]])
-            alive = tf.reduce_any(tf.not_equal(channels, 0), axis=0)
-            dead.append(tf.reduce_mean(tf.cast(tf.logical_not(alive), tf.float64)))
-            zero.append(_zero_fraction(a))
-            saturated.append(tf.reduce_mean(tf.cast(tf.abs(a) >= SATURATION_LEVEL, tf.float64)))
-        w = tf.cast(acts["output"], tf.float64)
-        n = tf.cast(tf.shape(w)[-1], tf.float64)
-        return {
-            "dead_fraction": tf.stack(dead),
-            "zero_fraction": tf.stack(zero),
-            "saturated_fraction": tf.stack(saturated),
-            "uniform_rows": tf.reduce_mean(
-                tf.cast(tf.equal(tf.reduce_max(w, -1), tf.reduce_min(w, -1)), tf.float64)
-            ),
-            "max_uniform_deviation": tf.reduce_max(tf.abs(w - 1.0 / n)),
-            "max_weight": tf.reduce_mean(tf.reduce_max(w, -1)),
-        }
+        return activation_statistics(self.cell.step_activations(flat_x, flat_s, training=False))
 
     def step(self, batch: Batch) -> StepRecord:
         """One optimizer update on ``batch``, with the gradients measured before it."""
@@ -221,16 +189,7 @@ class Trainer:
     @staticmethod
     def no_activations() -> dict[str, np.ndarray]:
         """NaN statistics: for steps not probed, or a cell that hides its layers."""
-        per_layer = np.full(len(ACTIVATION_LAYERS), np.nan)
-        scalar = np.array(np.nan)
-        return {
-            "dead_fraction": per_layer,
-            "zero_fraction": per_layer,
-            "saturated_fraction": per_layer,
-            "uniform_rows": scalar,
-            "max_uniform_deviation": scalar,
-            "max_weight": scalar,
-        }
+        return no_activations()
 
     def activations(self, batch: Batch) -> dict[str, np.ndarray]:
         """Activation statistics on ``batch`` (NaN if the cell hides its layers)."""
@@ -307,12 +266,7 @@ def train(
         grad_zero_fraction=stack("grad_zero_fraction").reshape(n + 1, width),
         update_ratio=np.array(ratios, dtype=np.float64).reshape(n, width),
         weight_norm=stack("weight_norm").reshape(n + 1, width),
-        dead_fraction=stack_acts("dead_fraction"),
-        zero_fraction=stack_acts("zero_fraction"),
-        saturated_fraction=stack_acts("saturated_fraction"),
-        uniform_rows=stack_acts("uniform_rows"),
-        max_uniform_deviation=stack_acts("max_uniform_deviation"),
-        max_weight=stack_acts("max_weight"),
+        **{key: stack_acts(key) for key in ACTIVATION_STATISTICS},
         state_grad_norm=stack("state_grad_norm"),
         eval_loss=(eval_start, eval_end),
         uniform_loss=eval_batch.uniform_loss(train_config.task),

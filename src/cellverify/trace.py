@@ -16,10 +16,35 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ACTIVATION_LAYERS", "Trace"]
+__all__ = [
+    "ACTIVATION_LAYERS",
+    "ACTIVATION_STATISTICS",
+    "CONV_LAYERS",
+    "LAYER_STATISTICS",
+    "OUTPUT_STATISTICS",
+    "Trace",
+    "no_activations",
+]
 
-#: Layers whose activation statistics a trace holds (when the cell exposes them).
-ACTIVATION_LAYERS: tuple[str, ...] = ("conv1", "conv2", "logits")
+#: The cell's convolutional layers, in the order data flows.
+CONV_LAYERS: tuple[str, ...] = ("conv1", "conv2")
+#: Layers whose activation statistics a trace holds (when the cell exposes
+#: them through ``step_activations``, which returns these and ``output``).
+ACTIVATION_LAYERS: tuple[str, ...] = (*CONV_LAYERS, "logits")
+#: Statistics with one value per layer of ACTIVATION_LAYERS.
+LAYER_STATISTICS: tuple[str, ...] = ("dead_fraction", "zero_fraction", "saturated_fraction")
+#: Statistics of the output rows, one value each.
+OUTPUT_STATISTICS: tuple[str, ...] = ("uniform_rows", "max_uniform_deviation", "max_weight")
+ACTIVATION_STATISTICS: tuple[str, ...] = LAYER_STATISTICS + OUTPUT_STATISTICS
+
+
+def no_activations() -> dict[str, np.ndarray]:
+    """NaN statistics: for steps not probed, or a cell that hides its layers."""
+    return {
+        **{key: np.full(len(ACTIVATION_LAYERS), np.nan) for key in LAYER_STATISTICS},
+        **{key: np.array(np.nan) for key in OUTPUT_STATISTICS},
+    }
+
 
 _ARRAYS = (
     "loss",
@@ -27,12 +52,7 @@ _ARRAYS = (
     "grad_zero_fraction",
     "update_ratio",
     "weight_norm",
-    "dead_fraction",
-    "zero_fraction",
-    "saturated_fraction",
-    "uniform_rows",
-    "max_uniform_deviation",
-    "max_weight",
+    *ACTIVATION_STATISTICS,
     "state_grad_norm",
     "eval_example_loss",
 )
@@ -55,7 +75,7 @@ class Trace:
       every example, step and position; share of entries exactly 0.  NaN when
       the cell does not expose its activations.
     * ``saturated_fraction`` ``[n, l]``: share of entries with ``|a| >=
-      run.SATURATION_LEVEL`` (tanh's slope there is under 0.02).
+      probe.SATURATION_LEVEL`` (tanh's slope there is under 0.02).
     * ``uniform_rows`` ``[n]``: share of output rows that are exactly uniform.
     * ``max_uniform_deviation`` ``[n]``: largest ``|w - 1/outputs|``.
     * ``max_weight`` ``[n]``: mean over rows of the row's largest weight.
