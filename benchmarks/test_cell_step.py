@@ -1,4 +1,4 @@
-"""Timings of the cell step (SPEC §8): ``pytest --benchmark-only``.
+"""Timings of the cell step (docs/design.md, 'Benchmarks'): ``pytest --benchmark-only``.
 
 Tracing and XLA compilation happen in a warm-up call outside the timed
 region; each timed call ends by synchronising the device.

@@ -6,7 +6,6 @@ import itertools
 
 from cellverify.cell import ConvRNNCell
 from cellverify.config import CellConfig
-
 from cellverify.mutation import MUTANTS, WrongOutputShape
 
 _calls = itertools.count()

@@ -8,10 +8,9 @@ import pytest
 
 from cellverify.cli import main
 from cellverify.invariants import INVARIANTS
+from cellverify.mutation import MUTANTS
 from cellverify.strategies import any_cases
 from cellverify.suite import run_invariant, run_suite
-
-from cellverify.mutation import MUTANTS
 
 SOFTMAX_OVER_WRONG_AXIS = MUTANTS["SoftmaxOverWrongAxis"].factory
 
@@ -116,7 +115,7 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
     """Searching the whole space with gradients_nonzero, Hypothesis finds a
     cell whose gradient dies and shrinks it: every field it can simplify goes
     to its simplest value, and what is left standing is the cause - a ReLU,
-    before the softmax or in a conv with one kernel (SPEC §9)."""
+    before the softmax or in a conv with one kernel (docs/design.md, 'Measured facts')."""
     from cellverify.case import Case
     from cellverify.cell import conv_rnn_cell
     from cellverify.invariants import gradients_nonzero

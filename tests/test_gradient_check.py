@@ -16,7 +16,6 @@ from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
 from cellverify.gradcheck import GRADIENT_CHECK_STEPS, check_variable
 from cellverify.invariants import check
-
 from cellverify.mutation import MUTANTS
 
 
@@ -100,6 +99,6 @@ def test_gradient_check_passes_the_selu_cell_whose_units_sit_within_a_step_of_th
 
 @pytest.mark.usefixtures("fresh_keras")
 def test_gradient_check_catches_a_relu_whose_gradient_is_wrong_only_at_its_kink():
+    mutant = MUTANTS["WrongGradientAtKink"]
     with pytest.raises(InvariantViolation, match=r"conv2/bias \[4\] along coordinate"):
-        mutant = MUTANTS["WrongGradientAtKink"]
         check("gradient_check", mutant.factory, mutant.case)

@@ -1,4 +1,4 @@
-"""SPEC §9's central fact, reproduced with the kit's own code.
+"""The central measured fact (docs/design.md, 'Measured facts'), reproduced with the kit's own code.
 
 On the supervised task with Adam at 1e-3, the question's cell (AS_ASKED) ends
 with an exactly-zero gradient on nearly every seed, and the remedy keeps a

@@ -13,6 +13,7 @@ from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
 from cellverify.invariants import PERMUTATION_FLOOR, check
+from cellverify.mutation import MUTANTS
 from cellverify.precision import _spread, logit_scale, sequence_logits, states_of
 from cellverify.tolerances import (
     FLOAT32_EPS,
@@ -22,7 +23,6 @@ from cellverify.tolerances import (
     simplex_sum_tolerance,
 )
 
-from cellverify.mutation import MUTANTS
 from .outside_cells import eiie_cell
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")

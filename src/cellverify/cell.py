@@ -1,6 +1,6 @@
 """The question's conv-RNN cell (EIIE with a portfolio-vector memory) as a Keras layer.
 
-Topology (SPEC §1.1), per example, channels last::
+Topology (docs/design.md, 'The cell'), per example, channels last::
 
     input   [assets, window, features]
     conv1   1x3, k1 kernels, valid, activation            -> [assets, window-2, k1]
@@ -33,7 +33,7 @@ LAYER_NAMES: tuple[str, ...] = (*ACTIVATION_LAYERS, "output")
 # fixed slot number.  A part's slot never depends on which other parts exist,
 # so adding a dropout layer leaves every conv's initial weights unchanged -
 # unlike TF1 graph-level seeding, which is how the question's "dropout with
-# keep_prob 1.0 stops learning" came about (SPEC §9).
+# keep_prob 1.0 stops learning" came about (docs/design.md, 'Measured facts').
 _SEED_SLOTS = 8
 _SLOT = {"conv1": 0, "conv2": 1, "conv3": 2, "dropout1": 3, "dropout2": 4, "dropout3": 5}
 
@@ -156,5 +156,6 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
 
 
 def conv_rnn_cell(cell_config: CellConfig) -> ConvRNNCell:
-    """The shipped cell factory (SPEC §4.2): ``cellverify.cell:conv_rnn_cell``."""
+    """The shipped cell factory, ``cellverify.cell:conv_rnn_cell`` (docs/design.md,
+    'Cells from anywhere')."""
     return ConvRNNCell(cell_config)

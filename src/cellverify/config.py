@@ -180,7 +180,7 @@ def _from_dict(cls: type[_C], data: Mapping[str, Any]) -> _C:
 
 @dataclass(frozen=True)
 class CellConfig:
-    """The topology and options of the conv-RNN cell (SPEC §1.1, §4.1).
+    """The topology and options of the conv-RNN cell (docs/design.md, 'The cell').
 
     ``kernels`` are the kernel counts (k1, k2, k3) of the three convs; k3 must
     be 1 because the last conv scores each asset with one number.  ``dropout``
@@ -275,7 +275,7 @@ class CellConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the cell is trained (SPEC §4.1).
+    """How the cell is trained (docs/design.md, 'Configuration').
 
     ``steps`` is the sequence length fed to the RNN, ``train_steps`` the number
     of optimizer updates.  ``seed`` seeds the synthetic market, the batches and
@@ -367,7 +367,7 @@ REMEDIED = Preset(
 
 ELU keeps every conv unit's gradient nonzero (no unit can die), and a linear
 last conv keeps the logits from being clipped to exactly 0, which is what makes
-the softmax exactly uniform and the gradient exactly zero (SPEC §9).
+the softmax exactly uniform and the gradient exactly zero (docs/design.md, 'Measured facts').
 """
 
 PGPORTFOLIO = Preset(

@@ -85,13 +85,13 @@ SATURATED_MAX_WEIGHT = 0.99
 #: Update-to-weight ratio ‖ΔW‖/‖W‖ of a kernel, median over the run, outside
 #: this range: the optimizer barely moves the weights, or jolts them.  The
 #: usual rule of thumb is ~1e-3 (Karpathy, "A Recipe for Training Neural
-#: Networks"); SPEC §6 widens it two decades each way to stay quiet on healthy
+#: Networks"); the kit widens it two decades each way to stay quiet on healthy
 #: runs.
 UPDATE_RATIO_RANGE = (1e-5, 1e-1)
 #: Step gain ‖ΔW‖ / (lr ‖g‖) at step 0: 1 for SGD, ~3 for Keras's Adagrad
 #: (accumulator 0.1), and ~√n/‖g‖-large for Adam, whose step is ~lr per entry
 #: whatever the gradient's scale.  At least this much, and the run then dies:
-#: the optimizer's step, not the gradient, drove the weights (SPEC §9).
+#: the optimizer's step, not the gradient, drove the weights (docs/design.md, 'Measured facts').
 STEP_GAIN_LIMIT = 10.0
 
 
@@ -477,7 +477,7 @@ def detect_update_ratio(trace: Trace) -> Symptom | None:
                     "variable": trace.variables[i],
                     "median": median,
                     "threshold": list(UPDATE_RATIO_RANGE),
-                    "source": "SPEC §6; Karpathy's 1e-3",
+                    "source": "docs/design.md, 'Diagnosis'; Karpathy's 1e-3",
                 },
             )
     return None
@@ -651,8 +651,8 @@ def _cause_rules(
         cause(
             "steps_too_small",
             {"stalled_loss"},
-            "the cell is alive but its gradient is tiny (≈ 3e-3 on the portfolio loss, SPEC §9)"
-            " and this optimizer's step scales with it, so nothing visible happens",
+            "the cell is alive but its gradient is tiny (about 3e-3 on the portfolio loss) and "
+            "this optimizer's step scales with it, so nothing visible happens",
             ["higher_learning_rate", "elu_and_linear"],
         )
     else:

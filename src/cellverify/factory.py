@@ -1,4 +1,4 @@
-"""Cell factories from anywhere (SPEC §4.2): load ``MODULE:ATTRIBUTE`` and vet the cell.
+"""Cell factories from anywhere: load ``MODULE:ATTRIBUTE`` and vet the cell.
 
 A factory is any callable ``factory(cell_config) -> keras RNN cell``.  Errors
 here are the user's, so they become :class:`BadCellFactory` with a message
@@ -61,7 +61,8 @@ def load_factory(spec: str) -> Callable[[CellConfig], Any]:
 
 
 def validate_factory(factory: Callable[[CellConfig], Any], config: CellConfig) -> Any:
-    """Build a cell and run one step, checking the contract of SPEC §4.2.
+    """Build a cell and run one step, checking the factory contract
+    (docs/design.md, 'Cells from anywhere').
 
     Returns the cell.  Raises :class:`BadCellFactory` naming the broken part.
     """

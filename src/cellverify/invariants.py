@@ -1,6 +1,6 @@
-"""The invariants of SPEC §5 as library functions.
+"""The built-in invariants (docs/design.md, 'Invariants').
 
-Each check takes a cell factory (SPEC §4.2) and a :class:`~cellverify.case.Case`
+Each check takes a cell factory and a :class:`~cellverify.case.Case`
 and returns nothing when the invariant holds; otherwise it raises
 :class:`~cellverify.errors.InvariantViolation` whose message names the
 invariant, the tensors, their shapes and the tolerance.  :data:`INVARIANTS`
@@ -65,7 +65,7 @@ MODE_FLOOR = 1e-5
 #: moves them by ~1e-2 (conv3's state weight times a state change of ~0.5).
 STATE_EFFECT_MIN = 1e-6
 #: Steps of training before gradients_nonzero looks (Adam kills the question's
-#: cell within 2-3 steps, SPEC §9).
+#: cell within 2-3 steps, docs/design.md, 'Measured facts').
 GRADIENT_TRAIN_STEPS = 10
 #: A nudge, in units of max(1, max |variable|), by which a variable with an
 #: exactly-zero gradient is moved both ways to see what depends on it: small
@@ -724,7 +724,7 @@ def init_near_uniform(factory: CellFactory, case: Case) -> None:
         raise InvariantViolation(
             "init_near_uniform",
             f"{int(exact.sum())} of {exact.size} untrained output rows {_shape(out)} are exactly "
-            "uniform: their logits are all equal (dead, SPEC §9)",
+            "uniform: their logits are all equal (dead, docs/design.md, 'Measured facts')",
         )
     if hasattr(cell, "step_activations"):
         state = rnn.get_initial_state(batch.inputs.shape[0])[0]

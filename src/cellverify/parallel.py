@@ -1,7 +1,7 @@
 """Run many training jobs across processes, one TensorFlow thread each.
 
 Two single-thread processes give about 20 % more throughput than one process
-with two threads on a 2-core machine (SPEC §9), and each process traces its
+with two threads on a 2-core machine (docs/design.md, 'Measured facts'), and each process traces its
 own functions, so jobs are independent.  ``jobs=1`` runs in this process.
 """
 

@@ -1,4 +1,4 @@
-"""Hypothesis settings profiles ``dev``, ``ci`` and ``thorough`` (SPEC §7), in one place.
+"""Hypothesis settings profiles ``dev``, ``ci`` and ``thorough``, in one place.
 
 Register them in a ``conftest.py`` with :func:`register_profiles` and pick one
 with ``--hypothesis-profile NAME`` or ``HYPOTHESIS_PROFILE=NAME``; with neither,

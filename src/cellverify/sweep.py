@@ -165,7 +165,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge shard reports and compute each point's rates (SPEC §4.3)."""
+    """Merge shard reports and compute each point's rates (docs/design.md, 'Public contracts')."""
     if not reports:
         raise InvalidConfig("sweep", "merge", "at least one report", 0)
     grid = reports[0]["grid"]
