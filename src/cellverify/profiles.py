@@ -1,8 +1,9 @@
 """Hypothesis settings profiles ``dev``, ``ci`` and ``thorough``, in one place.
 
-Register them in a ``conftest.py`` with :func:`register_profiles` and pick one
-with ``--hypothesis-profile NAME`` or ``HYPOTHESIS_PROFILE=NAME``; with neither,
-``ci`` is chosen when the ``CI`` variable is set, else ``dev``.
+The ``cellverify`` pytest plugin registers them and loads the default; pick
+one with ``--hypothesis-profile NAME`` or ``HYPOTHESIS_PROFILE=NAME``; with
+neither, ``ci`` is chosen when the ``CI`` variable is set, else ``dev``
+(docs/design.md, "One runner").
 """
 
 from __future__ import annotations
