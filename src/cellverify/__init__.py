@@ -21,6 +21,15 @@ from cellverify.config import (
     preset,
 )
 from cellverify.errors import BadCellFactory, CellVerifyError, InvalidConfig, InvariantViolation
+from cellverify.regions import (
+    INIT_REGION,
+    LEARNABLE_REGION,
+    REGIONS,
+    ROBUST_REGION,
+    WHOLE_SPACE,
+    Region,
+)
+from cellverify.registry import Invariant, check, fail, invariant
 from cellverify.trace import Trace
 
 if TYPE_CHECKING:
@@ -28,9 +37,11 @@ if TYPE_CHECKING:
     from cellverify.data import Batch, Market, batch_for, synthetic_market
     from cellverify.diagnosis import diagnose
     from cellverify.fast import FastConvRNN
-    from cellverify.invariants import INVARIANTS, check
+    from cellverify.invariants import INVARIANTS
     from cellverify.model import build_model, cross_entropy_loss, portfolio_loss
+    from cellverify.mutation import Mutant, kill_matrix
     from cellverify.run import Trainer, train
+    from cellverify.testing import CellInvariants
 
 __version__ = "0.1.0"
 
@@ -45,7 +56,9 @@ _LAZY: dict[str, str] = {
     "diagnose": "cellverify.diagnosis",
     "FastConvRNN": "cellverify.fast",
     "INVARIANTS": "cellverify.invariants",
-    "check": "cellverify.invariants",
+    "CellInvariants": "cellverify.testing",
+    "Mutant": "cellverify.mutation",
+    "kill_matrix": "cellverify.mutation",
     "build_model": "cellverify.model",
     "cross_entropy_loss": "cellverify.model",
     "portfolio_loss": "cellverify.model",
@@ -55,20 +68,29 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AS_ASKED",
+    "INIT_REGION",
     "INVARIANTS",
+    "LEARNABLE_REGION",
     "PGPORTFOLIO",
     "PRESETS",
+    "REGIONS",
     "REMEDIED",
+    "ROBUST_REGION",
+    "WHOLE_SPACE",
     "BadCellFactory",
     "Batch",
     "CellConfig",
+    "CellInvariants",
     "CellVerifyError",
     "ConvRNNCell",
     "FastConvRNN",
     "InvalidConfig",
+    "Invariant",
     "InvariantViolation",
     "Market",
+    "Mutant",
     "Preset",
+    "Region",
     "Trace",
     "TrainConfig",
     "Trainer",
@@ -78,6 +100,9 @@ __all__ = [
     "conv_rnn_cell",
     "cross_entropy_loss",
     "diagnose",
+    "fail",
+    "invariant",
+    "kill_matrix",
     "portfolio_loss",
     "preset",
     "synthetic_market",

@@ -39,7 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(_INI, "cell factory MODULE:FACTORY for the cell_factory fixture", default="")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # Before Hypothesis's own plugin, which loads --hypothesis-profile and
+    # must find the kit's profiles registered.
     # TensorFlow's C++ log level must be set before it is first imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hypothesis import settings

@@ -38,6 +38,7 @@ from cellverify.strategies import cases
 __all__ = [
     "STATUSES",
     "InvariantResult",
+    "SearchTest",
     "SuiteResult",
     "UnknownInvariant",
     "cases_for",
@@ -153,6 +154,21 @@ def cases_for(
     return strategy_for(registered()[name], profile, pinned)
 
 
+class SearchTest:
+    """A Hypothesis test of one invariant, and how many examples it has run."""
+
+    def __init__(self, test: Callable[[], None], count: list[int]) -> None:
+        self._test = test
+        self._count = count
+
+    def __call__(self) -> None:
+        self._test()
+
+    @property
+    def examples(self) -> int:
+        return self._count[0]
+
+
 def search_test(
     invariant: Invariant,
     factory: CellFactory,
@@ -162,7 +178,7 @@ def search_test(
     strategy: st.SearchStrategy[Case] | None = None,
     failures: list[tuple[Case, str]] | None = None,
     on_example: Callable[[int], None] | None = None,
-) -> Callable[[], None]:
+) -> SearchTest:
     """The Hypothesis test that searches for a case breaking ``invariant``.
 
     ``profile`` applies that settings profile (``None``: whatever is loaded,
@@ -199,8 +215,7 @@ def search_test(
     test = given(case=chosen)(search)
     if profile is not None:
         test = settings(settings.get_profile(profile), report_multiple_bugs=False)(test)
-    test.examples_run = count  # type: ignore[attr-defined]
-    return test
+    return SearchTest(test, count)
 
 
 def _hypothesis_error(exc: HypothesisException, failures: list[tuple[Case, str]]) -> str:
@@ -244,7 +259,7 @@ def run_invariant(
     start = time.perf_counter()
 
     def result(status: str, case: Case | None = None, message: str = "") -> InvariantResult:
-        examples = test.examples_run[0]  # type: ignore[attr-defined]
+        examples = test.examples
         seconds = time.perf_counter() - start
         return InvariantResult(
             invariant.name, status, examples, seconds, case, message, invariant.region.name, outside
@@ -267,7 +282,7 @@ def run_invariant(
         # Hypothesis replays the shrunk example last, so it is the last failure.
         case, message = failures[-1]
         return result("failed", case, message)
-    if test.examples_run[0] == 0:  # type: ignore[attr-defined]
+    if test.examples == 0:
         return result("error", message=f"[{invariant.name}] no example was run")
     return result("passed")
 

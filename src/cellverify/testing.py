@@ -28,7 +28,7 @@ from cellverify.errors import InvalidConfig
 from cellverify.registry import registered
 from cellverify.strategies import check_pinned
 
-__all__ = ["CellInvariants"]
+__all__ = ["EXAMPLES_PROPERTY", "CellInvariants"]
 
 
 def _selected(cls: type[CellInvariants]) -> list[str]:
@@ -48,12 +48,21 @@ def _selected(cls: type[CellInvariants]) -> list[str]:
     return [n for n in chosen if n not in cls.skip]
 
 
+#: The test report property holding how many examples an invariant's search
+#: ran (carried to the controller under pytest-xdist, written by --junitxml).
+EXAMPLES_PROPERTY = "cellverify_examples"
+
+
 def _make_test(name: str) -> Callable[..., None]:
-    def test(self: CellInvariants, cell_factory: Callable[..., Any]) -> None:
+    def test(self: CellInvariants, cell_factory: Callable[..., Any], request: Any) -> None:
         from cellverify.suite import search_test
 
         factory = type(self).factory or cell_factory
-        search_test(registered()[name], factory, pinned=type(self).pinned)()
+        search = search_test(registered()[name], factory, pinned=type(self).pinned)
+        try:
+            search()
+        finally:
+            request.node.user_properties.append((EXAMPLES_PROPERTY, search.examples))
 
     invariant = registered()[name]
     test.__name__ = test.__qualname__ = f"test_{name}"
