@@ -280,6 +280,9 @@ class TrainConfig:
     ``steps`` is the sequence length fed to the RNN, ``train_steps`` the number
     of optimizer updates.  ``seed`` seeds the synthetic market, the batches and
     anything random in training; the cell's own seed is ``CellConfig.seed``.
+    ``data`` is where the prices come from: ``synthetic`` (the kit's seeded
+    market), ``sp500`` (real closes, the ``data`` extra) or a CSV path
+    (:mod:`cellverify.prices`).
     """
 
     optimizer: str = "adam"
@@ -289,6 +292,7 @@ class TrainConfig:
     train_steps: int = 200
     task: str = "portfolio"
     seed: int = 0
+    data: str = "synthetic"
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
@@ -309,6 +313,9 @@ class TrainConfig:
         _check_int(owner, "train_steps", self.train_steps, 0, 10_000_000)
         _check_choice(owner, "task", self.task, TASKS)
         _check_int(owner, "seed", self.seed, 0, _MAX_SEED)
+        if not isinstance(self.data, str) or not self.data.strip():
+            allowed = "synthetic, sp500 or the path of a CSV file or directory"
+            raise InvalidConfig(owner, "data", allowed, self.data)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied and validated."""

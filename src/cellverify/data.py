@@ -33,7 +33,11 @@ __all__ = [
     "Market",
     "batch_for",
     "batch_from_spec",
+    "check_prices_fit",
     "market_for",
+    "market_from_prices",
+    "markets_for",
+    "reference_loss",
     "sample_batch",
     "synthetic_market",
 ]
@@ -51,7 +55,8 @@ _WICK = 0.5
 
 @dataclass(frozen=True)
 class Market:
-    """Price paths, ``[periods, assets]`` each, and the process that made them."""
+    """Price paths, ``[periods, assets]`` each, and the process that made them
+    (for real prices: the volatility measured, the momentum NaN)."""
 
     close: np.ndarray
     high: np.ndarray
@@ -183,7 +188,74 @@ def sample_batch(
 
 def market_for(cell: CellConfig, train: TrainConfig) -> Market:
     """The market a run with these configurations trains on (seeded by ``train.seed``)."""
-    return synthetic_market(cell.assets, cell.window + train.steps + _POOL, seed=train.seed)
+    return markets_for(cell, train)[0]
+
+
+def markets_for(cell: CellConfig, train: TrainConfig) -> tuple[Market, Market]:
+    """The training and evaluation markets of a run.  Synthetic: one seeded
+    market for both (the evaluation batch is a draw no training step takes).
+    Real prices (``train.data``): the periods before and after the date split
+    of :mod:`cellverify.prices`, never shuffled."""
+    if train.data == "synthetic":
+        market = synthetic_market(cell.assets, cell.window + train.steps + _POOL, seed=train.seed)
+        return market, market
+    from cellverify.prices import resolve_data
+
+    history = resolve_data(train.data)
+    assert history is not None
+    check_prices_fit(history, cell, train)
+    split = history.split()
+    return (
+        market_from_prices(history, cell.assets, 0, split),
+        market_from_prices(history, cell.assets, split, history.periods),
+    )
+
+
+def check_prices_fit(history: Any, cell: CellConfig, train: TrainConfig) -> None:
+    """InvalidConfig unless the prices have the assets, features and periods
+    the configurations ask for, in both the training and evaluation periods."""
+    source = history.source
+    if cell.assets > history.assets:
+        allowed = f"at most the {history.assets} assets of {source}"
+        raise InvalidConfig("CellConfig", "assets", allowed, cell.assets)
+    if cell.features > history.features:
+        kind = "closes only" if history.features == 1 else "close, high and low"
+        allowed = f"at most {history.features} ({source} has {kind})"
+        raise InvalidConfig("CellConfig", "features", allowed, cell.features)
+    need = cell.window + train.steps + 1
+    shortest = min(history.split(), history.periods - history.split())
+    if shortest < need:
+        allowed = (
+            f"a history whose training and evaluation periods each hold window + steps + 1 "
+            f"= {need} rows ({source}: {history.split()} and {history.periods - history.split()})"
+        )
+        raise InvalidConfig("prices", "rows", allowed, history.periods)
+
+
+def market_from_prices(history: Any, assets: int, start: int, end: int) -> Market:
+    """Rows ``start:end`` of the first ``assets`` columns of a price history."""
+    close = history.close[start:end, :assets]
+    log_returns = np.vstack([np.zeros((1, assets)), np.diff(np.log(close), axis=0)])
+    volatility = float(np.std(log_returns[1:])) or DEFAULT_VOLATILITY
+    return Market(
+        close,
+        history.high[start:end, :assets],
+        history.low[start:end, :assets],
+        log_returns,
+        float("nan"),
+        volatility,
+    )
+
+
+def reference_loss(market: Market, batch: Batch, task: str) -> float:
+    """The loss a learner should reach on ``batch``: the batch's reference
+    (docs for :meth:`Batch.reference_loss`), except for the portfolio task on
+    real prices, where the momentum oracle is no target (on the S&P 500 it
+    loses to the uniform portfolio): NaN, so that learning is judged against
+    the starting loss's magnitude (:meth:`cellverify.trace.Trace.gap`)."""
+    if task == "portfolio" and np.isnan(market.momentum):
+        return float("nan")
+    return batch.reference_loss(task)
 
 
 def batch_for(

@@ -37,6 +37,7 @@ __all__ = [
     "DEAD_UNIT_SHARE",
     "DETECTORS",
     "EXPLODING_RATIO",
+    "FINDING_NAMES",
     "PREDICTIVE_WARNINGS",
     "REMEDIES",
     "SATURATED_MAX_WEIGHT",
@@ -95,6 +96,23 @@ UPDATE_RATIO_RANGE = (1e-5, 1e-1)
 STEP_GAIN_LIMIT = 10.0
 
 
+#: Every finding's name, for choosing which stop a run (Monitor's stop_on).
+FINDING_NAMES: tuple[str, ...] = (
+    "zero_gradient",
+    "zero_logits",
+    "dead_units",
+    "zero_gradient_entries",
+    "optimizer_step",
+    "vanishing_gradient",
+    "vanishing_through_time",
+    "exploding_gradient",
+    "saturated_softmax",
+    "saturated_tanh",
+    "update_ratio_high",
+    "update_ratio_low",
+    "stalled_loss",
+    "outcome_variance",
+)
 #: Severities, most severe first.
 SEVERITIES: tuple[str, ...] = ("fatal", "warning", "info")
 #: Verdicts on a configuration, worst first (JSON ``verdict.name``).
@@ -125,6 +143,8 @@ class Finding:
     message: str
     evidence: list[dict[str, Any]]
     severity: str = "warning"
+    #: The first seed's own message, without the count of seeds.
+    detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +153,7 @@ class Finding:
             "seeds": self.seeds,
             "of": self.total,
             "message": self.message,
+            "detail": self.detail,
             "evidence": self.evidence,
         }
 
@@ -235,7 +256,8 @@ def detect_zero_gradient(trace: Trace) -> Symptom | None:
     first = trace.first_zero_gradient_step()
     if first is None:
         return None
-    stays = bool(np.all(trace.grad_zero_fraction[first:] == 1.0))
+    later = trace.grad_zero_fraction[first:][trace.measured_rows()[first:]]
+    stays = bool(np.all(later == 1.0))
     return Symptom(
         "zero_gradient",
         f"the whole gradient is exactly 0 from step {first}"
@@ -349,7 +371,9 @@ def detect_vanishing_gradient(trace: Trace) -> Symptom | None:
 
 
 def detect_exploding_gradient(trace: Trace) -> Symptom | None:
-    bad = ~np.isfinite(trace.loss) | ~np.all(np.isfinite(trace.grad_norm), axis=1)
+    bad = ~np.isfinite(trace.loss) | (
+        trace.measured_rows() & ~np.all(np.isfinite(trace.grad_norm), axis=1)
+    )
     if bad.any():
         step = int(np.flatnonzero(bad)[0])
         return Symptom(
@@ -690,21 +714,17 @@ def _outcome_variance(states: dict[int, str]) -> Finding | None:
     failed = [seed for seed, state in decided.items() if state != "learned"]
     if not learned or not failed:
         return None
-    return Finding(
-        "outcome_variance",
-        failed,
-        len(states),
+    message = (
         f"learns on {len(learned)} of {len(decided)} decided seeds and fails on {len(failed)}: "
-        "fragile, whatever one run says",
-        [
-            {
-                "learned_seeds": learned,
-                "failed_seeds": failed,
-                "undecided_seeds": [s for s in states if s not in decided],
-                "source": "outcome variance over seeds (docs/design.md, 'Verdicts')",
-            }
-        ],
+        "fragile, whatever one run says"
     )
+    evidence = {
+        "learned_seeds": learned,
+        "failed_seeds": failed,
+        "undecided_seeds": [s for s in states if s not in decided],
+        "source": "outcome variance over seeds (docs/design.md, 'Verdicts')",
+    }
+    return Finding("outcome_variance", failed, len(states), message, [evidence], "warning", message)
 
 
 def _verdict(states: dict[int, str], findings: Sequence[Finding]) -> Verdict:
@@ -766,6 +786,7 @@ def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
             f"{len(hits)}/{len(seeds)} seeds; seed {hits[0][0]}: {hits[0][1].message}",
             [{"seed": s, "severity": sym.severity, **sym.evidence} for s, sym in hits],
             _most_severe([sym for _, sym in hits]),
+            hits[0][1].message,
         )
         for name, hits in by_name.items()
     ]

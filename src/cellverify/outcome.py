@@ -111,7 +111,7 @@ def loss_trend(trace: Trace) -> Trend | None:
     """The trend of ``trace``'s batch losses; None when there are too few
     updates, non-finite losses, or no gap to close."""
     n = trace.steps
-    gap = trace.eval_loss[0] - trace.reference_loss
+    gap = trace.gap()
     losses = np.asarray(trace.loss, np.float64)
     if n < MIN_TREND_UPDATES or not gap > 0 or not np.all(np.isfinite(losses)):
         return None

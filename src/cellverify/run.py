@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
-from cellverify.data import Batch, batch_for, market_for
+from cellverify.data import Batch, batch_for, markets_for, reference_loss
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model import CellFactory, build_model, example_losses, loss_for
 from cellverify.probe import SATURATION_LEVEL, activation_statistics, gradient_statistics, norm
@@ -89,10 +89,12 @@ class Trainer:
         self.optimizer.build(self.variables)
         self.loss_fn = loss_for(train_config.task)
         self._step: Callable[..., dict[str, Any]] = self._train_step
+        self._update: Callable[..., Any] = self._lean_step
         self._measure: Callable[..., dict[str, Any]] = self._measure_step
         self._activations: Callable[..., dict[str, Any]] = self._activation_stats
         if compiled:
             self._step = tf.function(self._train_step, jit_compile=jit_compile)
+            self._update = tf.function(self._lean_step, jit_compile=jit_compile)
             self._measure = tf.function(self._measure_step, jit_compile=jit_compile)
             self._activations = tf.function(self._activation_stats, jit_compile=jit_compile)
 
@@ -143,6 +145,18 @@ class Trainer:
         loss, grads, state_stats = self._forward_and_gradients(x, y)
         return self._summaries(loss, grads, state_stats)
 
+    def _lean_step(self, x: Any, y: Any) -> Any:
+        """An update and nothing else: for checks that need only the loss."""
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(self.rnn(x, training=True), y)
+        grads = tape.gradient(loss, self.variables)
+        # As in _train_step: a variable the loss does not reach gets a zero
+        # gradient (the optimizer's moments still decay), not no update.
+        pairs = list(zip(grads, self.variables, strict=True))
+        grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        return loss
+
     def _train_step(self, x: Any, y: Any) -> dict[str, Any]:
         loss, grads, state_stats = self._forward_and_gradients(x, y)
         summary = self._summaries(loss, grads, state_stats)
@@ -170,6 +184,12 @@ class Trainer:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(weight > 0, update / weight, np.nan)
         return self._record(r, ratio)
+
+    def update(self, batch: Batch) -> float:
+        """One optimizer update on ``batch``, measuring nothing but the loss
+        before it (a fraction of :meth:`step`'s cost)."""
+        task = self.train_config.task
+        return float(self._update(batch.inputs, batch.target(task)))
 
     def measure(self, batch: Batch) -> StepRecord:
         """Loss and gradients on ``batch`` at the current weights, without updating."""
@@ -232,8 +252,8 @@ def train(
     if probe_every < 0:
         raise InvalidConfig("train", "probe_every", "0 or a positive step count", probe_every)
     trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
-    market = market_for(cell_config, train_config)
-    eval_batch = batch_for(cell_config, train_config, market=market, draw=EVAL_DRAW)
+    market, eval_market = markets_for(cell_config, train_config)
+    eval_batch = batch_for(cell_config, train_config, market=eval_market, draw=EVAL_DRAW)
     eval_start = trainer.loss(eval_batch)
     eval_examples_start = trainer.example_losses(eval_batch)
     n = train_config.train_steps
@@ -270,6 +290,6 @@ def train(
         state_grad_norm=stack("state_grad_norm"),
         eval_loss=(eval_start, eval_end),
         uniform_loss=eval_batch.uniform_loss(train_config.task),
-        reference_loss=eval_batch.reference_loss(train_config.task),
+        reference_loss=reference_loss(eval_market, eval_batch, train_config.task),
         eval_example_loss=np.stack([eval_examples_start, eval_examples_end]),
     )

@@ -55,6 +55,7 @@ _ARRAYS = (
     *ACTIVATION_STATISTICS,
     "state_grad_norm",
     "eval_example_loss",
+    "measured",
 )
 
 
@@ -85,6 +86,12 @@ class Trace:
     * ``eval_example_loss`` ``[2, e]``: each evaluation example's loss before
       and after training (``eval_loss`` is their means), so that the change
       has a standard error; ``[2, 0]`` when unknown.
+    * ``measured`` ``[n]``: 1 where the gradient statistics of that row were
+      measured, 0 where they were not (a monitor of a user's training probes
+      every few steps); empty means every row was.  Rows not measured hold
+      NaN, which is not a non-finite gradient.
+    * ``reference_loss`` may be NaN (a user's own model): then the gap to
+      close is the starting evaluation loss's magnitude.
     """
 
     cell: dict[str, Any]
@@ -106,11 +113,27 @@ class Trace:
     uniform_loss: float
     reference_loss: float
     eval_example_loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((2, 0)))
+    measured: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     @property
     def steps(self) -> int:
         """Optimizer updates made."""
         return int(self.loss.shape[0]) - 1
+
+    def measured_rows(self) -> np.ndarray:
+        """Boolean ``[n]``: rows whose gradient statistics were measured."""
+        if self.measured.size == 0:
+            return np.ones(self.loss.shape[0], dtype=bool)
+        return self.measured.astype(bool)
+
+    def gap(self) -> float:
+        """What a learner can gain on the evaluation batch: the distance from
+        the starting loss to the reference, or, with no reference known, the
+        starting loss's magnitude."""
+        start = self.eval_loss[0]
+        if np.isnan(self.reference_loss):
+            return float(abs(start))
+        return float(start - self.reference_loss)
 
     def gradient_is_zero(self, step: int = -1) -> bool:
         """True when every entry of every gradient was exactly 0 at ``step``."""
@@ -124,9 +147,9 @@ class Trace:
 
     def eval_improvement(self) -> float:
         """Relative drop of the evaluation loss from start to end, measured
-        against the gap to the reference loss (1.0 = reached the reference)."""
+        against :meth:`gap` (1.0 = reached the reference)."""
         start, end = self.eval_loss
-        gap = start - self.reference_loss
+        gap = self.gap()
         return float((start - end) / gap) if gap > 0 else float("nan")
 
     def eval_improvement_se(self) -> float:
@@ -161,6 +184,8 @@ class Trace:
                 value = np.where(np.isnan(value), None, value).tolist()  # type: ignore[attr-defined]
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, float) and np.isnan(value):
+                value = None
             out[f.name] = value
         return out
 
@@ -170,6 +195,9 @@ class Trace:
         for f in fields(cls):
             if f.name not in data and f.default_factory is not dataclasses.MISSING:
                 continue  # written before the field existed
+            if f.name == "reference_loss" and data[f.name] is None:
+                kwargs[f.name] = float("nan")
+                continue
             value = data[f.name]
             if f.name in _ARRAYS:
                 value = np.array(value, dtype=np.float64)

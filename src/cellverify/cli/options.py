@@ -91,6 +91,10 @@ TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
     "steps": {"type": int, "help": "sequence length"},
     "train_steps": {"type": int, "help": "optimizer updates"},
     "task": {"choices": TASKS},
+    "data": {
+        "metavar": "sp500|PATH",
+        "help": "prices: sp500 (the data extra) or a CSV file or directory (default synthetic)",
+    },
 }
 
 
@@ -139,7 +143,29 @@ def configs_from_args(args: argparse.Namespace) -> tuple[CellConfig, TrainConfig
     base = preset(args.preset)
     cell = {k: getattr(args, k) for k in CELL_OPTIONS if getattr(args, k) is not None}
     train = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
-    return base.cell.replace(**cell), base.train.replace(**train)
+    return fit_to_data(base.cell.replace(**cell), base.train.replace(**train), set(cell))
+
+
+def fit_to_data(
+    cell: CellConfig, train: TrainConfig, given: set[str]
+) -> tuple[CellConfig, TrainConfig]:
+    """With real prices, the preset's shape adapts to them unless set
+    explicitly: features to what the prices have (closes only: 1), assets to
+    at most as many as there are.  The prices are read and checked here,
+    before any work; a bad file is an error naming file, row and column."""
+    if train.data == "synthetic":
+        return cell, train
+    from cellverify.data import check_prices_fit
+    from cellverify.prices import resolve_data
+
+    history = resolve_data(train.data)
+    assert history is not None
+    if "features" not in given:
+        cell = cell.replace(features=history.features)
+    if "assets" not in given and cell.assets > history.assets:
+        cell = cell.replace(assets=history.assets)
+    check_prices_fit(history, cell, train)
+    return cell, train
 
 
 def parse_sets(specs: Sequence[str] | None) -> dict[str, Any]:

@@ -8,10 +8,12 @@ from typing import Any
 from cellverify.cli.codes import EXIT_OK
 from cellverify.cli.options import (
     PRESETS,
+    TRAIN_OPTIONS,
     add_config_options,
     add_training_options,
     check_outputs,
     configs_from_args,
+    fit_to_data,
     progress,
     quiet_tensorflow,
 )
@@ -30,12 +32,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "steps": args.steps,
         "task": args.task,
+        "data": args.data,
     }
     runs = {}
     for name in names:
         p = preset(name)
         cell, train_cfg = p.with_seed(args.seed)
-        runs[name] = (cell, train_cfg.replace(**{k: v for k, v in overrides.items() if v}))
+        train_cfg = train_cfg.replace(**{k: v for k, v in overrides.items() if v})
+        runs[name] = fit_to_data(cell, train_cfg, set())
     check_outputs(args)
     quiet_tensorflow()
     from cellverify.cell import conv_rnn_cell
@@ -177,6 +181,7 @@ def add_parsers(sub: Any) -> None:
     compare.add_argument("--batch-size", type=int, default=32)
     compare.add_argument("--steps", type=int, default=None)
     compare.add_argument("--task", choices=TASKS, default="supervised")
+    compare.add_argument("--data", default=None, **{k: v for k, v in TRAIN_OPTIONS["data"].items()})
     compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")
     compare.set_defaults(func=cmd_compare)
 
