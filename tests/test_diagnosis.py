@@ -7,7 +7,13 @@ import pytest
 
 from cellverify import AS_ASKED, CellConfig, TrainConfig
 from cellverify import diagnosis as dx
-from cellverify.outcome import TREND_Z, outcome_of, wilson_interval
+from cellverify.outcome import (
+    DECISION_HORIZON,
+    MIN_TREND_UPDATES,
+    TREND_Z,
+    outcome_of,
+    wilson_interval,
+)
 from cellverify.trace import ACTIVATION_LAYERS
 
 from .traces import dead_from, healthy_trace, noisy_flat_trace
@@ -201,11 +207,27 @@ def test_verdict_follows_the_share_of_seeds_with_a_fatal_finding(dead, expected)
     assert dx.diagnose(traces, [0, 1, 2]).verdict.name == expected
 
 
-def test_stalled_seeds_make_a_configuration_at_risk_not_dead():
-    stalled = [noisy_flat_trace(200, seed=s) for s in range(3)]
+def test_stalled_on_every_seed_at_the_horizon_will_not_learn():
+    stalled = [noisy_flat_trace(DECISION_HORIZON, seed=s) for s in range(3)]
     verdict = dx.diagnose(stalled, [0, 1, 2]).verdict
-    assert verdict.name == "at risk"
     assert set(verdict.states.values()) == {"stalled"}
+    assert verdict.name == "will not learn"
+    assert f"within {DECISION_HORIZON} updates" in verdict.reason
+
+
+def test_stalled_before_the_horizon_or_beside_a_learner_is_at_risk():
+    early = [noisy_flat_trace(150, seed=s) for s in range(3)]
+    assert dx.diagnose(early, [0, 1, 2]).verdict.name == "at risk"
+    mixed = [noisy_flat_trace(DECISION_HORIZON), healthy_trace(DECISION_HORIZON)]
+    assert dx.diagnose(mixed, [0, 1]).verdict.name == "at risk"
+
+
+def test_no_run_is_called_stalled_before_half_the_horizon():
+    """Extrapolating a short slope called healthy runs stalled (README,
+    'Can the verdict be trusted'): below MIN_TREND_UPDATES it is too early."""
+    flat = noisy_flat_trace(MIN_TREND_UPDATES - 1, sigma=1e-9)
+    assert dx.detect_stalled_loss(flat) is None
+    assert dx.detect_stalled_loss(noisy_flat_trace(MIN_TREND_UPDATES, sigma=1e-9)) is not None
 
 
 def test_dead_units_in_a_run_that_learns_are_a_warning_not_a_verdict():

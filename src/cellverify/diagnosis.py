@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from cellverify.config import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
-from cellverify.outcome import LEARNED_GAP_FRACTION, Outcome, loss_trend, outcome_of
+from cellverify.outcome import (
+    DECISION_HORIZON,
+    LEARNED_GAP_FRACTION,
+    Outcome,
+    loss_trend,
+    outcome_of,
+)
 from cellverify.trace import CONV_LAYERS, Trace
 
 __all__ = [
@@ -272,6 +278,13 @@ def detect_zero_gradient(trace: Trace) -> Symptom | None:
     )
 
 
+def _share(x: float) -> str:
+    """A share as a percentage that never rounds a part up to the whole."""
+    if x == 1.0 or x == 0.0 or np.isnan(x):
+        return f"{x:.0%}"
+    return f"{min(x, 0.999):.1%}"
+
+
 def detect_zero_logits(trace: Trace) -> Symptom | None:
     rows = trace.uniform_rows
     hits = np.flatnonzero(rows > 0)
@@ -281,8 +294,8 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
     logits = trace.zero_fraction[:, trace.layer("logits")]
     return Symptom(
         "zero_logits",
-        f"{rows[step]:.0%} of output rows exactly uniform at step {step} (logits exactly 0: "
-        f"{logits[step]:.0%}); {rows[-1]:.0%} at the end",
+        f"{_share(rows[step])} of output rows exactly uniform at step {step} (logits exactly "
+        f"0: {_share(logits[step])}); {_share(rows[-1])} at the end",
         {
             "step": step,
             "uniform_rows": float(rows[step]),
@@ -727,7 +740,7 @@ def _outcome_variance(states: dict[int, str]) -> Finding | None:
     return Finding("outcome_variance", failed, len(states), message, [evidence], "warning", message)
 
 
-def _verdict(states: dict[int, str], findings: Sequence[Finding]) -> Verdict:
+def _verdict(states: dict[int, str], findings: Sequence[Finding], updates: int) -> Verdict:
     """The rules of docs/design.md, "Verdicts", in order."""
     n = len(states)
     count = {name: sum(s == name for s in states.values()) for name in ("dead", "learned")}
@@ -740,6 +753,13 @@ def _verdict(states: dict[int, str], findings: Sequence[Finding]) -> Verdict:
     if count["learned"] and stalled:
         return Verdict(
             "at risk", f"learned on {count['learned']} seeds, stalled on {stalled}", states
+        )
+    if stalled and stalled == n and updates >= DECISION_HORIZON:
+        return Verdict(
+            "will not learn",
+            f"stalled on every seed at {updates} updates: the loss falls too slowly to close "
+            f"{LEARNED_GAP_FRACTION:.0%} of the gap within {DECISION_HORIZON} updates",
+            states,
         )
     if stalled:
         return Verdict(
@@ -797,5 +817,5 @@ def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
     names = {f.name for f in findings}
     cell, train = dict(traces[0].cell), dict(traces[0].train)
     causes = [Cause(*rule) for rule in _cause_rules(names, cell, train)]
-    verdict = _verdict(states, findings)
+    verdict = _verdict(states, findings, min(t.steps for t in traces))
     return Diagnosis(cell, train, list(seeds), outcomes, findings, causes, verdict)

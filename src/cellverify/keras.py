@@ -25,7 +25,9 @@ At the end of each epoch and of training the monitor diagnoses the trace,
 puts each finding's name into the epoch's ``logs`` (``cellverify/NAME``: its
 severity rank, 2 fatal, 1 warning, 0 info), prints each new finding once, and
 keeps the result as :attr:`Monitor.diagnosis`.  ``stop_on`` names findings
-that stop training, as ``TerminateOnNaN`` does; ``log_dir`` writes TensorBoard
+that stop training, as ``TerminateOnNaN`` does: at the end of the batch whose
+probe showed one (``stopped_by`` says which, and at which step); ``log_dir``
+writes TensorBoard
 scalars and the findings as text.
 
 What it cannot see: a model without an RNN of an exposing cell gets no layer
@@ -157,6 +159,9 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self.diagnosis: Diagnosis | None = None
         #: (finding, step) that stopped training, if one did.
         self.stopped_by: tuple[str, int] | None = None
+        # The compiled probe, kept across fits of the same model (traced once).
+        self._probe_fn: Any = None
+        self._probe_model: Any = None
         self._reset()
 
     # -- set-up -----------------------------------------------------------------
@@ -184,7 +189,6 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self._snapshot: list[np.ndarray] | None = None
         self._reported: set[str] = set()
         self._tracker: tuple[float, float] | None = None
-        self._probe_fn: Any = None
         self._writer: Any = None
         self._cell: dict[str, Any] = {}
         self._train: dict[str, Any] = {}
@@ -205,15 +209,16 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
 
         return tf.function(measure, reduce_retracing=True)  # type: ignore[no-any-return]
 
-    def _activations(self, x: Any) -> dict[str, np.ndarray] | None:
-        rnn = _find_rnn(self.model)
+    def _activations(self, x: Any, model: Any = None) -> dict[str, np.ndarray] | None:
+        model = model if model is not None else self.model
+        rnn = _find_rnn(model)
         if rnn is None:
             return None
         try:
-            sub = keras.Model(self.model.input, rnn.input)
+            sub = keras.Model(model.input, rnn.input)
             inputs = sub(x, training=False)
         except Exception:  # a subclassed model: the RNN's input is not reachable
-            if len(self.model.layers) and self.model.layers[0] is rnn:
+            if len(model.layers) and model.layers[0] is rnn:
                 inputs = x
             else:
                 return None
@@ -231,8 +236,9 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _measure(self, step: int) -> float:
         """Gradient and activation statistics on the probe at the current weights."""
-        if self._probe_fn is None:
+        if self._probe_fn is None or self._probe_model is not self.model:
             self._probe_fn = self._make_probe_fn()
+            self._probe_model = self.model
         x, y = self.probe  # type: ignore[misc]
         r = {k: np.asarray(v) for k, v in self._probe_fn(x, y).items()}
         self._recorder.rows[step] = r
@@ -254,7 +260,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
             self.probe = (np.asarray(x), np.asarray(y))
             self._begin_probe()
             self._measure(0)
-            self._snapshot = [np.array(v) for v in model.trainable_variables]
+            self._snapshot = [_value(v) for v in model.trainable_variables]
             model.train_function = original
             return model.train_step(data)
 
@@ -286,12 +292,13 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
             return  # the first batch is captured (and measured) inside the train function
         if self._step % self.every == 0:
             self._measure(self._step)
-            self._snapshot = [np.array(v) for v in self.model.trainable_variables]
+            self._snapshot = [_value(v) for v in self.model.trainable_variables]
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._recorder.loss.append(self._batch_loss(batch, logs or {}))
         if self._snapshot is not None:
-            self._recorder.ratios[self._step] = self._update_ratio(self._snapshot)
+            ratio = self._recorder.ratios[self._step] = self._update_ratio(self._snapshot)
+            self._write_ratio(self._step, ratio)
             self._snapshot = None
         measured_now = self._step in self._recorder.rows
         self._step += 1
@@ -322,12 +329,17 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         loss: Any,
         gradients: Sequence[Any],
         variables: Sequence[Any],
+        *,
+        model: Any = None,
+        inputs: Any = None,
     ) -> None:
         """Feed one step of a custom (``GradientTape``) loop: call it after
         computing ``gradients`` of ``loss`` and before applying them.
 
         Every ``every`` steps the gradients are summarised, and the weights
-        kept so that the next call measures the update ratio.  Call
+        kept so that the next call measures the update ratio; with the
+        ``model`` and this step's ``inputs``, the activation statistics too
+        (when the model holds an RNN of an exposing cell).  Call
         :meth:`finish` after the last step for the diagnosis.
         """
         if not self._recorder.names:
@@ -337,7 +349,8 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
             self._train = {"optimizer": "custom loop", "learning_rate": float("nan"), "steps": 1}
             self._recorder.eval_start = float(loss)
         if self._snapshot is not None:
-            self._recorder.ratios[step - 1] = self._update_ratio(self._snapshot, variables)
+            ratio = self._recorder.ratios[step - 1] = self._update_ratio(self._snapshot, variables)
+            self._write_ratio(step - 1, ratio)
             self._snapshot = None
         self._recorder.loss.append(float(loss))
         if step % self.every == 0:
@@ -345,8 +358,11 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
             grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
             r = {k: np.asarray(v) for k, v in gradient_statistics(grads, variables).items()}
             self._recorder.rows[step] = r
+            stats = None if model is None or inputs is None else self._activations(inputs, model)
+            if stats is not None:
+                self._recorder.acts[step] = stats
             self._write_scalars(step, r)
-            self._snapshot = [np.array(v) for v in variables]
+            self._snapshot = [_value(v) for v in variables]
             if self.stop_on:
                 self._maybe_stop()
         self._step = step + 1
@@ -438,7 +454,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         return mean  # no tracker: the running mean is the best there is
 
     def _update_ratio(self, before: list[np.ndarray], variables: Any = None) -> np.ndarray:
-        after = [np.asarray(v) for v in (variables or self.model.trainable_variables)]
+        after = [_value(v) for v in (variables or self.model.trainable_variables)]
         ratios = []
         for b, a in zip(before, after, strict=True):
             scale = float(np.linalg.norm(b))
@@ -450,19 +466,38 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
             return
         with self._writer.as_default():
             for i, name in enumerate(self._recorder.names):
-                tf.summary.scalar(f"grad_norm/{name}", float(r["grad_norm"][i]), step=step)
+                _summary(f"grad_norm/{name}", float(r["grad_norm"][i]), step, "scalars")
                 share = float(r["grad_zero_fraction"][i])
-                tf.summary.scalar(f"grad_zero_fraction/{name}", share, step=step)
-            for k, ratio in self._recorder.ratios.items():
-                if k == step - 1:
-                    for i, name in enumerate(self._recorder.names):
-                        tf.summary.scalar(f"update_ratio/{name}", float(ratio[i]), step=k)
+                _summary(f"grad_zero_fraction/{name}", share, step, "scalars")
+
+    def _write_ratio(self, step: int, ratio: np.ndarray) -> None:
+        if self._writer is None:
+            return
+        with self._writer.as_default():
+            for i, name in enumerate(self._recorder.names):
+                _summary(f"update_ratio/{name}", float(ratio[i]), step, "scalars")
 
     def _write_text(self, name: str, message: str) -> None:
         if self._writer is None:
             return
         with self._writer.as_default():
-            tf.summary.text(f"cellverify/{name}", message, step=self._step)
+            _summary(f"cellverify/{name}", message, self._step, "text")
+
+
+def _summary(tag: str, value: float | str, step: int, plugin: str) -> None:
+    """What tf.summary.scalar and tf.summary.text write, without the
+    tensorboard package (tensorflow-cpu does not bring it)."""
+    from tensorflow.core.framework import summary_pb2
+
+    data = summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)
+    metadata = summary_pb2.SummaryMetadata(plugin_data=data)
+    tensor = tf.constant(value, dtype=tf.float32 if plugin == "scalars" else tf.string)
+    tf.summary.write(tag, tensor, step=step, metadata=metadata)
+
+
+def _value(variable: Any) -> np.ndarray:
+    """A variable's value as a NumPy copy."""
+    return np.array(variable.numpy() if hasattr(variable, "numpy") else variable)
 
 
 def _until_last_measured(trace: Trace) -> Trace:

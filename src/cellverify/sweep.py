@@ -18,8 +18,8 @@ import numpy as np
 
 from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.errors import InvalidConfig
+from cellverify.executors import run_jobs
 from cellverify.outcome import outcome_of, wilson_interval
-from cellverify.parallel import run_jobs
 
 __all__ = [
     "DEFAULT_GRID",

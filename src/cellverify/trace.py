@@ -135,8 +135,14 @@ class Trace:
             return float(abs(start))
         return float(start - self.reference_loss)
 
-    def gradient_is_zero(self, step: int = -1) -> bool:
-        """True when every entry of every gradient was exactly 0 at ``step``."""
+    def gradient_is_zero(self, step: int | None = None) -> bool:
+        """True when every entry of every gradient was exactly 0 at ``step``
+        (by default the last measured one)."""
+        if step is None:
+            rows = np.flatnonzero(self.measured_rows())
+            if rows.size == 0:
+                return False
+            step = int(rows[-1])
         return bool(np.all(self.grad_zero_fraction[step] == 1.0))
 
     def first_zero_gradient_step(self) -> int | None:

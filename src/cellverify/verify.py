@@ -12,7 +12,7 @@ from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
-from cellverify.parallel import run_jobs
+from cellverify.executors import run_jobs
 from cellverify.trace import Trace
 
 __all__ = ["RemedyResult", "Tally", "apply_remedy", "run_seeds", "tally", "verify_remedies"]

@@ -46,7 +46,7 @@ def _progress() -> Any:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from cellverify.parallel import default_jobs
+    from cellverify.executors import default_workers as default_jobs
 
     jobs = default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:

@@ -65,8 +65,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     quiet_tensorflow()
     from cellverify.diagnosis import diagnose
+    from cellverify.executors import default_workers as default_jobs
     from cellverify.factory import load_factory
-    from cellverify.parallel import default_jobs
     from cellverify.report import render_diagnosis
     from cellverify.verify import run_seeds, verify_remedies
 
@@ -130,8 +130,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         sweep_tasks(grid, cell, train_cfg, range(args.seeds), shard=shard)  # validates every point
         quiet_tensorflow()
+        from cellverify.executors import default_workers as default_jobs
         from cellverify.factory import load_factory
-        from cellverify.parallel import default_jobs
         from cellverify.sweep import run_sweep
 
         load_factory(args.cell)

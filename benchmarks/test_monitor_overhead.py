@@ -1,0 +1,49 @@
+"""What watching costs: ``model.fit`` of the question's cell at its full shape
+(15 assets x 100 periods x 3 features, batch 100, sequences of 4), bare and
+with :class:`cellverify.keras.Monitor` at its default ``every`` and at
+``every=1``.  Compare the three as ratios within one run (README,
+"Diagnosing your own training").
+
+Each timed round is one fit of STEPS batches on the same model; tracing of
+the train function and of the monitor's probe happens in a warm-up fit
+outside the timed region.
+"""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from cellverify import AS_ASKED
+from cellverify.cell import conv_rnn_cell
+from cellverify.data import batch_for
+from cellverify.keras import DEFAULT_EVERY, Monitor
+from cellverify.model import build_model, fresh_session, portfolio_loss
+
+#: Batches per timed fit: twice the default probe interval, so that the
+#: default monitor probes as often as it would over a long run.
+STEPS = 2 * DEFAULT_EVERY
+BATCH = 100
+
+
+@pytest.mark.parametrize("every", [None, DEFAULT_EVERY, 1], ids=["bare", "default", "every-1"])
+def test_fit_with_and_without_the_monitor(benchmark, every):
+    fresh_session()
+    cell, train = AS_ASKED.with_seed(0)
+    # A remedied cell, so that the gradient stays alive and every probe does its work.
+    cell = cell.replace(activation="elu", output_activation="linear")
+    data = batch_for(cell, train.replace(batch_size=STEPS * BATCH), draw=0)
+    model = build_model(conv_rnn_cell(cell), cell, steps=train.steps)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=portfolio_loss)
+    callbacks = [] if every is None else [Monitor(every=every, verbose=0)]
+
+    def fit():
+        model.fit(
+            data.inputs, data.relatives, batch_size=BATCH, epochs=1, callbacks=callbacks,
+            verbose=0, shuffle=False,
+        )  # fmt: skip
+
+    fit()  # traces the train function and the probe outside the timed region
+    benchmark.group = f"model.fit, {STEPS} batches at the question's shape"
+    benchmark.extra_info.update(every=every, steps=STEPS, batch=BATCH)
+    benchmark.pedantic(fit, rounds=3, iterations=1)

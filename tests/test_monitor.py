@@ -1,0 +1,120 @@
+"""The monitor on real Keras training: model.fit with the question's cell and
+with the remedy, stopping on a finding, and a custom loop through observe()."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cellverify import AS_ASKED, REMEDIED, InvalidConfig
+from cellverify.cell import conv_rnn_cell
+from cellverify.data import batch_for
+from cellverify.keras import Monitor
+from cellverify.model import build_model, fresh_session, loss_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_keras")]
+
+#: A small shape (8 assets, 20-period windows) so that a fit takes seconds.
+SHAPE = {"assets": 8, "window": 20}
+BATCH = 16
+EXAMPLES = 320  # 20 batches an epoch
+
+
+def fit_preset(preset, seed, *, epochs=2, every=5, **monitor_options):
+    """model.fit of a preset's cell on the supervised task, with a monitor."""
+    fresh_session()
+    cell, train = preset.with_seed(seed)
+    cell = cell.replace(**SHAPE)
+    train = train.replace(task="supervised")
+    data = batch_for(cell, train.replace(batch_size=EXAMPLES), draw=0)
+    keras.utils.set_random_seed(seed)  # the fit's own shuffling, seeded per run
+    model = build_model(conv_rnn_cell(cell), cell, steps=train.steps)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for("supervised"))
+    monitor = Monitor(every=every, verbose=0, **monitor_options)
+    history = model.fit(
+        data.inputs, data.targets, batch_size=BATCH, epochs=epochs, shuffle=False,
+        callbacks=[monitor], verbose=0,
+    )  # fmt: skip
+    return monitor, history, model, data
+
+
+def test_the_monitor_flags_a_dying_question_cell_and_its_verdict():
+    dead = 0
+    for seed in range(4):
+        monitor, history, _, _ = fit_preset(AS_ASKED, seed)
+        names = {f.name: f for f in monitor.diagnosis.findings}
+        trace = monitor.trace()
+        if trace.gradient_is_zero():
+            dead += 1
+            assert names["zero_gradient"].severity == "fatal"
+            assert monitor.diagnosis.verdict.name == "will not learn"
+            assert "cellverify/zero_gradient" in history.history
+    assert dead >= 3  # the question's cell dies on most seeds under Adam
+
+
+def test_the_monitor_finds_nothing_on_the_remedied_cell():
+    for seed in range(3):
+        monitor, history, _, _ = fit_preset(REMEDIED, seed)
+        assert monitor.diagnosis.findings == [], [f.detail for f in monitor.diagnosis.findings]
+        assert monitor.diagnosis.verdict.name in ("healthy", "too early to tell")
+        assert not [k for k in history.history if k.startswith("cellverify/")]
+
+
+def test_stop_on_stops_the_fit_at_the_step_the_gradient_died():
+    for seed in range(6):
+        monitor, _, _, _ = fit_preset(AS_ASKED, seed, epochs=3, every=1, stop_on=("zero_gradient",))
+        died = monitor.trace().first_zero_gradient_step()
+        if died is None:
+            continue
+        assert monitor.stopped_by == ("zero_gradient", died)
+        # As TerminateOnNaN: the batch whose probe showed it is the last one run.
+        assert monitor.trace().steps == died + 1
+        return
+    pytest.fail("no seed of the question's cell died: nothing to stop on")
+
+
+def test_observe_in_a_custom_loop_gives_the_findings_of_the_callback():
+    seed = 1
+    callback, _, _, data = fit_preset(AS_ASKED, seed, epochs=1, every=5)
+
+    fresh_session()
+    cell, train = AS_ASKED.with_seed(seed)
+    cell, train = cell.replace(**SHAPE), train.replace(task="supervised")
+    model = build_model(conv_rnn_cell(cell), cell, steps=train.steps)
+    optimizer = keras.optimizers.Adam(1e-3)
+    loss_fn = loss_for("supervised")
+    monitor = Monitor(every=5, verbose=0)
+    for step in range(EXAMPLES // BATCH):
+        x = data.inputs[step * BATCH : (step + 1) * BATCH]
+        y = data.targets[step * BATCH : (step + 1) * BATCH]
+        with tf.GradientTape() as tape:
+            loss = loss_fn(model(x, training=True), y)
+        grads = tape.gradient(loss, model.trainable_variables)
+        monitor.observe(step, loss, grads, model.trainable_variables, model=model, inputs=x)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    result = monitor.finish()
+    assert {f.name for f in result.findings} == {f.name for f in callback.diagnosis.findings}
+    assert result.verdict.name == callback.diagnosis.verdict.name
+
+
+def test_the_monitor_writes_tensorboard_scalars_and_findings(tmp_path):
+    fit_preset(AS_ASKED, 1, epochs=1, log_dir=str(tmp_path / "logs"))
+    tags = set()
+    for path in (tmp_path / "logs").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags |= {value.tag for value in event.summary.value}
+    assert any(tag.startswith("grad_norm/") for tag in tags)
+    assert any(tag.startswith("grad_zero_fraction/") for tag in tags)
+    assert any(tag.startswith("update_ratio/") for tag in tags)
+    assert "cellverify/zero_gradient" in tags
+
+
+def test_the_monitor_rejects_bad_options():
+    with pytest.raises(InvalidConfig, match=r"Monitor\.every must be a positive number of steps"):
+        Monitor(every=0)
+    with pytest.raises(InvalidConfig, match=r"Monitor\.stop_on must be finding names"):
+        Monitor(stop_on=("zero_gradients",))
+    with pytest.raises(InvalidConfig, match=r"Monitor\.probe must be a pair \(x, y\)"):
+        Monitor(probe=np.zeros(3))
