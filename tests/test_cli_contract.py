@@ -136,6 +136,8 @@ def _stub_work(monkeypatch):
             "seeds": len(seeds),
             "shard": list(shard),
             "runs": runs,
+            "executed": len(runs),
+            "resumed": 0,
         }
 
     def train(factory, cell, train_config, **kwargs):

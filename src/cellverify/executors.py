@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -42,8 +43,11 @@ __all__ = [
     "SchedulerUnreachable",
     "default_workers",
     "make_executor",
+    "pin_tensorflow_threads",
     "run_job",
     "run_jobs",
+    "spawn_pool",
+    "terminate_pool",
 ]
 
 #: Seconds to wait for a Dask scheduler to answer before giving up.
@@ -87,7 +91,7 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _single_threaded_tensorflow() -> None:
+def pin_tensorflow_threads() -> None:
     """Pin TensorFlow to one thread in this process, once, before it starts."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -110,7 +114,7 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
     from cellverify.run import train
 
     if single_thread:
-        _single_threaded_tensorflow()
+        pin_tensorflow_threads()
     fresh_session()
     trace = train(
         load_factory(job.factory),
@@ -150,8 +154,7 @@ class LocalExecutor(Executor):
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = spawn_pool(self.workers)
         return self._pool
 
     def map(self, jobs: Sequence[RunJob], on_result: OnResult) -> None:
@@ -168,15 +171,33 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # a run in progress would otherwise go on for minutes
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=10)
+        if pool is not None:
+            terminate_pool(pool)
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches every process of the terminal's group; the parent alone
+    # handles it, and terminates its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of spawned worker processes (TensorFlow does not survive fork)."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+
+
+def terminate_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what has not started, terminate what has (a
+    run in progress would otherwise go on for minutes)."""
+    processes = list(getattr(pool, "_processes", None) or {}).copy()
+    handles = [pool._processes[pid] for pid in processes] if processes else []
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in handles:
+        if process.is_alive():
+            process.terminate()
+    for process in handles:
+        process.join(timeout=10)
 
 
 def _require_distributed() -> Any:

@@ -11,11 +11,9 @@ in :mod:`cellverify.report`.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,6 +322,7 @@ def _run_in_worker(job: tuple[str, str, str, dict[str, Any], list[str]]) -> dict
     from cellverify.factory import load_factory
     from cellverify.registry import load_invariant_modules
 
+    _init_worker()
     name, spec, profile, pinned, modules = job
     load_invariant_modules(modules)
     invariant = registered()[name]
@@ -331,13 +330,10 @@ def _run_in_worker(job: tuple[str, str, str, dict[str, Any], list[str]]) -> dict
 
 
 def _init_worker() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
     # One thread each: two single-thread processes beat one with two threads.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.get_logger().setLevel("ERROR")
+    from cellverify.executors import pin_tensorflow_threads
+
+    pin_tensorflow_threads()
 
 
 def _run_parallel(
@@ -349,10 +345,12 @@ def _run_parallel(
     jobs: int,
     on_progress: Callable[[str, int], None] | None,
 ) -> dict[str, InvariantResult]:
+    from cellverify.executors import spawn_pool, terminate_pool
+
     order = sorted(names, key=lambda n: -_TYPICAL_SECONDS.get(n, 5.0))
-    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
     results: dict[str, InvariantResult] = {}
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
+    pool = spawn_pool(jobs)
+    try:
         futures = {
             pool.submit(_run_in_worker, (n, spec, profile, dict(pinned), list(modules))): n
             for n in order
@@ -362,6 +360,8 @@ def _run_parallel(
             results[name] = InvariantResult.from_dict(future.result())
             if on_progress is not None:
                 on_progress(name, results[name].examples)
+    finally:
+        terminate_pool(pool)  # after an interrupt, no invariant keeps running
     return results
 
 

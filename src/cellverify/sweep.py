@@ -11,22 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from cellverify.checkpoint import Checkpoint, is_checkpoint, read_checkpoint
 from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.errors import InvalidConfig
-from cellverify.executors import run_jobs
+from cellverify.executors import Executor, LocalExecutor, RunJob
 from cellverify.outcome import outcome_of, wilson_interval
+from cellverify.trace import Trace
 
 __all__ = [
     "DEFAULT_GRID",
     "aggregate",
+    "load_report",
     "parse_grid",
     "parse_shard",
+    "run_key",
     "run_sweep",
+    "sweep_header",
     "sweep_tasks",
 ]
 
@@ -118,6 +124,31 @@ def sweep_tasks(
     return tasks
 
 
+def run_key(values: Mapping[str, Any], seed: int) -> str:
+    """A run's identity within a sweep: its grid point and seed."""
+    return f"{json.dumps(_jsonable(dict(values)), sort_keys=True)}|{seed}"
+
+
+def sweep_header(
+    factory: str,
+    grid: Mapping[str, Sequence[Any]],
+    cell: CellConfig,
+    train: TrainConfig,
+    seeds: Sequence[int],
+    shard: tuple[int, int],
+    fast: bool,
+) -> dict[str, Any]:
+    """What identifies a sweep (its report's head, and its checkpoint's header)."""
+    return {
+        "factory": factory,
+        "grid": {k: _jsonable(list(v)) for k, v in grid.items()},
+        "base": {"cell": cell.to_dict(), "train": train.to_dict()},
+        "seeds": len(seeds),
+        "shard": list(shard),
+        "fast": fast,
+    }
+
+
 def run_sweep(
     factory: str,
     grid: Mapping[str, Sequence[Any]],
@@ -126,32 +157,73 @@ def run_sweep(
     seeds: Sequence[int],
     *,
     shard: tuple[int, int] = (1, 1),
+    executor: Executor | None = None,
     workers: int = 1,
-    fast: bool = False,
+    fast: bool = True,
+    checkpoint: str | None = None,
     on_done: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train this shard's runs and return the raw report (runs, not yet aggregated)."""
+    """Train this shard's runs and return the raw report (runs, not yet aggregated).
+
+    Runs go to ``executor`` (default: ``workers`` local processes).  With a
+    ``checkpoint`` path, every finished run is appended to it as it arrives,
+    and the runs it already holds are not run again; ``executed`` and
+    ``resumed`` in the report count both.
+    """
     tasks = sweep_tasks(grid, cell, train, seeds, shard=shard)
+    header = sweep_header(factory, grid, cell, train, seeds, shard, fast)
+    record = Checkpoint(checkpoint, header) if checkpoint else None
+    done: dict[str, dict[str, Any]] = record.load() if record is not None else {}
     # A sweep needs outcomes only, not per-step activation statistics: skip the
     # probe between the first and last steps (most of the recording cost).
-    traces = run_jobs(
-        [(factory, c, t) for _, _, c, t in tasks],
-        workers=workers,
-        probe_every=0,
-        fast=fast,
-        on_done=on_done,
-    )
-    runs = [
-        {"values": _jsonable(values), "seed": seed, **outcome_of(trace).to_dict()}
-        for (values, seed, _, _), trace in zip(tasks, traces, strict=True)
+    jobs = [
+        RunJob.of(run_key(values, seed), factory, c, t, probe_every=0, fast=fast)
+        for values, seed, c, t in tasks
+        if run_key(values, seed) not in done
     ]
-    return {
-        "grid": {k: _jsonable(list(v)) for k, v in grid.items()},
-        "base": {"cell": cell.to_dict(), "train": train.to_dict()},
-        "seeds": len(seeds),
-        "shard": list(shard),
-        "runs": runs,
-    }
+    by_key = {run_key(values, seed): (values, seed) for values, seed, _, _ in tasks}
+    resumed = sum(1 for key in by_key if key in done)
+    total = len(tasks)
+
+    def keep(job: RunJob, trace: dict[str, Any]) -> None:
+        values, seed = by_key[job.key]
+        run = {
+            "key": job.key,
+            "values": _jsonable(values),
+            "seed": seed,
+            **outcome_of(Trace.from_dict(trace)).to_dict(),
+        }
+        done[job.key] = run
+        if record is not None:
+            record.append(run)
+        if on_done is not None:
+            on_done(len(done), total)
+
+    if on_done is not None and resumed:
+        on_done(resumed, total)
+    if executor is not None:
+        executor.map(jobs, keep)
+    else:
+        with LocalExecutor(workers) as local:
+            local.map(jobs, keep)
+    runs = [{k: v for k, v in done[key].items() if k != "key"} for key in by_key]
+    return {**header, "runs": runs, "executed": len(jobs), "resumed": resumed}
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """A sweep report from ``path``: a JSON report, or a checkpoint's runs."""
+    if is_checkpoint(path):
+        header, runs = read_checkpoint(path)
+        return {**header, "runs": [{k: v for k, v in r.items() if k != "key"} for r in runs]}
+    try:
+        with open(path) as f:
+            data: dict[str, Any] = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        reason = " ".join(str(exc).split())[:120]
+        raise InvalidConfig(
+            "sweep", "merge", "readable JSON reports or checkpoints", f"{path} ({reason})"
+        ) from None
+    return data
 
 
 def _jsonable(value: Any) -> Any:
@@ -172,7 +244,9 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for r in reports[1:]:
         if r["grid"] != grid or r["base"] != reports[0]["base"]:
             raise InvalidConfig("sweep", "merge", "reports of the same grid and base", "mixed")
-    runs = [run for r in reports for run in r["runs"]]
+    # Each (point, seed) counts once, however many shards or checkpoints hold it.
+    unique = {run_key(run["values"], run["seed"]): run for r in reports for run in r["runs"]}
+    runs = list(unique.values())
     names = list(grid)
     by_point: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for run in runs:

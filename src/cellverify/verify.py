@@ -12,10 +12,18 @@ from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
-from cellverify.executors import run_jobs
+from cellverify.executors import Executor, run_jobs
 from cellverify.trace import Trace
 
-__all__ = ["RemedyResult", "Tally", "apply_remedy", "run_seeds", "tally", "verify_remedies"]
+__all__ = [
+    "DIAGNOSE_PROBE_EVERY",
+    "RemedyResult",
+    "Tally",
+    "apply_remedy",
+    "run_seeds",
+    "tally",
+    "verify_remedies",
+]
 
 
 @dataclass(frozen=True)
@@ -81,46 +89,71 @@ def apply_remedy(
     return cell.replace(**remedy.cell), train.replace(**changes)
 
 
+#: Steps between activation probes in a diagnosis run: the first, every
+#: tenth and the last.  The probe is most of the recording cost; gradient
+#: statistics are still taken every step, and the findings that need
+#: activations (dead units, zero logits) read the probed steps.
+DIAGNOSE_PROBE_EVERY = 10
+
+
 def run_seeds(
     factory: str,
     cell: CellConfig,
     train: TrainConfig,
     seeds: Sequence[int],
     *,
+    executor: Executor | None = None,
     workers: int = 1,
-    fast: bool = False,
+    fast: bool = True,
+    probe_every: int = DIAGNOSE_PROBE_EVERY,
     on_done: Callable[[int, int], None] | None = None,
 ) -> list[Trace]:
     """Train once per seed (the seed set on both the cell and the run)."""
     jobs = [(factory, cell.replace(seed=s), train.replace(seed=s)) for s in seeds]
-    return run_jobs(jobs, workers=workers, fast=fast, on_done=on_done)
+    return run_jobs(
+        jobs,
+        executor=executor,
+        workers=workers,
+        fast=fast,
+        probe_every=probe_every,
+        on_done=on_done,
+    )
 
 
 def verify_remedies(
     diagnosis: Diagnosis,
     factory: str,
     *,
+    executor: Executor | None = None,
     workers: int = 1,
-    fast: bool = False,
-    on_done: Callable[[str, int, int], None] | None = None,
+    fast: bool = True,
+    probe_every: int = DIAGNOSE_PROBE_EVERY,
+    on_done: Callable[[int, int], None] | None = None,
 ) -> list[RemedyResult]:
-    """Re-run every proposed remedy over the diagnosis's seeds."""
+    """Re-run every proposed remedy over the diagnosis's seeds, all the runs
+    of all the remedies as one batch of jobs."""
     cell = CellConfig.from_dict(diagnosis.cell).replace(seed=0)
     train = TrainConfig.from_dict(diagnosis.train).replace(seed=0)
-    before = tally(diagnosis)
-    results = []
-    for remedy in diagnosis.remedies():
+    remedies = diagnosis.remedies()
+    jobs = []
+    for remedy in remedies:
         fixed_cell, fixed_train = apply_remedy(remedy, cell, train)
-        progress = None if on_done is None else (lambda d, t, n=remedy.name: on_done(n, d, t))
-        traces = run_seeds(
-            factory,
-            fixed_cell,
-            fixed_train,
-            diagnosis.seeds,
-            workers=workers,
-            fast=fast,
-            on_done=progress,
-        )
-        after = diagnose(traces, diagnosis.seeds)
+        jobs += [
+            (factory, fixed_cell.replace(seed=s), fixed_train.replace(seed=s))
+            for s in diagnosis.seeds
+        ]
+    traces = run_jobs(
+        jobs,
+        executor=executor,
+        workers=workers,
+        fast=fast,
+        probe_every=probe_every,
+        on_done=on_done,
+    )
+    before = tally(diagnosis)
+    n = len(diagnosis.seeds)
+    results = []
+    for i, remedy in enumerate(remedies):
+        after = diagnose(traces[i * n : (i + 1) * n], diagnosis.seeds)
         results.append(RemedyResult(remedy, before, tally(after), after))
     return results

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 from cellverify.cli import check, train
 from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from cellverify.cli.interrupt import EXIT_INTERRUPTED, terminate_as_interrupt
 from cellverify.errors import CellVerifyError
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        code: int = args.func(args)
+        with terminate_as_interrupt():
+            code: int = args.func(args)
     except CellVerifyError as exc:
         print(f"cellverify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ncellverify: interrupted; every worker it started is stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 

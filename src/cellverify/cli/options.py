@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "TRAIN_OPTIONS",
     "add_cell_option",
     "add_config_options",
+    "add_fast_options",
     "add_training_options",
     "boolean",
     "check_outputs",
@@ -112,6 +114,19 @@ def add_cell_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--cell", default=DEFAULT_FACTORY, metavar="MODULE:FACTORY", help=help_text)
 
 
+def add_fast_options(parser: argparse.ArgumentParser) -> None:
+    """The fast path is the default; ``--plain`` opts out."""
+    parser.add_argument(
+        "--plain",
+        dest="fast",
+        action="store_false",
+        help="train through keras.layers.RNN instead of the fast path (the default for the "
+        "shipped cell: the same function within float32 rounding, several times faster)",
+    )
+    parser.add_argument("--fast", dest="fast", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(fast=True)
+
+
 def add_training_options(parser: argparse.ArgumentParser, *, plot: str) -> None:
     """Options shared by the commands that train across seeds (diagnose, sweep)."""
     add_cell_option(parser, "the cell factory to train (default: the shipped cell)")
@@ -119,11 +134,12 @@ def add_training_options(parser: argparse.ArgumentParser, *, plot: str) -> None:
         "--jobs", type=int, default=None, help="worker processes (default: one per core)"
     )
     parser.add_argument(
-        "--fast",
-        action="store_true",
-        help="train a ConvRNNCell through the fast path (same function within float32 "
-        "rounding, ~4x faster at the question's shape)",
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on Dask: a scheduler address (tcp://host:8786) or local[:N], a local "
+        "cluster of N single-threaded workers (the dask extra)",
     )
+    add_fast_options(parser)
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--plot", metavar="PATH", help=plot)
 
@@ -206,15 +222,28 @@ def pinned_from_args(preset_name: str | None, sets: Mapping[str, Any]) -> dict[s
     return pinned
 
 
+def _duration(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
 def progress(label: str) -> Callable[[int, int], None]:
-    """Progress on stderr: a live counter on a terminal, a line per tenth in a log."""
+    """Progress on stderr, with the time so far and an estimate of the rest:
+    a live line on a terminal, a line per tenth in a log."""
     tty = sys.stderr.isatty()
+    start = time.monotonic()
+    shown = [-1]
 
     def report(done: int, total: int) -> None:
+        elapsed = time.monotonic() - start
+        eta = (
+            f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        )
+        line = f"{label}: {done}/{total} runs, {_duration(elapsed)}{eta}"
         if tty:
-            end = "\n" if done == total else "\r"
-            print(f"{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
-        elif done == total or done % max(1, total // 10) == 0:
-            print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
+            print(f"\r{line}   ", end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif done == total or done // max(1, total // 10) != shown[0]:
+            shown[0] = done // max(1, total // 10)
+            print(line, file=sys.stderr, flush=True)
 
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from cellverify.cli.codes import EXIT_OK
@@ -10,6 +11,7 @@ from cellverify.cli.options import (
     PRESETS,
     TRAIN_OPTIONS,
     add_config_options,
+    add_fast_options,
     add_training_options,
     check_outputs,
     configs_from_args,
@@ -19,7 +21,7 @@ from cellverify.cli.options import (
 )
 from cellverify.config import TASKS, preset
 from cellverify.errors import InvalidConfig
-from cellverify.outputs import write_json
+from cellverify.outputs import check_writable, write_json
 
 __all__ = ["add_parsers"]
 
@@ -47,7 +49,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from cellverify.run import train
 
     traces = {
-        name: train(conv_rnn_cell, cell, t, on_step=progress(name))
+        name: train(conv_rnn_cell, cell, t, on_step=progress(name), fast=args.fast)
         for name, (cell, t) in runs.items()
     }
     print(render_trace_comparison(traces))
@@ -57,7 +59,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    """Train across seeds, report symptoms and causes, verify remedies by re-running."""
+    """Train across seeds, report symptoms and causes, verify remedies by re-running.
+
+    One executor runs everything: the base runs, then every remedy's runs at
+    once; one progress line counts them all.
+    """
     cell, train_cfg = configs_from_args(args)
     if args.seeds < 1:
         raise InvalidConfig("diagnose", "seeds", "at least 1", args.seeds)
@@ -65,32 +71,29 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     quiet_tensorflow()
     from cellverify.diagnosis import diagnose
-    from cellverify.executors import default_workers as default_jobs
+    from cellverify.executors import make_executor
     from cellverify.factory import load_factory
     from cellverify.report import render_diagnosis
     from cellverify.verify import run_seeds, verify_remedies
 
     load_factory(args.cell)  # a bad factory fails here, before any worker starts
-    workers = args.jobs or default_jobs()
-    traces = run_seeds(
-        args.cell,
-        cell,
-        train_cfg,
-        seeds,
-        workers=workers,
-        fast=args.fast,
-        on_done=progress("diagnose"),
-    )
-    diagnosis = diagnose(traces, seeds)
-    results = []
-    if not args.no_verify:
-        results = verify_remedies(
-            diagnosis,
-            args.cell,
-            workers=workers,
-            fast=args.fast,
-            on_done=lambda name, d, t: progress(f"remedy {name}")(d, t),
+    report_progress = progress("diagnose")
+    counted = [0, len(seeds)]
+
+    def on_done(done: int, total: int) -> None:
+        report_progress(counted[0] + done, counted[1])
+
+    with make_executor(args.scheduler, args.jobs) as executor:
+        traces = run_seeds(
+            args.cell, cell, train_cfg, seeds, executor=executor, fast=args.fast, on_done=on_done
         )
+        diagnosis = diagnose(traces, seeds)
+        results = []
+        if not args.no_verify and diagnosis.remedies():
+            counted[:] = [len(seeds), len(seeds) * (1 + len(diagnosis.remedies()))]
+            results = verify_remedies(
+                diagnosis, args.cell, executor=executor, fast=args.fast, on_done=on_done
+            )
     report = {
         "diagnosis": diagnosis.to_dict(),
         "remedies": [r.to_dict() for r in results],
@@ -105,36 +108,27 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Map the probability of learning over a grid, or merge shards' reports."""
-    import json
+def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """Run this shard of the sweep (or merge reports); None for a shard's raw runs."""
+    from cellverify.sweep import DEFAULT_GRID, load_report, parse_grid, parse_shard, sweep_tasks
 
-    from cellverify.sweep import DEFAULT_GRID, aggregate, parse_grid, parse_shard
-
-    check_outputs(args)
     if args.merge:
-        reports = []
-        for path in args.merge:
-            try:
-                with open(path) as f:
-                    reports.append(json.load(f))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise InvalidConfig("sweep", "merge", "readable JSON reports", path) from exc
-    else:
-        cell, train_cfg = configs_from_args(args)
-        grid = parse_grid(args.grid or DEFAULT_GRID)
-        shard = parse_shard(args.shard)
-        if args.seeds < 1:
-            raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
-        from cellverify.sweep import sweep_tasks
+        return [load_report(path) for path in args.merge]
+    cell, train_cfg = configs_from_args(args)
+    grid = parse_grid(args.grid or DEFAULT_GRID)
+    shard = parse_shard(args.shard)
+    if args.seeds < 1:
+        raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
+    sweep_tasks(grid, cell, train_cfg, range(args.seeds), shard=shard)  # validates every point
+    if args.checkpoint:
+        check_writable(args.checkpoint, "--checkpoint")
+    quiet_tensorflow()
+    from cellverify.executors import make_executor
+    from cellverify.factory import load_factory
+    from cellverify.sweep import run_sweep
 
-        sweep_tasks(grid, cell, train_cfg, range(args.seeds), shard=shard)  # validates every point
-        quiet_tensorflow()
-        from cellverify.executors import default_workers as default_jobs
-        from cellverify.factory import load_factory
-        from cellverify.sweep import run_sweep
-
-        load_factory(args.cell)
+    load_factory(args.cell)
+    with make_executor(args.scheduler, args.jobs) as executor:
         raw = run_sweep(
             args.cell,
             grid,
@@ -142,19 +136,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             train_cfg,
             list(range(args.seeds)),
             shard=shard,
-            workers=args.jobs or default_jobs(),
+            executor=executor,
             fast=args.fast,
+            checkpoint=args.checkpoint,
             on_done=progress("sweep"),
         )
-        if shard != (1, 1):  # a shard's raw runs are merged later
-            if args.json:
-                write_json(args.json, raw)
-            print(
-                f"shard {shard[0]}/{shard[1]}: {len(raw['runs'])} runs"
-                + (f" written to {args.json}" if args.json else "")
-            )
-            return EXIT_OK
-        reports = [raw]
+    if raw["resumed"]:
+        done, now = raw["resumed"], raw["executed"]
+        print(f"resumed {args.checkpoint}: {done} runs done before, {now} now", file=sys.stderr)
+    if shard != (1, 1):  # a shard's raw runs are merged later
+        if args.json:
+            write_json(args.json, raw)
+        written = f" written to {args.json}" if args.json else ""
+        print(f"shard {shard[0]}/{shard[1]}: {len(raw['runs'])} runs{written}")
+        return None
+    return [raw]
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Map the probability of learning over a grid, or merge shards' reports."""
+    from cellverify.sweep import aggregate
+
+    check_outputs(args)
+    reports = _sweep_reports(args)
+    if reports is None:
+        return EXIT_OK
     from cellverify.report import render_sweep
 
     report = aggregate(reports)
@@ -181,7 +187,8 @@ def add_parsers(sub: Any) -> None:
     compare.add_argument("--batch-size", type=int, default=32)
     compare.add_argument("--steps", type=int, default=None)
     compare.add_argument("--task", choices=TASKS, default="supervised")
-    compare.add_argument("--data", default=None, **{k: v for k, v in TRAIN_OPTIONS["data"].items()})
+    compare.add_argument("--data", default=None, **TRAIN_OPTIONS["data"])
+    add_fast_options(compare)
     compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")
     compare.set_defaults(func=cmd_compare)
 
@@ -214,7 +221,15 @@ def add_parsers(sub: Any) -> None:
         help="run only the K-th of N slices of the runs (CI matrix jobs)",
     )
     sweep.add_argument(
-        "--merge", nargs="+", metavar="JSON", help="merge shards' JSON reports instead of running"
+        "--merge",
+        nargs="+",
+        metavar="FILE",
+        help="merge shards' JSON reports or checkpoints instead of running",
+    )
+    sweep.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="append each finished run to PATH (JSON lines) and skip the runs it holds",
     )
     add_training_options(sweep, plot="heat-map PNG of P(learns)")
     sweep.set_defaults(func=cmd_sweep)

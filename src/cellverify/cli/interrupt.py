@@ -1,0 +1,37 @@
+"""Ctrl-C and SIGTERM stop everything a command started.
+
+SIGTERM is turned into the KeyboardInterrupt that Ctrl-C raises, so that one
+path handles both: the executors' ``close`` terminates worker processes and
+cancels Dask tasks on the way out, a checkpoint already holds every finished
+run (each is flushed as it arrives), and the command exits with 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+__all__ = ["EXIT_INTERRUPTED", "terminate_as_interrupt"]
+
+#: The shell's code for a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
