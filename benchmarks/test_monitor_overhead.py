@@ -18,7 +18,7 @@ from cellverify import AS_ASKED
 from cellverify.cell import conv_rnn_cell
 from cellverify.data import batch_for
 from cellverify.keras import DEFAULT_EVERY, Monitor
-from cellverify.model import build_model, fresh_session, portfolio_loss
+from cellverify.model import build_model, fresh_session, keras_loss
 
 #: Batches per timed fit: twice the default probe interval, so that the
 #: default monitor probes as often as it would over a long run.
@@ -34,7 +34,7 @@ def test_fit_with_and_without_the_monitor(benchmark, every):
     cell = cell.replace(activation="elu", output_activation="linear")
     data = batch_for(cell, train.replace(batch_size=STEPS * BATCH), draw=0)
     model = build_model(conv_rnn_cell(cell), cell, steps=train.steps)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=portfolio_loss)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras_loss("portfolio"))
     callbacks = [] if every is None else [Monitor(every=every, verbose=0)]
 
     def fit():

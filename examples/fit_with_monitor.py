@@ -8,6 +8,11 @@ by cellverify's monitor.
 The cell is the 2018 question's: ReLU convs, a ReLU before the softmax,
 He-normal init, trained with Adam at 1e-3 on the portfolio loss.  The monitor
 prints each finding once, with the step it appeared at, and the verdict.
+
+Whether a given seed dies depends on its initial weights and on the first
+batches: on these S&P 500 windows seeds 4 and 6 are dead from step 0, while
+seeds 0, 1, 3 and 8 were still alive after 16 steps (README, "The question
+on real prices", gives the rates over seeds).
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ import numpy as np
 from cellverify import AS_ASKED, ConvRNNCell
 from cellverify.data import markets_for, sample_batch
 from cellverify.keras import Monitor
-from cellverify.model import portfolio_loss
+from cellverify.model import keras_loss
 from cellverify.prices import resolve_data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="sp500", help="sp500 or a CSV of closes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--examples", type=int, default=6400, help="training sequences")
     parser.add_argument("--every", type=int, default=10, help="steps between probes")
@@ -55,7 +60,7 @@ def main() -> None:
     inputs = keras.Input((train_config.steps, assets, cell_config.window, 1))
     outputs = keras.layers.RNN(ConvRNNCell(cell_config), return_sequences=True)(inputs)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=portfolio_loss)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras_loss("portfolio"))
 
     monitor = Monitor(every=args.every, print_fn=print)
     model.fit(

@@ -12,7 +12,7 @@ from cellverify import AS_ASKED, REMEDIED, InvalidConfig
 from cellverify.cell import conv_rnn_cell
 from cellverify.data import batch_for
 from cellverify.keras import Monitor
-from cellverify.model import build_model, fresh_session, loss_for
+from cellverify.model import build_model, fresh_session, keras_loss, loss_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_keras")]
 
@@ -31,7 +31,7 @@ def fit_preset(preset, seed, *, epochs=2, every=5, **monitor_options):
     data = batch_for(cell, train.replace(batch_size=EXAMPLES), draw=0)
     keras.utils.set_random_seed(seed)  # the fit's own shuffling, seeded per run
     model = build_model(conv_rnn_cell(cell), cell, steps=train.steps)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for("supervised"))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras_loss("supervised"))
     monitor = Monitor(every=every, verbose=0, **monitor_options)
     history = model.fit(
         data.inputs, data.targets, batch_size=BATCH, epochs=epochs, shuffle=False,

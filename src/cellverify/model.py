@@ -23,6 +23,7 @@ __all__ = [
     "cross_entropy_loss",
     "example_losses",
     "fresh_session",
+    "keras_loss",
     "loss_for",
     "portfolio_loss",
 ]
@@ -110,5 +111,18 @@ def example_losses(task: str, weights: np.ndarray, target: np.ndarray) -> np.nda
 
 
 def loss_for(task: str) -> Callable[[Any, Any], Any]:
-    """The loss of ``task`` (``portfolio`` or ``supervised``)."""
+    """The loss of ``task`` (``portfolio`` or ``supervised``), called as
+    ``loss(weights, target)``."""
     return portfolio_loss if task == "portfolio" else cross_entropy_loss
+
+
+def keras_loss(task: str) -> Callable[[Any, Any], Any]:
+    """The loss of ``task`` for ``model.compile(loss=...)``, which calls it as
+    ``loss(y_true, y_pred)``: the target first."""
+    loss = loss_for(task)
+
+    def compiled(y_true: Any, y_pred: Any) -> Any:
+        return loss(y_pred, y_true)
+
+    compiled.__name__ = f"{task}_loss"
+    return compiled
