@@ -23,3 +23,7 @@ def flaky_cell(config: CellConfig) -> ConvRNNCell:
 #: Mutants by MODULE:ATTRIBUTE, for the command line.
 softmax_over_wrong_axis = MUTANTS["SoftmaxOverWrongAxis"].factory
 wrong_output_shape = MUTANTS["WrongOutputShape"].factory
+
+
+#: Command-line options for a tiny shape that trains in well under a second a run.
+SMALL_SHAPE_ARGS = ["--assets", "3", "--window", "6", "--kernels", "2,3,1", "--batch-size", "2"]

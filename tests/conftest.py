@@ -32,19 +32,6 @@ def small_train() -> TrainConfig:
 @pytest.fixture
 def small_cli_args() -> list[str]:
     """Command-line options for a run that takes well under a second."""
-    return [
-        "--assets",
-        "3",
-        "--window",
-        "6",
-        "--kernels",
-        "2,3,1",
-        "--batch-size",
-        "2",
-        "--steps",
-        "1",
-        "--train-steps",
-        "2",
-        "--jobs",
-        "1",
-    ]
+    from .cli_cells import SMALL_SHAPE_ARGS
+
+    return [*SMALL_SHAPE_ARGS, "--steps", "1", "--train-steps", "2", "--jobs", "1"]

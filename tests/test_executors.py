@@ -21,6 +21,8 @@ from cellverify.executors import DaskExecutor, LocalExecutor, SchedulerUnreachab
 from cellverify.factory import DEFAULT_FACTORY
 from cellverify.sweep import aggregate, parse_grid, run_sweep
 
+from .cli_cells import SMALL_SHAPE_ARGS
+
 pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -168,18 +170,7 @@ def _session_processes(session: int) -> list[int]:
     return alive
 
 
-SMALL = [
-    "--assets",
-    "3",
-    "--window",
-    "6",
-    "--kernels",
-    "2,3,1",
-    "--batch-size",
-    "2",
-    "--steps",
-    "1",
-]
+SMALL = [*SMALL_SHAPE_ARGS, "--steps", "1"]
 COMMANDS = {
     "sweep-local": ["sweep", *SMALL, "--train-steps", "40", "--seeds", "20", "--jobs", "2"],
     "sweep-dask": [

@@ -31,6 +31,7 @@ __all__ = [
     "Batch",
     "InputSpec",
     "Market",
+    "PricePaths",
     "batch_for",
     "batch_from_spec",
     "check_prices_fit",
@@ -54,16 +55,12 @@ _WICK = 0.5
 
 
 @dataclass(frozen=True)
-class Market:
-    """Price paths, ``[periods, assets]`` each, and the process that made them
-    (for real prices: the volatility measured, the momentum NaN)."""
+class PricePaths:
+    """Close, high and low prices, ``[periods, assets]`` each."""
 
     close: np.ndarray
     high: np.ndarray
     low: np.ndarray
-    log_returns: np.ndarray
-    momentum: float
-    volatility: float
 
     @property
     def periods(self) -> int:
@@ -72,6 +69,16 @@ class Market:
     @property
     def assets(self) -> int:
         return int(self.close.shape[1])
+
+
+@dataclass(frozen=True)
+class Market(PricePaths):
+    """Price paths and the process that made them (for real prices: the
+    volatility measured, the momentum NaN)."""
+
+    log_returns: np.ndarray
+    momentum: float
+    volatility: float
 
 
 @dataclass(frozen=True)

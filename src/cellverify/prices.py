@@ -22,6 +22,7 @@ row (1-based, the header being row 1) and the column.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import importlib.util
 import math
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellverify.data import PricePaths
 from cellverify.errors import InvalidConfig
 
 __all__ = [
@@ -84,25 +86,14 @@ class BadPriceFile(InvalidConfig):
 
 
 @dataclass(frozen=True)
-class PriceHistory:
-    """Prices ``[periods, assets]`` by date: close, and high and low (equal to
-    close when the source has closes only)."""
+class PriceHistory(PricePaths):
+    """Prices by date (high and low equal to close when the source has
+    closes only), and where they came from."""
 
     source: str
     dates: np.ndarray
     names: tuple[str, ...]
-    close: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
     features: int
-
-    @property
-    def periods(self) -> int:
-        return int(self.close.shape[0])
-
-    @property
-    def assets(self) -> int:
-        return int(self.close.shape[1])
 
     def split(self) -> int:
         """The first evaluation row: the last EVAL_FRACTION of the dates."""
@@ -204,7 +195,7 @@ def _one_table(path: Path) -> PriceHistory:
         raise BadPriceFile(str(path), 1, None, "no price column", "one column per asset", header)
     close = np.stack([_prices(path, rows, i, header[i]) for i in columns], axis=1)
     names = tuple(header[i] for i in columns)
-    return PriceHistory(str(path), dates, names, close, close, close, 1)
+    return PriceHistory(close, close, close, str(path), dates, names, 1)
 
 
 def _asset_file(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
@@ -243,7 +234,9 @@ def _per_asset(paths: Sequence[Path]) -> PriceHistory:
     names = tuple(p.stem for p in paths)
     stacked = {key: np.stack(values, axis=1) for key, values in columns.items()}
     source = ",".join(str(p) for p in paths)
-    return PriceHistory(source, dates, names, stacked["close"], stacked["high"], stacked["low"], 3)
+    return PriceHistory(
+        stacked["close"], stacked["high"], stacked["low"], source, dates, names, features=3
+    )
 
 
 def load_prices(path: str | Path | Sequence[str | Path]) -> PriceHistory:
@@ -275,9 +268,7 @@ def _sp500_path() -> Path:
 def sp500() -> PriceHistory:
     """Daily closes of 20 S&P 500 stocks, 1990-2022 (skfolio's sample; close only)."""
     history = _one_table(_sp500_path())
-    return PriceHistory(
-        "sp500", history.dates, history.names, history.close, history.high, history.low, 1
-    )
+    return dataclasses.replace(history, source="sp500")
 
 
 @lru_cache(maxsize=8)

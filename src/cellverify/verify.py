@@ -109,9 +109,22 @@ def run_seeds(
     on_done: Callable[[int, int], None] | None = None,
 ) -> list[Trace]:
     """Train once per seed (the seed set on both the cell and the run)."""
-    jobs = [(factory, cell.replace(seed=s), train.replace(seed=s)) for s in seeds]
+    jobs = [(factory, cell.replace(seed=s), train) for s in seeds]
+    return run_seeds_of(jobs, executor, workers, fast, probe_every, on_done)
+
+
+def run_seeds_of(
+    jobs: Sequence[tuple[str, CellConfig, TrainConfig]],
+    executor: Executor | None,
+    workers: int,
+    fast: bool,
+    probe_every: int,
+    on_done: Callable[[int, int], None] | None,
+) -> list[Trace]:
+    """Train each ``(factory, cell, train)``, the cell's seed set on the run too."""
+    seeded = [(spec, cell, train.replace(seed=cell.seed)) for spec, cell, train in jobs]
     return run_jobs(
-        jobs,
+        seeded,
         executor=executor,
         workers=workers,
         fast=fast,
@@ -138,18 +151,9 @@ def verify_remedies(
     jobs = []
     for remedy in remedies:
         fixed_cell, fixed_train = apply_remedy(remedy, cell, train)
-        jobs += [
-            (factory, fixed_cell.replace(seed=s), fixed_train.replace(seed=s))
-            for s in diagnosis.seeds
-        ]
-    traces = run_jobs(
-        jobs,
-        executor=executor,
-        workers=workers,
-        fast=fast,
-        probe_every=probe_every,
-        on_done=on_done,
-    )
+        # One cell configuration per seed, the remedy's changes kept.
+        jobs += [(factory, fixed_cell.replace(seed=s), fixed_train) for s in diagnosis.seeds]
+    traces = run_seeds_of(jobs, executor, workers, fast, probe_every, on_done)
     before = tally(diagnosis)
     n = len(diagnosis.seeds)
     results = []
