@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ __all__ = [
 
 #: Seconds to wait for a Dask scheduler to answer before giving up.
 CONNECT_TIMEOUT = 10.0
+#: Seconds more for the handshake after the connection (see _connect).
+_HANDSHAKE_GRACE = 2.0
 
 OnResult = Callable[["RunJob", dict[str, Any]], None]
 
@@ -226,6 +229,41 @@ def _local_workers(address: str) -> int | None:
     return None
 
 
+def _unreachable(address: str, timeout: float, why: str) -> SchedulerUnreachable:
+    return SchedulerUnreachable(
+        f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({why}). "
+        f"Received: --scheduler {address}"
+    )
+
+
+def _connect(distributed: Any, address: str, timeout: float) -> Any:
+    """A client of the scheduler at ``address``, or SchedulerUnreachable.
+
+    ``Client(timeout=...)`` bounds the TCP connection but not the handshake
+    after it: a peer that accepts and then says nothing would hang it for
+    ever.  So the client is made in a thread given the timeout (plus a grace
+    for the handshake), and abandoned if it has not answered by then.
+    """
+    made: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            made["client"] = distributed.Client(address, timeout=timeout)
+        except BaseException as exc:  # reported to the caller below
+            made["error"] = exc
+
+    thread = threading.Thread(target=connect, name="cellverify-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + _HANDSHAKE_GRACE)
+    if "client" in made:
+        return made["client"]
+    if thread.is_alive():
+        raise _unreachable(address, timeout, "it accepted the connection but never answered")
+    error = made.get("error")
+    why = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+    raise _unreachable(address, timeout, why) from None
+
+
 class DaskExecutor(Executor):
     """Runs each job as one Dask task (module doc)."""
 
@@ -234,26 +272,18 @@ class DaskExecutor(Executor):
         self.address = address
         self._cluster: Any = None
         workers = _local_workers(address)
-        try:
-            if workers is not None:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=40,  # logging.ERROR
-                    env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-                )
-                self.client = distributed.Client(self._cluster, timeout=timeout)
-            else:
-                self.client = distributed.Client(address, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
-            self.close()
-            raise SchedulerUnreachable(
-                f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
-                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}). Received: "
-                f"--scheduler {address}"
-            ) from None
+        if workers is not None:
+            self._cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,  # logging.ERROR
+                env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+            )
+            self.client = distributed.Client(self._cluster, timeout=timeout)
+        else:
+            self.client = _connect(distributed, address, timeout)
 
     def map(self, jobs: Sequence[RunJob], on_result: OnResult) -> None:
         distributed = _require_distributed()

@@ -49,9 +49,9 @@ def measure_case(factory: Any, case: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cellverify.region", description=__doc__)
-    parser.add_argument(
-        "--region", choices=("any", "robust", "robust-supervised"), default="robust"
-    )
+    from cellverify.regions import REGIONS
+
+    parser.add_argument("--region", choices=sorted(REGIONS), default="robust")
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hypothesis import HealthCheck, given, settings
 
     from cellverify.cell import conv_rnn_cell
-    from cellverify.strategies import REGIONS, cases
+    from cellverify.strategies import cases
 
     region = REGIONS[args.region]
     rows: list[dict[str, Any]] = []
