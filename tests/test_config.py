@@ -50,6 +50,7 @@ TRAIN_REJECTS = [
     ("train_steps", -1, "an integer in [0, 10000000]"),
     ("task", "regression", "one of portfolio, supervised"),
     ("seed", 2**31, "an integer in [0, 2147483647]"),
+    ("data", "  ", "synthetic, sp500 or the path of a CSV file or directory"),
 ]
 
 
