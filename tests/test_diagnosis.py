@@ -207,12 +207,16 @@ def test_verdict_follows_the_share_of_seeds_with_a_fatal_finding(dead, expected)
     assert dx.diagnose(traces, [0, 1, 2]).verdict.name == expected
 
 
-def test_stalled_on_every_seed_at_the_horizon_will_not_learn():
+def test_stalled_on_most_seeds_at_the_horizon_learned_on_none_will_not_learn():
     stalled = [noisy_flat_trace(DECISION_HORIZON, seed=s) for s in range(3)]
     verdict = dx.diagnose(stalled, [0, 1, 2]).verdict
     assert set(verdict.states.values()) == {"stalled"}
     assert verdict.name == "will not learn"
     assert f"within {DECISION_HORIZON} updates" in verdict.reason
+    undecided = noisy_flat_trace(DECISION_HORIZON, loss=np.linspace(2.7, 2.69, 201))
+    with_one_undecided = dx.diagnose([*stalled, undecided], [0, 1, 2, 3]).verdict
+    assert with_one_undecided.states[3] == "undecided"
+    assert with_one_undecided.name == "will not learn"
 
 
 def test_stalled_before_the_horizon_or_beside_a_learner_is_at_risk():

@@ -754,11 +754,12 @@ def _verdict(states: dict[int, str], findings: Sequence[Finding], updates: int) 
         return Verdict(
             "at risk", f"learned on {count['learned']} seeds, stalled on {stalled}", states
         )
-    if stalled and stalled == n and updates >= DECISION_HORIZON:
+    if stalled and not count["learned"] and stalled > n / 2 and updates >= DECISION_HORIZON:
         return Verdict(
             "will not learn",
-            f"stalled on every seed at {updates} updates: the loss falls too slowly to close "
-            f"{LEARNED_GAP_FRACTION:.0%} of the gap within {DECISION_HORIZON} updates",
+            f"stalled on {stalled} of {n} seeds at {updates} updates, learned on none: the "
+            f"loss falls too slowly to close {LEARNED_GAP_FRACTION:.0%} of the gap within "
+            f"{DECISION_HORIZON} updates",
             states,
         )
     if stalled:
