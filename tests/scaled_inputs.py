@@ -22,7 +22,8 @@ from cellverify.cell import conv_rnn_cell
 from cellverify.data import InputSpec
 from cellverify.invariants import INVARIANTS
 from cellverify.profiles import CI_EXAMPLES
-from cellverify.strategies import REGIONS, cell_configs, train_configs
+from cellverify.regions import Region
+from cellverify.strategies import cell_configs, train_configs
 from cellverify.suite import run_invariant
 
 #: Four times the ci profile's examples per invariant.
@@ -30,8 +31,7 @@ EXAMPLES = 4 * CI_EXAMPLES
 SCALES = (1e-4, 1e4)
 
 
-def scaled_cases(region_name: str) -> st.SearchStrategy[Case]:
-    region = REGIONS[region_name]
+def scaled_cases(region: Region) -> st.SearchStrategy[Case]:
     return st.builds(
         Case,
         cell=cell_configs(region=region),

@@ -168,3 +168,20 @@ def test_thorough_draws_the_questions_full_shape_and_ci_does_not():
             lambda c: shape(c) == full,
             settings=__import__("hypothesis").settings(max_examples=300, database=None),
         )
+
+
+@pytest.mark.slow
+def test_the_questions_preset_fails_gradients_nonzero_and_says_it_is_outside_the_region(
+    tmp_path, capsys
+):
+    path = tmp_path / "check.json"
+    argv = ["check", "--preset", "as-asked", "-k", "gradients_nonzero", "--profile", "ci"]
+    assert main([*argv, "--jobs", "1", "--json", str(path)]) == 1
+    report = json.loads(path.read_text())
+    assert report["pinned"]["activation"] == report["pinned"]["output_activation"] == "relu"
+    row = next(r for r in report["invariants"] if r["name"] == "gradients_nonzero")
+    assert row["status"] == "failed"
+    assert row["falsifying"]["cell"]["output_activation"] == "relu"
+    assert (row["falsifying"]["cell"]["assets"], row["falsifying"]["cell"]["window"]) == (15, 100)
+    assert "activation='relu'" in row["outside_region"]
+    assert "OUTSIDE the region" in capsys.readouterr().out
