@@ -198,25 +198,57 @@ def test_healthy_seeds_give_no_finding_and_no_remedy():
 
 
 @pytest.mark.parametrize(
-    ("dead", "expected"),
-    [(3, "will not learn"), (2, "will not learn"), (1, "at risk"), (0, "healthy")],
+    ("dead", "of", "expected"),
+    [
+        (3, 3, "will not learn"),
+        (2, 3, "at risk"),  # a learner loses 2 of 3 seeds 10 % of the time
+        (1, 3, "at risk"),
+        (0, 3, "healthy"),
+        (6, 10, "will not learn"),
+        (5, 10, "at risk"),
+        (1, 1, "will not learn"),  # one run is judged as itself
+    ],
 )
-def test_verdict_follows_the_share_of_seeds_with_a_fatal_finding(dead, expected):
+def test_verdict_says_will_not_learn_only_when_that_many_deaths_are_unlikely_for_a_learner(
+    dead, of, expected
+):
     traces = [dead_from(healthy_trace(), 0) for _ in range(dead)]
-    traces += [healthy_trace() for _ in range(3 - dead)]
-    assert dx.diagnose(traces, [0, 1, 2]).verdict.name == expected
+    traces += [healthy_trace() for _ in range(of - dead)]
+    assert dx.diagnose(traces, list(range(of))).verdict.name == expected
+
+
+def test_a_majority_dead_on_too_few_seeds_says_to_run_more():
+    traces = [dead_from(healthy_trace(), 0), dead_from(healthy_trace(), 0), healthy_trace()]
+    verdict = dx.diagnose(traces, [0, 1, 2]).verdict
+    assert verdict.name == "at risk"
+    assert "too few seeds" in verdict.reason and "run more seeds" in verdict.reason
+
+
+def test_false_alarm_rule_is_the_majority_rule_for_deaths_at_ten_seeds():
+    """The binomial tail at the measured learner rates: docs/design.md, 'Verdicts'."""
+    assert dx.binomial_tail(6, 10, dx.LEARNER_DEATH_RATE) <= dx.FALSE_ALARM_RISK
+    assert dx.binomial_tail(5, 10, dx.LEARNER_DEATH_RATE) > dx.FALSE_ALARM_RISK
+    assert dx.binomial_tail(3, 3, dx.LEARNER_STALL_RATE) > dx.FALSE_ALARM_RISK
+    assert dx.binomial_tail(0, 7, 0.4) == pytest.approx(1.0)
 
 
 def test_stalled_on_most_seeds_at_the_horizon_learned_on_none_will_not_learn():
-    stalled = [noisy_flat_trace(DECISION_HORIZON, seed=s) for s in range(3)]
-    verdict = dx.diagnose(stalled, [0, 1, 2]).verdict
+    stalled = [noisy_flat_trace(DECISION_HORIZON, seed=s) for s in range(9)]
+    verdict = dx.diagnose(stalled, list(range(9))).verdict
     assert set(verdict.states.values()) == {"stalled"}
     assert verdict.name == "will not learn"
     assert f"within {DECISION_HORIZON} updates" in verdict.reason
     undecided = noisy_flat_trace(DECISION_HORIZON, loss=np.linspace(2.7, 2.69, 201))
-    with_one_undecided = dx.diagnose([*stalled, undecided], [0, 1, 2, 3]).verdict
-    assert with_one_undecided.states[3] == "undecided"
+    with_one_undecided = dx.diagnose([*stalled, undecided], list(range(10))).verdict
+    assert with_one_undecided.states[9] == "undecided"
     assert with_one_undecided.name == "will not learn"
+
+
+def test_stalled_on_three_of_three_seeds_is_at_risk_not_will_not_learn():
+    stalled = [noisy_flat_trace(DECISION_HORIZON, seed=s) for s in range(3)]
+    verdict = dx.diagnose(stalled, [0, 1, 2]).verdict
+    assert verdict.name == "at risk"
+    assert "too few seeds" in verdict.reason
 
 
 def test_stalled_before_the_horizon_or_beside_a_learner_is_at_risk():
@@ -269,9 +301,9 @@ def test_a_gradient_that_comes_back_is_a_warning_not_fatal():
 
 def test_the_report_json_names_the_verdict_and_each_findings_severity():
     dead = dead_from(healthy_trace(), 0)
-    data = dx.diagnose([dead, dead, healthy_trace()], [0, 1, 2]).to_dict()
-    assert data["verdict"]["name"] == "will not learn"
-    assert data["verdict"]["seeds"] == {"0": "dead", "1": "dead", "2": "learned"}
+    data = dx.diagnose([dead, dead, dead, dead, healthy_trace()], [0, 1, 2, 3, 4]).to_dict()
+    assert data["verdict"]["name"] == "will not learn"  # 4 of 5: 0.7 % for a learner
+    assert data["verdict"]["seeds"] == {**{str(s): "dead" for s in range(4)}, "4": "learned"}
     assert {f["severity"] for f in data["findings"]} <= set(dx.SEVERITIES)
     assert data["findings"][0]["severity"] == "fatal"  # most severe first
 

@@ -127,6 +127,22 @@ VERDICTS: tuple[str, ...] = ("will not learn", "at risk", "healthy", "too early 
 #: will not learn even with nothing fatal: they make it ``at risk``.
 PREDICTIVE_WARNINGS: frozenset[str] = frozenset()
 
+#: "will not learn" is a claim about the configuration, not about the seeds
+#: that happened to be drawn.  A configuration that learns can still lose
+#: some seeds: on the labelled set (README, "Can the verdict be trusted") the
+#: worst learners lost 2 of 10 diagnosis seeds at birth (the paper's ReLU +
+#: linear design: every conv1 filter negative) and stalled on 3 of 10 at the
+#: horizon (the remedied cell under SGD 1e-2, supervised).  So failures
+#: count against a configuration only when that many would be unlikely,
+#: below FALSE_ALARM_RISK, had each seed failed independently at those rates.
+#: With the default 10 seeds this is the majority rule for deaths (6 of 10:
+#: 0.0064) and 8 of 10 for stalls; with 3 seeds it takes all 3 dead, and no
+#: number of stalls (3 of 3: 0.027).  Majority rules alone called 4-5 of 32
+#: learning configurations "will not learn" with 3 seeds.
+LEARNER_DEATH_RATE = 0.2
+LEARNER_STALL_RATE = 0.3
+FALSE_ALARM_RISK = 0.01
+
 
 @dataclass(frozen=True)
 class Symptom:
@@ -740,28 +756,55 @@ def _outcome_variance(states: dict[int, str]) -> Finding | None:
     return Finding("outcome_variance", failed, len(states), message, [evidence], "warning", message)
 
 
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def rules_out_learning(failed: int, n: int, rate: float) -> bool:
+    """Whether ``failed`` of ``n`` seeds failing is too many for a configuration
+    that learns, whose seeds fail at most at ``rate`` (the false alarm risk is
+    then below FALSE_ALARM_RISK).  One run is judged as itself: its fatal
+    finding is permanent, so that run will not learn."""
+    if n == 1:
+        return failed == 1
+    return failed > n / 2 and binomial_tail(failed, n, rate) <= FALSE_ALARM_RISK
+
+
+def _too_few(failed: int, n: int, rate: float) -> str:
+    return (
+        f"; too few seeds to say the configuration will not learn (one that learns can fail "
+        f"on {rate:.0%} of seeds: {failed} of {n} happens {binomial_tail(failed, n, rate):.0%} "
+        "of the time); run more seeds"
+    )
+
+
 def _verdict(states: dict[int, str], findings: Sequence[Finding], updates: int) -> Verdict:
     """The rules of docs/design.md, "Verdicts", in order."""
     n = len(states)
     count = {name: sum(s == name for s in states.values()) for name in ("dead", "learned")}
     stalled = sum(s == "stalled" for s in states.values())
     fatal = ", ".join(f.name for f in findings if f.severity == "fatal")
-    if count["dead"] > n / 2:
-        return Verdict("will not learn", f"fatal on {count['dead']} of {n} seeds ({fatal})", states)
     if count["dead"]:
-        return Verdict("at risk", f"fatal on {count['dead']} of {n} seeds ({fatal})", states)
+        reason = f"fatal on {count['dead']} of {n} seeds ({fatal})"
+        if rules_out_learning(count["dead"], n, LEARNER_DEATH_RATE):
+            return Verdict("will not learn", reason, states)
+        if count["dead"] > n / 2:
+            reason += _too_few(count["dead"], n, LEARNER_DEATH_RATE)
+        return Verdict("at risk", reason, states)
     if count["learned"] and stalled:
         return Verdict(
             "at risk", f"learned on {count['learned']} seeds, stalled on {stalled}", states
         )
-    if stalled and not count["learned"] and stalled > n / 2 and updates >= DECISION_HORIZON:
-        return Verdict(
-            "will not learn",
+    if stalled and not count["learned"] and updates >= DECISION_HORIZON:
+        reason = (
             f"stalled on {stalled} of {n} seeds at {updates} updates, learned on none: the "
             f"loss falls too slowly to close {LEARNED_GAP_FRACTION:.0%} of the gap within "
-            f"{DECISION_HORIZON} updates",
-            states,
+            f"{DECISION_HORIZON} updates"
         )
+        if rules_out_learning(stalled, n, LEARNER_STALL_RATE):
+            return Verdict("will not learn", reason, states)
+        return Verdict("at risk", reason + _too_few(stalled, n, LEARNER_STALL_RATE), states)
     if stalled:
         return Verdict(
             "at risk", f"alive but stalled on {stalled} of {n} seeds, learned on none", states
