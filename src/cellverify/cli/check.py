@@ -112,12 +112,16 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return EXIT_OK if matrix.complete else EXIT_FAILED
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+_PROFILE_HELP = "Hypothesis profile (default: $HYPOTHESIS_PROFILE, else ci under $CI, else dev)"
+_MUTANTS_PROFILE_HELP = (
+    "also search generated cases with this Hypothesis profile where the mutant's own case "
+    "is not caught (default: the mutant's own case only)"
+)
+
+
+def _add_common(parser: argparse.ArgumentParser, profile_help: str = _PROFILE_HELP) -> None:
     parser.add_argument(
-        "--profile",
-        choices=("dev", "ci", "thorough"),
-        default=None,
-        help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, else ci under $CI, else dev)",
+        "--profile", choices=("dev", "ci", "thorough"), default=None, help=profile_help
     )
     parser.add_argument(
         "-k",
@@ -165,5 +169,5 @@ def add_parsers(sub: Any) -> None:
         "mutants",
         help="the kill matrix: which invariant catches which deliberately broken cell",
     )
-    _add_common(mutants)
+    _add_common(mutants, _MUTANTS_PROFILE_HELP)
     mutants.set_defaults(func=cmd_mutants)
