@@ -13,6 +13,7 @@ from cellverify.cell import conv_rnn_cell
 from cellverify.data import batch_for
 from cellverify.keras import Monitor
 from cellverify.model import build_model, fresh_session, keras_loss, loss_for
+from tests.outside_cells import eiie_cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_keras")]
 
@@ -109,6 +110,63 @@ def test_the_monitor_writes_tensorboard_scalars_and_findings(tmp_path):
     assert any(tag.startswith("grad_zero_fraction/") for tag in tags)
     assert any(tag.startswith("update_ratio/") for tag in tags)
     assert "cellverify/zero_gradient" in tags
+
+
+def test_the_monitor_diagnoses_an_outside_cell_without_step_activations():
+    """No layer statistics, but the gradient findings and the verdict: the
+    question's ReLU before the softmax, written by a user, dies the same way."""
+    dead = 0
+    for seed in range(3):
+        fresh_session()
+        cell, train = AS_ASKED.with_seed(seed)
+        cell = cell.replace(**SHAPE)
+        data = batch_for(cell, train.replace(batch_size=EXAMPLES, task="supervised"), draw=0)
+        model = build_model(eiie_cell(cell), cell, steps=train.steps)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras_loss("supervised"))
+        monitor = Monitor(every=5, verbose=0)
+        model.fit(data.inputs, data.targets, batch_size=BATCH, epochs=1, callbacks=[monitor],
+                  verbose=0, shuffle=False)  # fmt: skip
+        trace = monitor.trace()
+        assert np.isnan(trace.dead_fraction).all()  # nothing exposed, nothing made up
+        names = {f.name for f in monitor.diagnosis.findings}
+        if trace.gradient_is_zero():
+            dead += 1
+            assert "zero_gradient" in names and monitor.diagnosis.verdict.name == "will not learn"
+        else:
+            assert "zero_gradient" not in names
+    assert dead >= 1
+
+
+def _dense_model(last_bias: float) -> keras.Model:
+    """No RNN at all: a linear layer, a ReLU, a softmax.  A last bias of -10
+    clips every logit to 0 (uniform output, zero gradient); 0 does not."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(3, activation="relu",
+                           bias_initializer=keras.initializers.Constant(last_bias)),
+        keras.layers.Softmax(),
+    ])  # fmt: skip
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize(("last_bias", "dies"), [(-10.0, True), (0.0, False)])
+def test_the_monitor_diagnoses_a_model_with_no_rnn(last_bias, dies):
+    fresh_session()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 6)).astype("float32")
+    y = keras.utils.to_categorical(np.argmax(x[:, :3], axis=1), 3)
+    model = _dense_model(last_bias)
+    monitor = Monitor(every=2, verbose=0, stop_on=("zero_gradient",))
+    model.fit(x, y, batch_size=32, epochs=2, callbacks=[monitor], verbose=0, shuffle=False)
+    fatal = {f.name for f in monitor.diagnosis.by_severity("fatal")}
+    if dies:
+        assert "zero_gradient" in fatal
+        assert monitor.stopped_by == ("zero_gradient", 0)
+    else:
+        assert not fatal and monitor.stopped_by is None
+        assert monitor.diagnosis.verdict.name in ("healthy", "too early to tell")
 
 
 def test_the_monitor_rejects_bad_options():
