@@ -124,6 +124,40 @@ def _find_rnn(model: Any) -> Any:
     return None
 
 
+class _NoSequence(Exception):
+    """The RNN does not return its whole sequence: no per-step activations."""
+
+
+def _activation_fn(model: Any) -> Callable[[Any], dict[str, Any]] | None:
+    """A compiled pass from the model's input to the RNN cell's activation
+    statistics at every step of the probe, or None if there is no such cell."""
+    rnn = _find_rnn(model)
+    if rnn is None:
+        return None
+    try:
+        to_rnn = keras.Model(model.input, rnn.input)
+    except Exception:  # a subclassed model: the RNN's input is not reachable
+        if not (len(model.layers) and model.layers[0] is rnn):
+            return None
+        to_rnn = None
+
+    def statistics(x: Any) -> dict[str, Any]:
+        inputs = x if to_rnn is None else to_rnn(x, training=False)
+        out = rnn(inputs, training=False)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        if len(out.shape) != 3:
+            raise _NoSequence
+        batch, steps = int(inputs.shape[0]), int(inputs.shape[1])
+        s0 = rnn.get_initial_state(batch)[0]
+        states = tf.concat([tf.cast(s0, out.dtype)[:, None], out[:, :-1]], axis=1)
+        flat_x = tf.reshape(inputs, [batch * steps, *inputs.shape[2:]])
+        flat_s = tf.reshape(states, [batch * steps, -1])
+        acts = rnn.cell.step_activations(flat_x, flat_s, training=False)
+        return activation_statistics(acts)
+
+    return tf.function(statistics)  # type: ignore[no-any-return]
+
+
 class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
     """Watch a training run and diagnose it (module doc).
 
@@ -162,6 +196,10 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         # The compiled probe, kept across fits of the same model (traced once).
         self._probe_fn: Any = None
         self._probe_model: Any = None
+        self._activation_fn: Any = None
+        self._activation_model: Any = None
+        self._loss_fn: Any = None
+        self._loss_model: Any = None
         self._reset()
 
     # -- set-up -----------------------------------------------------------------
@@ -210,29 +248,21 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         return tf.function(measure, reduce_retracing=True)  # type: ignore[no-any-return]
 
     def _activations(self, x: Any, model: Any = None) -> dict[str, np.ndarray] | None:
+        """Activation statistics on ``x``, or None when the model has no RNN
+        whose cell exposes ``step_activations``.  Compiled once per model:
+        eager, the probe's RNN pass cost as much as the rest of the monitor."""
         model = model if model is not None else self.model
-        rnn = _find_rnn(model)
-        if rnn is None:
+        if self._activation_model is not model:
+            self._activation_fn = _activation_fn(model)
+            self._activation_model = model
+        if self._activation_fn is None:
             return None
         try:
-            sub = keras.Model(model.input, rnn.input)
-            inputs = sub(x, training=False)
-        except Exception:  # a subclassed model: the RNN's input is not reachable
-            if len(model.layers) and model.layers[0] is rnn:
-                inputs = x
-            else:
-                return None
-        out = rnn(inputs, training=False)
-        out = out[0] if isinstance(out, (list, tuple)) else out
-        if len(out.shape) != 3:
+            stats = self._activation_fn(x)
+        except _NoSequence:
+            self._activation_fn = None
             return None
-        batch, steps = int(inputs.shape[0]), int(inputs.shape[1])
-        s0 = rnn.get_initial_state(batch)[0]
-        states = tf.concat([tf.cast(s0, out.dtype)[:, None], out[:, :-1]], axis=1)
-        flat_x = tf.reshape(inputs, [batch * steps, *inputs.shape[2:]])
-        flat_s = tf.reshape(states, [batch * steps, -1])
-        acts = rnn.cell.step_activations(flat_x, flat_s, training=False)
-        return {k: np.asarray(v) for k, v in activation_statistics(acts).items()}
+        return {k: np.asarray(v) for k, v in stats.items()}
 
     def _measure(self, step: int) -> float:
         """Gradient and activation statistics on the probe at the current weights."""
@@ -284,8 +314,16 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self._recorder.eval_start = self._probe_loss(x, y)
 
     def _probe_loss(self, x: Any, y: Any) -> float:
-        y_pred = self.model(x, training=False)
-        return float(self.model.compute_loss(x=x, y=y, y_pred=y_pred, training=False))
+        if self._loss_model is not self.model:
+            model = self.model
+
+            def probe_loss(x: Any, y: Any) -> Any:
+                y_pred = model(x, training=False)
+                return model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+
+            self._loss_fn = tf.function(probe_loss)
+            self._loss_model = model
+        return float(self._loss_fn(x, y))
 
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self.probe is None or (self._step == 0 and 0 in self._recorder.rows):
