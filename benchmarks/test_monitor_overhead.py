@@ -46,4 +46,6 @@ def test_fit_with_and_without_the_monitor(benchmark, every):
     fit()  # traces the train function and the probe outside the timed region
     benchmark.group = f"model.fit, {STEPS} batches at the question's shape"
     benchmark.extra_info.update(every=every, steps=STEPS, batch=BATCH)
-    benchmark.pedantic(fit, rounds=3, iterations=1)
+    # Five rounds where a round is ~10 s (three for every=1, ~30 s): the shared
+    # machine's load drifts, and three rounds of the bare fit spread 8-13 s.
+    benchmark.pedantic(fit, rounds=3 if every == 1 else 5, iterations=1)
