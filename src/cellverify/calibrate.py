@@ -46,8 +46,9 @@ LABEL_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 LABEL_BUDGET = 200
 #: Seeds the diagnosis sees: never the ones the label was taken on; as many
 #: as ``cellverify diagnose`` uses by default.  (With the first 3 of them
-#: only, two dead-at-birth seeds made 4 learning configurations "will not
-#: learn": README, "Can the verdict be trusted".)
+#: only, two dead-at-birth seeds had made 4 learning configurations "will not
+#: learn" under a plain majority rule; the verdict now asks that so many
+#: failures be unlikely for a learner: README, "Can the verdict be trusted".)
 DIAGNOSIS_SEEDS: tuple[int, ...] = tuple(range(100, 110))
 DIAGNOSIS_BUDGETS: tuple[int, ...] = (20, 200)
 
