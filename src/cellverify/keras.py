@@ -250,7 +250,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
     def _activations(self, x: Any, model: Any = None) -> dict[str, np.ndarray] | None:
         """Activation statistics on ``x``, or None when the model has no RNN
         whose cell exposes ``step_activations``.  Compiled once per model:
-        eager, the probe's RNN pass cost as much as the rest of the monitor."""
+        eager, the probe's RNN pass took about twice as long."""
         model = model if model is not None else self.model
         if self._activation_model is not model:
             self._activation_fn = _activation_fn(model)
