@@ -63,6 +63,19 @@ def test_dask_gives_the_local_routes_outcomes(local_result):
     assert aggregate([on_dask])["points"] == aggregate([local_result])["points"]
 
 
+def test_a_sweep_runs_on_an_existing_cluster_given_its_address(local_result):
+    """The real-cluster route (dask scheduler + dask worker, then
+    --scheduler tcp://HOST:8786), with a cluster this test starts itself."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        with DaskExecutor(cluster.scheduler_address) as executor:
+            on_cluster = sweep(executor)
+        assert len(cluster.scheduler_info["workers"]) == 2  # closing the executor left them running
+    assert outcomes(on_cluster) == outcomes(local_result)
+
+
 def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(local_result):
     done = []
     with DaskExecutor("local:2") as executor:
