@@ -23,25 +23,10 @@ from .scaled_inputs import EXAMPLES, claimed_on_any_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: False alarms found and not yet fixed, with the shrunk case.  The test still
-#: asserts every other invariant, and reports these as an expected failure
-#: (XFAIL) until the tolerance covers them; then they pass and must be removed.
-KNOWN_FALSE_ALARMS = {
-    "execution_modes_agree": (
-        "a tanh last conv at inputs x1e4 (assets 3, window 12, kernels 4-1-1, ELU, "
-        "glorot_normal, seed 645; inputs seed 1917): XLA and eager differ by 2.0e-5 at "
-        "p = 0.378 against an allowed 1e-5. The tolerance takes the logits' scale (<= 1 "
-        "after tanh), but the rounding happens in the pre-activation sum, whose terms are "
-        "of order 1e4 and cancel; tanh's slope passes it on. Measured: XLA's and Eigen's "
-        "tanh alone differ by at most 8 ulps."
-    ),
-}
-
 
 @pytest.mark.slow
 def test_invariants_hold_on_scaled_prices_with_onednn_on_and_off(tmp_path):
     runs = {}
-    known: list[str] = []
     for onednn in ("1", "0"):
         out = tmp_path / f"onednn{onednn}.json"
         env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -55,9 +40,4 @@ def test_invariants_hold_on_scaled_prices_with_onednn_on_and_off(tmp_path):
         results = {r["name"]: r for r in report["results"]}
         assert list(results) == claimed_on_any_inputs()
         for name, r in results.items():
-            if name in KNOWN_FALSE_ALARMS and r["status"] == "failed":
-                known.append(f"{name} (oneDNN {onednn}): {r['message']}")
-                continue
             assert (r["status"], r["examples"]) == ("passed", EXAMPLES), (onednn, name, r)
-    if known:
-        pytest.xfail("known false alarms, still open: " + "; ".join(known))

@@ -1,12 +1,20 @@
 """How precise a cell's outputs are: the logit scale behind them, measured.
 
 The rounding bound of :func:`cellverify.tolerances.probability_tolerance`
-needs Z, the largest logit magnitude behind the probabilities.  It is measured,
-never assumed:
+needs Z, the magnitude at which the logits behind the probabilities are
+rounded: at least the largest logit, and more when the sums that make them
+had larger terms.  It is measured, never assumed:
 
-* a cell that exposes ``step_activations(inputs, state)`` (the shipped one
-  does) gives its logits directly;
-* any other cell is evaluated again in float64 with the same weights, and the
+* for the shipped cell (and any :class:`~cellverify.cell.ConvRNNCell`) the
+  scale is propagated through its layers in float64 (:func:`propagated_scale`):
+  rounding happens in each conv's sum, at the magnitude of its terms, which
+  can be far larger than the logits (a tanh last conv at prices x1e4: terms
+  ~1e4 that cancel, logits <= 1, and tanh's slope passes the sum's rounding
+  on);
+* a cell that exposes ``step_activations(inputs, state)`` gives its logits,
+  a lower bound on Z;
+* any other cell, and one that exposes ``step_activations`` but is not a
+  ``ConvRNNCell``, is evaluated again in float64 with the same weights, and the
   float32 outputs' measured rounding, ``max |log p32 - log p64| / (2 eps)``,
   stands for Z (by (1) of :mod:`cellverify.tolerances`, the logits' rounding
   in ulps is at least half of that);
@@ -26,10 +34,18 @@ import keras
 import numpy as np
 
 from cellverify.case import Case
+from cellverify.cell import ConvRNNCell
 from cellverify.model import CellFactory
-from cellverify.tolerances import FLOAT32_EPS, probability_tolerance
+from cellverify.tolerances import FLOAT32_EPS, ROUNDING_DEPTH, probability_tolerance
 
-__all__ = ["float64_keras", "logit_scale", "output_tolerance", "sequence_logits", "states_of"]
+__all__ = [
+    "float64_keras",
+    "logit_scale",
+    "output_tolerance",
+    "propagated_scale",
+    "sequence_logits",
+    "states_of",
+]
 
 #: Probabilities below this are left out of log-ratios (exp(-69) in float32
 #: is subnormal territory, where relative rounding means nothing).
@@ -64,6 +80,73 @@ def sequence_logits(cell: Any, x: np.ndarray, states: np.ndarray) -> np.ndarray:
     return np.asarray(cell.step_activations(flat_x, flat_s, training=False)["logits"])
 
 
+def _conv(h: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """A one-row-tall valid conv of ``h`` [..., assets, width, channels] (no bias)."""
+    windows = np.lib.stride_tricks.sliding_window_view(h, kernel.shape[1], axis=-2)
+    out: np.ndarray = np.einsum("...wck,kco->...wo", windows, kernel[0])
+    return out
+
+
+def _weights(conv: Any) -> tuple[np.ndarray, np.ndarray]:
+    kernel = np.asarray(conv.kernel, np.float64)
+    bias = np.zeros(kernel.shape[-1]) if conv.bias is None else np.asarray(conv.bias, np.float64)
+    return kernel, bias
+
+
+def _through_layer(conv: Any, h: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A conv layer's float64 output from ``h``, and its rounding scale given ``r``, h's.
+
+    The float32 sum ``sum_i w_i h_i + b`` is wrong by a few ulps of
+    ``sum_i |w_i h_i| + |b|`` (any summation order; Higham, "Accuracy and
+    Stability of Numerical Algorithms", 3.1), and h's own error (a few ulps
+    of r) enters it as ``sum_i |w_i| r_i``.  The activation f passes that on
+    times its slope, taken as the largest secant over ROUNDING_DEPTH ulps
+    either side (exact for the monotone activations; a saturated tanh passes
+    nothing on), and rounds its own output, adding |f|.
+    """
+    kernel, bias = _weights(conv)
+    pre = _conv(h, kernel) + bias
+    scale = _conv(np.abs(h), np.abs(kernel)) + np.abs(bias) + _conv(r, np.abs(kernel))
+    step = np.maximum(ROUNDING_DEPTH * FLOAT32_EPS * scale, np.finfo(np.float64).tiny)
+
+    def f(z: np.ndarray) -> np.ndarray:
+        return np.asarray(conv.activation(np.asarray(z, np.float64)), np.float64)
+
+    out = f(pre)
+    slope = np.maximum(np.abs(f(pre + step) - out), np.abs(f(pre - step) - out)) / step
+    return out, slope * scale + np.abs(out)
+
+
+def propagated_scale(cell: ConvRNNCell, x: np.ndarray, states: np.ndarray) -> float:
+    """Z for a :class:`ConvRNNCell` run on ``x`` [batch, steps, assets, window,
+    features] with ``states`` entering each step: the largest scale at which a
+    logit is rounded, propagated through conv1, conv2 and conv3 in float64.
+
+    The inputs are exact.  The initial state is exact; each later state is the
+    previous output, whose error is at most ``2 p`` times the previous logits'
+    (bound (1) of :mod:`cellverify.tolerances`) plus its own rounding.  A
+    cash logit is a weight, exact.  Dropout is off (inference).
+    """
+    x = np.asarray(x, np.float64)
+    h2, r2 = _through_layer(cell.conv1, x, np.zeros_like(x))
+    h2, r2 = _through_layer(cell.conv2, h2, r2)  # [batch, steps, assets, 1, k2]
+    assets = cell.cell_config.assets
+    states = np.asarray(states, np.float64)
+    state_error = np.zeros((states.shape[0], assets))
+    largest = 0.0
+    for t in range(x.shape[1]):
+        previous = states[:, t, -assets:]
+        h3_in = np.concatenate([h2[:, t], previous[:, :, None, None]], axis=-1)
+        r3_in = np.concatenate([r2[:, t], state_error[:, :, None, None]], axis=-1)
+        _, r3 = _through_layer(cell.conv3, h3_in, r3_in)
+        logit_error = r3.reshape(r3.shape[0], -1).max(axis=-1, keepdims=True)
+        largest = max(largest, float(logit_error.max()))
+        if t + 1 < x.shape[1]:
+            following = states[:, t + 1, -assets:]
+            state_error = 2 * following * logit_error + following
+    return largest
+
+
 def _spread(p: np.ndarray) -> float:
     """Half the largest log-probability spread of a row: a lower bound on max |z|."""
     usable = np.isfinite(p) & (p > _TINY)
@@ -95,12 +178,15 @@ def _float64_outputs(factory: CellFactory, case: Case, cell: Any, x: np.ndarray)
 def logit_scale(
     factory: CellFactory, case: Case, cell: Any, rnn: Any, x: np.ndarray, outputs: np.ndarray
 ) -> float:
-    """Z, the largest logit magnitude behind ``outputs`` = ``rnn(x)`` (module doc)."""
+    """Z, the scale at which the logits behind ``outputs`` = ``rnn(x)`` are
+    rounded: at least the largest of them (module doc)."""
     out = np.asarray(outputs, np.float64)
     spread = _spread(out)
     if hasattr(cell, "step_activations"):
-        logits = sequence_logits(cell, x, states_of(rnn, np.asarray(outputs)))
-        return max(spread, float(np.max(np.abs(logits))))
+        states = states_of(rnn, np.asarray(outputs))
+        spread = max(spread, float(np.max(np.abs(sequence_logits(cell, x, states)))))
+        if isinstance(cell, ConvRNNCell):
+            return max(spread, propagated_scale(cell, x, states))
     try:
         reference = _float64_outputs(factory, case, cell, x)
     except Exception:  # the cell cannot run in float64: the generous guess

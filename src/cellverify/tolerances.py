@@ -13,9 +13,12 @@ The outputs compared are probabilities ``p = softmax(z)``.  A perturbation
 
     |dp_i| <= 2 p_i max_j |dz_j|.                                      (1)
 
-Rounding perturbs the logits by about an ulp of their largest magnitude Z,
-times the number of roundings that accumulate along the way to them; call that
-factor ``ROUNDING_DEPTH``, so ``max |dz| <= ROUNDING_DEPTH * eps * Z``.  The
+Rounding perturbs the logits by about an ulp of Z, the magnitude at which they
+are rounded, times the number of roundings that accumulate along the way to
+them; call that factor ``ROUNDING_DEPTH``, so ``max |dz| <= ROUNDING_DEPTH *
+eps * Z``.  Z is at least the largest logit, and more when the sums that make
+the logits had larger terms: terms of 1e4 that cancel to a logit of 1 are
+still rounded at 1e4 (:mod:`cellverify.precision` measures Z).  The
 softmax adds its own rounding: the exponent ``z_i - max z`` carries an ulp of
 the spread, the sum of n terms n ulps, the division one: ``(n + 4) eps p_i``
 in all (a generous count).  Hence the bound of :func:`probability_tolerance`::
@@ -62,9 +65,10 @@ def probability_tolerance(
 ) -> np.ndarray:
     """Elementwise bound on the rounding difference of probabilities ``p``.
 
-    ``logit_scale`` is the largest logit magnitude Z behind ``p`` (at least 1
-    is assumed: below that the softmax's own rounding dominates), ``floor`` an
-    absolute floor that held where it was measured.  Derivation: module doc.
+    ``logit_scale`` is Z, the scale at which the logits behind ``p`` are
+    rounded (at least 1 is assumed: below that the softmax's own rounding
+    dominates), ``floor`` an absolute floor that held where it was measured.
+    Derivation: module doc.
     """
     p = np.abs(np.asarray(p, np.float64))
     n = p.shape[-1] if p.ndim else 1
