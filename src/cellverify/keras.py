@@ -128,6 +128,31 @@ class _NoSequence(Exception):
     """The RNN does not return its whole sequence: no per-step activations."""
 
 
+def _gradient_probe_fn(model: Any) -> Callable[[Any, Any], dict[str, Any]]:
+    """The training-mode loss and gradient statistics on (x, y), compiled."""
+    variables = list(model.trainable_variables)
+
+    def measure(x: Any, y: Any) -> dict[str, Any]:
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        pairs = zip(tape.gradient(loss, variables), variables, strict=True)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
+        return {"loss": tf.cast(loss, tf.float64), **gradient_statistics(grads, variables)}
+
+    return tf.function(measure, reduce_retracing=True)  # type: ignore[no-any-return]
+
+
+def _inference_loss_fn(model: Any) -> Callable[[Any, Any], Any]:
+    """The model's loss on (x, y) in inference mode, compiled."""
+
+    def inference_loss(x: Any, y: Any) -> Any:
+        y_pred = model(x, training=False)
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+
+    return tf.function(inference_loss)  # type: ignore[no-any-return]
+
+
 def _activation_fn(model: Any) -> Callable[[Any], dict[str, Any]] | None:
     """A compiled pass from the model's input to the RNN cell's activation
     statistics at every step of the probe, or None if there is no such cell."""
@@ -193,13 +218,9 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self.diagnosis: Diagnosis | None = None
         #: (finding, step) that stopped training, if one did.
         self.stopped_by: tuple[str, int] | None = None
-        # The compiled probe, kept across fits of the same model (traced once).
-        self._probe_fn: Any = None
-        self._probe_model: Any = None
-        self._activation_fn: Any = None
-        self._activation_model: Any = None
-        self._loss_fn: Any = None
-        self._loss_model: Any = None
+        # Compiled measurements by name, each with the model it was made for:
+        # kept across fits of the same model, so each is traced once.
+        self._compiled: dict[str, tuple[Any, Any]] = {}
         self._reset()
 
     # -- set-up -----------------------------------------------------------------
@@ -233,44 +254,34 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
 
     # -- measurements -----------------------------------------------------------
 
-    def _make_probe_fn(self) -> Callable[[Any, Any], dict[str, Any]]:
-        model = self.model
-        variables = list(model.trainable_variables)
-
-        def measure(x: Any, y: Any) -> dict[str, Any]:
-            with tf.GradientTape() as tape:
-                y_pred = model(x, training=True)
-                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-            pairs = zip(tape.gradient(loss, variables), variables, strict=True)
-            grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
-            return {"loss": tf.cast(loss, tf.float64), **gradient_statistics(grads, variables)}
-
-        return tf.function(measure, reduce_retracing=True)  # type: ignore[no-any-return]
+    def _per_model(self, name: str, build: Callable[[Any], Any], model: Any = None) -> Any:
+        """``build(model)``, made once per model and kept under ``name``."""
+        model = model if model is not None else self.model
+        cached = self._compiled.get(name)
+        if cached is None or cached[0] is not model:
+            cached = self._compiled[name] = (model, build(model))
+        return cached[1]
 
     def _activations(self, x: Any, model: Any = None) -> dict[str, np.ndarray] | None:
         """Activation statistics on ``x``, or None when the model has no RNN
         whose cell exposes ``step_activations``.  Compiled once per model:
         eager, the probe's RNN pass took about twice as long."""
         model = model if model is not None else self.model
-        if self._activation_model is not model:
-            self._activation_fn = _activation_fn(model)
-            self._activation_model = model
-        if self._activation_fn is None:
+        fn = self._per_model("activations", _activation_fn, model)
+        if fn is None:
             return None
         try:
-            stats = self._activation_fn(x)
+            stats = fn(x)
         except _NoSequence:
-            self._activation_fn = None
+            self._compiled["activations"] = (model, None)
             return None
         return {k: np.asarray(v) for k, v in stats.items()}
 
     def _measure(self, step: int) -> float:
         """Gradient and activation statistics on the probe at the current weights."""
-        if self._probe_fn is None or self._probe_model is not self.model:
-            self._probe_fn = self._make_probe_fn()
-            self._probe_model = self.model
         x, y = self.probe  # type: ignore[misc]
-        r = {k: np.asarray(v) for k, v in self._probe_fn(x, y).items()}
+        measure = self._per_model("probe", _gradient_probe_fn)
+        r = {k: np.asarray(v) for k, v in measure(x, y).items()}
         self._recorder.rows[step] = r
         stats = self._activations(x)
         if stats is not None:
@@ -314,16 +325,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self._recorder.eval_start = self._probe_loss(x, y)
 
     def _probe_loss(self, x: Any, y: Any) -> float:
-        if self._loss_model is not self.model:
-            model = self.model
-
-            def probe_loss(x: Any, y: Any) -> Any:
-                y_pred = model(x, training=False)
-                return model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-
-            self._loss_fn = tf.function(probe_loss)
-            self._loss_model = model
-        return float(self._loss_fn(x, y))
+        return float(self._per_model("loss", _inference_loss_fn)(x, y))
 
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self.probe is None or (self._step == 0 and 0 in self._recorder.rows):
