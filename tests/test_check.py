@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from cellverify.cell import conv_rnn_cell
 from cellverify.cli import main
 from cellverify.invariants import INVARIANTS
 from cellverify.mutation import MUTANTS
@@ -185,3 +186,11 @@ def test_the_questions_preset_fails_gradients_nonzero_and_says_it_is_outside_the
     assert (row["falsifying"]["cell"]["assets"], row["falsifying"]["cell"]["window"]) == (15, 100)
     assert "activation='relu'" in row["outside_region"]
     assert "OUTSIDE the region" in capsys.readouterr().out
+
+
+def test_execution_modes_agree_raises_no_retracing_warning_over_many_examples(caplog):
+    """Each example compiles a new model; TensorFlow's retracing warning, meant
+    for one function called again, would be printed on every run of the gate."""
+    result = run_invariant(INVARIANTS["execution_modes_agree"], conv_rnn_cell, profile="ci")
+    assert result.status == "passed" and result.examples > 5
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
