@@ -17,6 +17,7 @@ from cellverify.invariants import PERMUTATION_FLOOR, check
 from cellverify.mutation import MUTANTS
 from cellverify.precision import (
     _spread,
+    _through_layer,
     float64_keras,
     logit_scale,
     propagated_scale,
@@ -197,3 +198,22 @@ def test_logit_scale_falls_back_to_a_generous_guess_for_a_float32_only_cell():
     cell, rnn, x, out = _run(Float32Only, case)
     scale = logit_scale(Float32Only, case, cell, rnn, x, out)
     assert scale >= float(np.max(np.abs(x)))  # the inputs' magnitude, 1e4
+
+
+def test_the_propagated_pass_computes_the_cells_own_logits():
+    """propagated_scale runs the cell's convs itself in float64; they must be
+    the cell's convs (three features, cash, several steps), or its scale is
+    about another network."""
+    case = Case(
+        CellConfig(assets=4, window=6, features=3, kernels=(3, 2, 1), cash_bias=True, seed=3),
+        TrainConfig(batch_size=2, steps=3, train_steps=0, task="supervised"),
+    )
+    cell, rnn, x, out = _run(conv_rnn_cell, case)
+    states = states_of(rnn, out)
+    h, r = _through_layer(cell.conv1, x.astype(np.float64), np.zeros(x.shape))
+    h, r = _through_layer(cell.conv2, h, r)
+    previous = states[..., 1:, None, None].astype(np.float64)
+    h3_in = np.concatenate([h, previous], -1)
+    logits, _ = _through_layer(cell.conv3, h3_in, np.zeros(h3_in.shape))
+    expected = _float64_logits(case, cell, x, states).reshape(2, 3, 5)[..., 1:]
+    np.testing.assert_allclose(logits.reshape(2, 3, 4), expected, rtol=1e-12, atol=1e-12)
