@@ -6,6 +6,8 @@ false alarms the old rule raised, and the mutant a wrong gradient at a kink.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from cellverify.cell import conv_rnn_cell
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
-from cellverify.gradcheck import GRADIENT_CHECK_STEPS, check_variable
+from cellverify.gradcheck import GRADIENT_CHECK_STEPS, NoisyLoss, check_variable, loss_noise
 from cellverify.invariants import check
 from cellverify.mutation import MUTANTS
 
@@ -101,4 +103,79 @@ def test_gradient_check_passes_the_selu_cell_whose_units_sit_within_a_step_of_th
 def test_gradient_check_catches_a_relu_whose_gradient_is_wrong_only_at_its_kink():
     mutant = MUTANTS["WrongGradientAtKink"]
     with pytest.raises(InvariantViolation, match=r"conv2/bias \[4\] along coordinate"):
+        check("gradient_check", mutant.factory, mutant.case)
+
+
+def noisy(function, variable, sigma):
+    """``function`` plus rounding-like noise of deviation ``sigma``: a fixed
+    pseudo-random value for each bit pattern of the variable (as rounding is)."""
+
+    def loss():
+        digest = hashlib.blake2b(variable.value.tobytes(), digest_size=8).digest()
+        seed = int.from_bytes(digest, "little")
+        return function() + sigma * np.random.default_rng(seed).standard_normal()
+
+    return loss
+
+
+def test_loss_noise_measures_the_noise_it_is_given_and_none_on_a_smooth_loss():
+    v = Variable([0.3, -1.2, 2.0])
+    direction = np.ones(3) / np.sqrt(3)
+    smooth = lambda: float(np.sum(v.value**3))  # noqa: E731
+    assert loss_noise(smooth, v, direction) < 1e-14
+    estimate = loss_noise(noisy(smooth, v, 1e-11), v, direction)
+    assert 0.3e-11 < estimate < 3e-11  # eight samples: within a factor of ~3
+
+
+#: A point where the loss's size alone (64 ulps of 1) allowed too little for
+#: the noise below and failed a correct gradient on a coordinate.
+NOISY_POINT = np.array([0.3, -1.2, 2.0])
+
+
+def test_a_correct_gradient_passes_when_the_loss_is_noisier_than_its_size_suggests():
+    """A loss of ~1 computed from logits of ~1e4 carries noise of ~1e-11, far
+    above 64 ulps of 1; with derivatives of ~1e-6 that noise, divided by the
+    step, is as large as they are.  The measured noise, not the loss's size,
+    bounds it."""
+    v = Variable(NOISY_POINT)
+    loss = noisy(lambda: 1.0 + 1e-6 * float(np.sum(v.value**2)), v, 1e-11)
+    assert check_variable(loss, v, 2e-6 * v.numpy(), RNG()) is None
+
+
+def test_a_wrong_gradient_at_a_noisy_point_is_still_caught():
+    """The noise allows ~4e-5 at the largest step; an error of 1e-3 is caught."""
+    v = Variable(NOISY_POINT)
+    loss = noisy(lambda: 1.0 + 1e-6 * float(np.sum(v.value**2)), v, 1e-11)
+    assert check_variable(loss, v, 2e-6 * v.numpy() + 1e-3, RNG()) is not None
+
+
+def test_gradient_check_passes_a_leaky_relu_cell_at_prices_x1e4():
+    """Found by the scaled-input run at 200 examples: logits ~1e4 leave the
+    float64 loss with noise of ~280 ulps of its size, which divided by the
+    smallest step looked like a wrong derivative of conv1's bias."""
+    case = Case(
+        CellConfig(
+            assets=2, window=6, features=1, kernels=(1, 5, 1), activation="leaky_relu",
+            output_activation="linear", initializer="orthogonal", seed=1,
+        ),
+        TrainConfig(optimizer="adagrad", batch_size=1, steps=2, train_steps=0, task="supervised"),
+        InputSpec(kind="scaled", scale=1e4, seed=33560),
+    )  # fmt: skip
+    check("gradient_check", conv_rnn_cell, case)
+
+
+def test_a_loss_noisier_than_rounding_can_be_is_reported_not_excused():
+    """Noise of 1e-3 on a loss of 1 is no rounding: a forward pass that is
+    random at inference.  The check says so instead of widening its bound."""
+    v = Variable(NOISY_POINT)
+    loss = noisy(lambda: 1.0 + float(np.sum(v.value**2)), v, 1e-3)
+    result = check_variable(loss, v, 2 * v.numpy(), RNG())
+    assert isinstance(result, NoisyLoss)
+    assert "more than rounding can" in result.describe()
+
+
+@pytest.mark.usefixtures("fresh_keras")
+def test_gradient_check_reports_dropout_left_on_at_inference_as_a_random_loss():
+    mutant = MUTANTS["DropoutOnAtInference"]
+    with pytest.raises(InvariantViolation, match="is the forward pass random in inference mode"):
         check("gradient_check", mutant.factory, mutant.case)
