@@ -59,6 +59,20 @@ def test_full_shape_is_drawn_when_asked():
     assert full.window == 100
 
 
+@settings(max_examples=100, derandomize=True, database=None)
+@given(cell_configs(region=LEARNABLE_REGION, full_shape=True))
+def test_a_region_with_a_window_ceiling_never_draws_a_longer_window(config):
+    """loss_decreases is not claimed at the question's 100-period window, so
+    even a draw that asks for the full shape stays within 12 periods there."""
+    assert config.window <= LEARNABLE_REGION.max_window
+
+
+def test_a_window_beyond_the_ceiling_is_flagged_outside_the_region():
+    assert LEARNABLE_REGION.outside({"window": 100}) == ["window=100"]
+    assert LEARNABLE_REGION.outside({"window": 12}) == []
+    assert ROBUST_REGION.outside({"window": 100}) == []
+
+
 @settings(max_examples=50, derandomize=True, database=None)
 @given(train_configs(region=ROBUST_REGION))
 def test_learning_rates_stay_in_the_optimizers_range(train):

@@ -92,8 +92,8 @@ def shapes(
     )
 
 
-def _full_shape() -> st.SearchStrategy[dict[str, int]]:
-    return st.just({"assets": 15, "window": 100, "features": 3})
+#: The question's shape, drawn under the thorough profile where a region claims it.
+_FULL_SHAPE = {"assets": 15, "window": 100, "features": 3}
 
 
 #: Field names a test may pin, and where each goes (``seed`` goes to both).
@@ -129,21 +129,26 @@ def cell_configs(
 ) -> st.SearchStrategy[CellConfig]:
     """Cell configurations from ``region``, with the ``pinned`` fields held fixed.
 
-    ``full_shape`` adds the question's 15x100x3 shape to the draw; by default
-    it is on only under the ``thorough`` profile.
+    ``full_shape`` adds the question's 15x100x3 shape to the draw, where the
+    region claims a 100-period window; by default it is on only under the
+    ``thorough`` profile.
     """
     _check_range("k1", 1, max_k1, 1)
     _check_range("k2", 1, max_k2, 1)
     pins, _ = check_pinned({k: v for k, v in (pinned or {}).items() if k in CELL_FIELDS})
     if full_shape is None:
         full_shape = current_profile() == "thorough"
+    longest = max(12, region.min_window)
+    if region.max_window is not None:
+        longest = min(longest, region.max_window)
     small = shapes(
         min_assets=region.min_assets,
         max_assets=max(5, region.min_assets),
         min_window=region.min_window,
-        max_window=max(12, region.min_window),
+        max_window=longest,
     )
-    shape_strategy = small | _full_shape() if full_shape else small
+    full = full_shape and region.holds("window", _FULL_SHAPE["window"])
+    shape_strategy = small | st.just(dict(_FULL_SHAPE)) if full else small
     return _cell_configs(
         region,
         max(max_k1, region.min_kernels[0]),
