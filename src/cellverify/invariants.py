@@ -85,7 +85,9 @@ LOSS_TRAIN_STEPS = 20
 #: Measured (python -m cellverify.region --region robust-supervised
 #: --samples 100): smallest relative drop 7.8e-5, 5 % quantile 1.7e-4, median
 #: 7.6e-3; the margin sits 7.8x below the smallest, and ~160 float32 ulps of a
-#: loss near 1, so a dead cell (no change) or an ascent always fails.
+#: loss near 1, so a dead cell (no change) or an ascent always fails.  (Those
+#: drops were to the last step's loss; the lowest over the steps, which the
+#: invariant now takes, is never smaller.)
 LOSS_DECREASE_MARGIN = 1e-5
 #: The untrained output must not be saturated: every row's largest weight
 #: below this, the diagnosis's saturation level (the softmax's gradient
@@ -521,33 +523,40 @@ def gradient_check(factory: CellFactory, case: Case) -> None:
 
 
 def loss_drop(factory: CellFactory, case: Case) -> tuple[float, float, float]:
-    """(start, end, gap): inference loss on the case's fixed batch before and
-    after LOSS_TRAIN_STEPS steps on it, and |uniform loss - reference loss|,
-    the most a learner gains over a dead cell on that batch."""
+    """(start, best, gap): inference loss on the case's fixed batch before
+    training, the lowest it reaches after any of LOSS_TRAIN_STEPS steps on it
+    (NaN if any is NaN), and |uniform loss - reference loss|, the most a
+    learner gains over a dead cell on that batch.
+
+    The lowest, not the last: an Adam-like optimizer at the top of its range
+    oscillates, and the thorough profile found a healthy cell (Adam at 3e-2)
+    2 % below its start at step 4 and 0.1 % above it at step 20."""
     batch = case.batch()
     trainer = _trainer(
         "loss_decreases", factory, case, case.train.replace(train_steps=LOSS_TRAIN_STEPS)
     )
     start = trainer.loss(batch)
+    losses = []
     for _ in range(LOSS_TRAIN_STEPS):
         trainer.update(batch)
-    end = trainer.loss(batch)
+        losses.append(trainer.loss(batch))
+    best = float(np.min(losses))  # NaN propagates: a NaN loss is no drop
     task = case.train.task
-    return start, end, abs(batch.uniform_loss(task) - batch.reference_loss(task))
+    return start, best, abs(batch.uniform_loss(task) - batch.reference_loss(task))
 
 
 @invariant("loss_decreases", region=LEARNABLE_REGION)
 def loss_decreases(factory: CellFactory, case: Case) -> None:
-    """On one fixed batch, LOSS_TRAIN_STEPS steps lower the loss by more than
-    LOSS_DECREASE_MARGIN of max(|initial loss|, uniform-to-reference gap)."""
-    start, end, gap = loss_drop(factory, case)
+    """On one fixed batch, within LOSS_TRAIN_STEPS steps the loss falls by more
+    than LOSS_DECREASE_MARGIN of max(|initial loss|, uniform-to-reference gap)."""
+    start, best, gap = loss_drop(factory, case)
     scale = max(abs(start), gap)
     needed = LOSS_DECREASE_MARGIN * scale
-    if not start - end > needed:
+    if not start - best > needed:
         raise InvariantViolation(
             "loss_decreases",
             f"{case.train.task} loss on a fixed batch of {case.train.batch_size}x"
-            f"{case.train.steps} went from {start:.6g} to {end:.6g} in {LOSS_TRAIN_STEPS} "
+            f"{case.train.steps} went from {start:.6g} to at best {best:.6g} in {LOSS_TRAIN_STEPS} "
             f"{case.train.optimizer} steps (lr {case.train.learning_rate:.3g}); needed a drop "
             f"above {needed:.3g} (margin {LOSS_DECREASE_MARGIN:g} of {scale:.3g})",
         )

@@ -31,9 +31,9 @@ def measure_case(factory: Any, case: Any) -> dict[str, Any]:
 
     keras.backend.clear_session(free_memory=False)
     row: dict[str, Any] = {"case": case.to_dict()}
-    start, end, gap = loss_drop(factory, case)
-    row["loss_drop_share"] = (start - end) / gap if gap > 0 else float("nan")
-    row["loss_drop_relative"] = (start - end) / max(abs(start), gap)
+    start, best, gap = loss_drop(factory, case)
+    row["loss_drop_share"] = (start - best) / gap if gap > 0 else float("nan")
+    row["loss_drop_relative"] = (start - best) / max(abs(start), gap)
     for name, fn in (("gradients_nonzero", gradients_nonzero), ("init", init_near_uniform)):
         try:
             fn(factory, case)
