@@ -60,6 +60,14 @@ def test_many_units_exactly_at_a_kink_pass_with_autodiffs_zero_subgradient():
     assert check_variable(relu_sum(v, weights), v, np.zeros(5), RNG()) is None
 
 
+def test_a_coordinate_mismatch_is_a_plain_value_that_compares_and_hashes():
+    weights = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+    v = Variable(np.zeros(5))
+    mismatch = check_variable(relu_sum(v, weights), v, 3.0 * weights, RNG())
+    assert mismatch is not None and mismatch.unit is not None
+    assert mismatch == mismatch and hash(mismatch) == hash(mismatch)
+
+
 def test_a_wrong_gradient_exactly_at_a_kink_is_caught():
     weights = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
     v = Variable(np.zeros(5))

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -113,8 +113,10 @@ class Mismatch:
     step: float
     at_kink: bool
     along_random: tuple[float, float, float]
-    #: The coordinate as a unit array (not part of the description).
-    unit: np.ndarray | None = None
+    #: The coordinate as a unit array, for re-measuring along it: not part of
+    #: the value (an array field would make the mismatch unhashable and its
+    #: == ambiguous), nor of the description.
+    unit: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         where = "a kink within the smallest step" if self.at_kink else "no kink within the step"
