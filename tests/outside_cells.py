@@ -120,3 +120,20 @@ def offset_votes_cell(config: CellConfig) -> OffsetVotesCell:
 
 def asset_offset_cell(config: CellConfig) -> OffsetVotesCell:
     return OffsetVotesCell(config, per_asset=True)
+
+
+@keras.saving.register_keras_serializable(package="outside_cells")
+class MinMaxScaledCell(EIIECell):
+    """EIIECell that min-max scales each asset's window, ``(x - min) / (max -
+    min)``, a common normalisation: on flat prices that is 0/0, and the
+    output NaN.  The old ``ci`` gate, which never drew a constant window,
+    passed it."""
+
+    def call(self, inputs: Any, states: Any, training: Any = None) -> Any:
+        low = ops.min(inputs, axis=(2, 3), keepdims=True)
+        high = ops.max(inputs, axis=(2, 3), keepdims=True)
+        return super().call((inputs - low) / (high - low), states, training)
+
+
+def minmax_scaled_cell(config: CellConfig) -> MinMaxScaledCell:
+    return MinMaxScaledCell(config)

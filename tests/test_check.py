@@ -221,3 +221,12 @@ def test_loss_decreases_still_fails_an_ascent():
     mutant = MUTANTS["GradientSignFlipped"]
     with pytest.raises(InvariantViolation, match="to at best"):
         check("loss_decreases", mutant.factory, mutant.case)
+
+
+@pytest.mark.parametrize("min_batch", [0, 5, 2.0])
+def test_an_invariant_with_a_least_batch_outside_the_drawn_batches_is_rejected(min_batch):
+    from cellverify.errors import InvalidConfig
+    from cellverify.registry import invariant
+
+    with pytest.raises(InvalidConfig, match=r"min_batch must be an integer from 1 to 4"):
+        invariant("never_registered", min_batch=min_batch)

@@ -53,3 +53,11 @@ def test_kill_matrix_reports_a_mutant_that_escapes_its_target():
         del MUTANTS["Harmless"]
     assert matrix.escaped() == [("Harmless", "output_shape")]
     assert isinstance(matrix, KillMatrix)
+
+
+def test_a_batch_leak_is_caught_by_batch_independence_alone():
+    """BatchLeak equals the shipped cell at batch 1: every invariant that
+    compares a batch with itself passes it."""
+    matrix = kill_matrix(mutants=["BatchLeak"])
+    killed = [i for i in matrix.invariants if matrix.cells["BatchLeak", i] == KILLED]
+    assert killed == ["batch_independence"]

@@ -16,7 +16,8 @@ import pytest
 from cellverify.cli import main
 from cellverify.mutation import MUTANTS
 from cellverify.registry import INVARIANTS
-from cellverify.testing import EXAMPLES_PROPERTY
+from cellverify.search import COVERAGE_EVENT
+from cellverify.testing import COVERAGE_PROPERTY, EXAMPLES_PROPERTY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,8 +90,16 @@ def run_pytest(directory: Path, *args: str, env: dict[str, str] | None = None):
 def test_a_users_test_file_runs_through_the_installed_plugin_without_a_conftest(tmp_path):
     (tmp_path / "test_my_cell.py").write_text(textwrap.dedent(USER_TEST))
     report = tmp_path / "junit.xml"
-    result = run_pytest(tmp_path, "-v", f"--junitxml={report}", env={"CI": "true"})
+    result = run_pytest(
+        tmp_path, "-v", "--hypothesis-show-statistics", f"--junitxml={report}", env={"CI": "true"}
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # Coverage through Hypothesis's own statistics, covering cases included;
+    # the pinned activation is all there is to reach.
+    assert (
+        f"{COVERAGE_EVENT}: inputs 6/6 · activation 1/1 · output_activation 6/6" in result.stdout
+    ), result.stdout[-3000:]
+    assert "inputs: market" in result.stdout
     assert not list(tmp_path.glob("conftest.py"))
     assert "Hypothesis profile ci" in result.stdout  # the plugin's default under CI
     cases = {c.get("name"): c for c in ET.parse(report).getroot().iter("testcase")}
@@ -101,6 +110,7 @@ def test_a_users_test_file_runs_through_the_installed_plugin_without_a_conftest(
     for case in cases.values():
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert int(props[EXAMPLES_PROPERTY]) >= 1
+        assert json.loads(props[COVERAGE_PROPERTY])["complete"] is True
 
 
 def test_an_unknown_name_in_only_or_pinned_is_a_collection_error(tmp_path):

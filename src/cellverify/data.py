@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MOMENTUM",
     "DEFAULT_VOLATILITY",
     "INPUT_KINDS",
+    "SCALES",
     "Batch",
     "InputSpec",
     "Market",
@@ -287,6 +288,11 @@ def batch_for(
 #: (20 % volatility per period), ``scaled`` (raw prices times ``scale``, not
 #: normalised by the latest close: tiny or huge magnitudes).
 INPUT_KINDS: tuple[str, ...] = ("market", "constant", "large_moves", "scaled")
+#: The factors by which ``scaled`` multiplies raw prices, simplest first: the
+#: raw level itself, then prices far below and far above 1 (float32 keeps
+#: ~7 digits, so 1e-4 and 1e4 put the normalised moves of 1e-2 at the edges
+#: of what a cell sees in practice, without overflowing a softmax of them).
+SCALES: tuple[float, ...] = (1.0, 1e-4, 1e4)
 _LARGE_VOLATILITY = 0.2
 
 

@@ -738,6 +738,40 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
     )
 
 
+@invariant("batch_independence", adversarial_inputs=True, min_batch=2)
+def batch_independence(factory: CellFactory, case: Case) -> None:
+    """In inference mode each example's output depends on that example alone:
+    running a batch's examples one at a time gives the batch's outputs, within
+    the rounding bound at the logits' scale (floor PERMUTATION_FLOOR).
+
+    Batch statistics at inference, or a reduction over the wrong axis, leak
+    one example into another; a batch of 1 cannot show it, so the cases are
+    drawn with batches of 2 or more.  The same ops run on another batch size
+    may be blocked and summed in another order (oneDNN picks kernels by
+    shape): rounding, as for a permutation of the assets.
+    """
+    name = "batch_independence"
+    batch = case.batch()
+    cell = factory(case.cell)
+    rnn = _rnn(cell)
+    together = _outputs(name, rnn, batch.inputs, case)
+    tol, scale = output_tolerance(
+        factory, case, cell, rnn, batch.inputs, together, floor=PERMUTATION_FLOOR
+    )
+    size = batch.inputs.shape[0]
+    for i in range(size):
+        alone = _outputs(name, rnn, batch.inputs[i : i + 1], case)
+        _require_close(
+            name,
+            f"example {i}'s output run alone, against its row of the batch of {size} "
+            f"(inputs {case.inputs.kind}),",
+            alone[0],
+            together[i],
+            tol[i],
+            scale,
+        )
+
+
 @invariant("init_near_uniform", region=INIT_REGION)
 def init_near_uniform(factory: CellFactory, case: Case) -> None:
     """Untrained outputs are roughly uniform but not exactly: not saturated,

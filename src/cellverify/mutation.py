@@ -174,6 +174,17 @@ def _flip_gradient(x: Any) -> Any:
 
 
 @_register
+class BatchLeak(ConvRNNCell):
+    """Pulls each example's logits 30 % of the way to the batch's mean: exactly
+    the shipped cell at batch 1 (the mean is the example), wrong above it, as
+    batch statistics at inference or a reduction over the wrong axis are."""
+
+    def _logits(self, features: Any, state: Any, training: Any) -> Any:
+        logits = super()._logits(features, state, training)
+        return logits + 0.3 * (ops.mean(logits, axis=0, keepdims=True) - logits)
+
+
+@_register
 class GradientSignFlipped(ConvRNNCell):
     """The gradient through the logits has the wrong sign: training ascends."""
 
@@ -317,6 +328,7 @@ _builtin(StopGradientConv1, ("gradients_nonzero", "gradient_check"))
 _builtin(GradientSignFlipped, ("gradient_check", "loss_decreases"))
 # The units at its kink move every asset's logit alike: only a cash logit shows them.
 _builtin(WrongGradientAtKink, ("gradient_check",), cell={"cash_bias": True})
+_builtin(BatchLeak, ("batch_independence",))
 _builtin(DropoutOnAtInference, ("deterministic",))
 _builtin(DropoutRedrawsWeights, ("dropout_zero_is_identity",))
 _builtin(SeedIgnored, ("deterministic",))

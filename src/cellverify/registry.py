@@ -33,6 +33,7 @@ from cellverify.case import Case
 from cellverify.errors import CellVerifyError, InvalidConfig, InvariantViolation, describe_exception
 from cellverify.factory import CellFactory
 from cellverify.regions import WHOLE_SPACE, Region
+from cellverify.strategies import MAX_BATCH
 
 __all__ = [
     "INVARIANTS",
@@ -52,15 +53,17 @@ _running: contextvars.ContextVar[str | None] = contextvars.ContextVar("invariant
 
 @dataclass(frozen=True)
 class Invariant:
-    """A named claim, its check, the region where it is claimed, and whether it
+    """A named claim, its check, the region where it is claimed, whether it
     is claimed on adversarial inputs too (constant prices, large moves, raw
-    prices scaled by 1e-4 and 1e4) or on the market's only."""
+    prices scaled by 1, 1e-4 and 1e4) or on the market's only, and the least
+    batch its cases need (2 for a claim about how examples of a batch relate)."""
 
     name: str
     check: Check
     region: Region
     adversarial_inputs: bool
     doc: str = ""
+    min_batch: int = 1
 
     def __call__(self, factory: CellFactory, case: Case) -> None:
         """Run the check, with :func:`fail` knowing whose failure it is."""
@@ -80,17 +83,22 @@ def invariant(
     *,
     region: Region = WHOLE_SPACE,
     adversarial_inputs: bool = False,
+    min_batch: int = 1,
 ) -> Callable[[Check], Check]:
     """Register the decorated ``check(factory, case)`` as an invariant.
 
     ``name`` defaults to the function's name; ``region`` is where the claim
     holds (a :class:`~cellverify.regions.Region`); ``adversarial_inputs``
-    claims it on adversarial inputs too.  Re-registering the same function
-    (a module imported twice) is harmless; another function under a taken
-    name is an error.
+    claims it on adversarial inputs too; ``min_batch`` is the least batch its
+    cases are drawn with.  Re-registering the same function (a module
+    imported twice) is harmless; another function under a taken name is an
+    error.
     """
     if not isinstance(region, Region):
         raise InvalidConfig("invariant", "region", "a cellverify Region", region)
+    if not (isinstance(min_batch, int) and 1 <= min_batch <= MAX_BATCH):
+        allowed = f"an integer from 1 to {MAX_BATCH}"
+        raise InvalidConfig("invariant", "min_batch", allowed, min_batch)
 
     def register(fn: Check) -> Check:
         key = name or fn.__name__
@@ -107,7 +115,9 @@ def invariant(
                 key,
             )
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
-        INVARIANTS[key] = Invariant(key, fn, region, adversarial_inputs, " ".join(doc.split()))
+        INVARIANTS[key] = Invariant(
+            key, fn, region, adversarial_inputs, " ".join(doc.split()), min_batch
+        )
         return fn
 
     return register
@@ -162,6 +172,7 @@ def describe(invariants: Iterable[Invariant]) -> list[dict[str, Any]]:
             "name": inv.name,
             "region": inv.region.name,
             "inputs": "any" if inv.adversarial_inputs else "market",
+            "min_batch": inv.min_batch,
             "claim": inv.doc,
         }
         for inv in invariants

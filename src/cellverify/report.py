@@ -12,6 +12,7 @@ from cellverify.trace import ACTIVATION_LAYERS, Trace
 __all__ = [
     "format_table",
     "render_check",
+    "render_coverage",
     "render_diagnosis",
     "render_kill_matrix",
     "render_sweep",
@@ -107,6 +108,7 @@ def render_check(report: Mapping[str, Any]) -> str:
         *([f"pinned: {', '.join(f'{k}={v}' for k, v in pinned.items())}"] if pinned else []),
         "",
         format_table(["invariant", "status", "examples", "time", "claimed on", "pinned"], rows),
+        *_coverage_lines(report["invariants"]),
     ]
     for r in report["invariants"]:
         if r["status"] == "error":
@@ -123,6 +125,36 @@ def render_check(report: Mapping[str, Any]) -> str:
                 f"         inputs=InputSpec(**{f['inputs']!r}))",
             ]
     return "\n".join([*lines, "", _check_verdict(report)])
+
+
+def render_coverage(coverage: Mapping[str, Any]) -> tuple[str, str]:
+    """``inputs 6/6 · activation 3/3 · ...`` (values reached of those claimed,
+    MISSING ones named), and the values left out, with why (may be empty)."""
+    reached, left = [], []
+    for name, d in coverage["dimensions"].items():
+        got = len(d["values"]) - len(d["missing"])
+        missing = f" (MISSING {', '.join(d['missing'])})" if d["missing"] else ""
+        reached.append(f"{name} {got}/{len(d['values'])}{missing}")
+        by_reason: dict[str, list[str]] = {}
+        for value, why in d["left_out"].items():
+            by_reason.setdefault(why, []).append(value)
+        left += [f"{name} {', '.join(v)} ({why})" for why, v in by_reason.items()]
+    return " · ".join(reached), "; ".join(left)
+
+
+def _coverage_lines(invariants: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What each invariant's examples covered, and what its claim left out."""
+    ran = [r for r in invariants if r.get("coverage")]
+    if not ran:
+        return []
+    width = max(len(r["name"]) for r in ran)
+    lines = ["", "coverage (values reached / values claimed; left out of the claim, with why):"]
+    for r in ran:
+        reached, left = render_coverage(r["coverage"])
+        lines.append(f"  {r['name']:{width}s}  {reached}")
+        if left:
+            lines.append(f"  {'':{width}s}  left out: {left}")
+    return lines
 
 
 def _outside(fields: Sequence[str]) -> str:

@@ -28,13 +28,18 @@ from hypothesis import strategies as st
 
 from cellverify.case import Case
 from cellverify.config import CellConfig, TrainConfig
-from cellverify.data import INPUT_KINDS, InputSpec
+from cellverify.data import INPUT_KINDS, SCALES, InputSpec
 from cellverify.errors import InvalidConfig
 from cellverify.profiles import current_profile
 from cellverify.regions import LEARNABLE_REGION, REGIONS, ROBUST_REGION, WHOLE_SPACE, Region
 
 __all__ = [
     "LEARNABLE_REGION",
+    "MAX_BATCH",
+    "MAX_K1",
+    "MAX_K2",
+    "MAX_SEED",
+    "MAX_STEPS",
     "REGIONS",
     "ROBUST_REGION",
     "WHOLE_SPACE",
@@ -42,13 +47,18 @@ __all__ = [
     "any_cases",
     "cases",
     "cell_configs",
+    "full_shape_allowed",
     "input_specs",
+    "kernel_ranges",
+    "learning_rate_range",
     "robust_cases",
+    "shape_ranges",
     "shapes",
     "train_configs",
 ]
 
-_MAX_SEED = 2**16
+#: Seeds are drawn from 0 to this.
+MAX_SEED = 2**16
 
 
 def _check_range(name: str, low: float, high: float, floor: float) -> None:
@@ -119,11 +129,52 @@ def check_pinned(pinned: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return cell, train
 
 
+#: The largest conv kernel counts drawn by default (k3 is always 1).
+MAX_K1, MAX_K2 = 4, 6
+#: The largest batch and sequence length drawn by default.
+MAX_BATCH, MAX_STEPS = 4, 3
+
+
+def shape_ranges(region: Region) -> dict[str, tuple[int, int]]:
+    """(low, high) of ``assets``, ``window`` and ``features`` at the small
+    shapes drawn by default, within ``region``."""
+    longest = max(12, region.min_window)
+    if region.max_window is not None:
+        longest = min(longest, region.max_window)
+    return {
+        "assets": (region.min_assets, max(5, region.min_assets)),
+        "window": (region.min_window, longest),
+        "features": (1, 3),
+    }
+
+
+def kernel_ranges(
+    region: Region, max_k1: int = MAX_K1, max_k2: int = MAX_K2
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(low, high) of k1 and k2 within ``region``."""
+    k1, k2 = region.min_kernels
+    return (k1, max(max_k1, k1)), (k2, max(max_k2, k2))
+
+
+def learning_rate_range(region: Region, optimizer: str) -> tuple[float, float]:
+    """The (low, high) learning rate of ``optimizer`` in ``region`` (the whole
+    space's where the region does not list it: a pinned optimizer)."""
+    ranges = region.learning_rates
+    return ranges[optimizer] if optimizer in ranges else WHOLE_SPACE.learning_rates[optimizer]
+
+
+def full_shape_allowed(region: Region, full_shape: bool | None) -> bool:
+    """Whether the question's 15x100x3 shape is drawn: asked for (by default
+    under the thorough profile) and inside ``region``."""
+    wanted = current_profile() == "thorough" if full_shape is None else full_shape
+    return wanted and region.holds("window", _FULL_SHAPE["window"])
+
+
 def cell_configs(
     *,
     region: Region = WHOLE_SPACE,
-    max_k1: int = 4,
-    max_k2: int = 6,
+    max_k1: int = MAX_K1,
+    max_k2: int = MAX_K2,
     full_shape: bool | None = None,
     pinned: Mapping[str, Any] | None = None,
 ) -> st.SearchStrategy[CellConfig]:
@@ -136,26 +187,17 @@ def cell_configs(
     _check_range("k1", 1, max_k1, 1)
     _check_range("k2", 1, max_k2, 1)
     pins, _ = check_pinned({k: v for k, v in (pinned or {}).items() if k in CELL_FIELDS})
-    if full_shape is None:
-        full_shape = current_profile() == "thorough"
-    longest = max(12, region.min_window)
-    if region.max_window is not None:
-        longest = min(longest, region.max_window)
+    ranges = shape_ranges(region)
     small = shapes(
-        min_assets=region.min_assets,
-        max_assets=max(5, region.min_assets),
-        min_window=region.min_window,
-        max_window=longest,
+        min_assets=ranges["assets"][0],
+        max_assets=ranges["assets"][1],
+        min_window=ranges["window"][0],
+        max_window=ranges["window"][1],
     )
-    full = full_shape and region.holds("window", _FULL_SHAPE["window"])
+    full = full_shape_allowed(region, full_shape)
     shape_strategy = small | st.just(dict(_FULL_SHAPE)) if full else small
-    return _cell_configs(
-        region,
-        max(max_k1, region.min_kernels[0]),
-        max(max_k2, region.min_kernels[1]),
-        shape_strategy,
-        pins,
-    )
+    (_, top1), (_, top2) = kernel_ranges(region, max_k1, max_k2)
+    return _cell_configs(region, top1, top2, shape_strategy, pins)
 
 
 @st.composite
@@ -190,31 +232,32 @@ def _cell_configs(
         dropout=rate,
         dropout_after=tuple(after),
         cash_bias=pick("cash_bias", st.sampled_from(region.cash_bias)),
-        seed=pick("seed", st.integers(0, _MAX_SEED)),
+        seed=pick("seed", st.integers(0, MAX_SEED)),
     )
 
 
 def train_configs(
     *,
     region: Region = WHOLE_SPACE,
-    max_batch: int = 4,
-    max_steps: int = 3,
+    min_batch: int = 1,
+    max_batch: int = MAX_BATCH,
+    max_steps: int = MAX_STEPS,
     train_steps: int = 0,
     pinned: Mapping[str, Any] | None = None,
 ) -> st.SearchStrategy[TrainConfig]:
     """Training configurations, with the ``pinned`` fields held fixed; the
     learning rate is log-uniform in the optimizer's range."""
-    _check_range("batch", 1, max_batch, 1)
+    _check_range("batch", min_batch, max_batch, 1)
     _check_range("steps", 1, max_steps, 1)
     _, pins = check_pinned({k: v for k, v in (pinned or {}).items() if k in TRAIN_FIELDS})
-    return _train_configs(region, max_batch, max_steps, train_steps, pins)
+    return _train_configs(region, (min_batch, max_batch), max_steps, train_steps, pins)
 
 
 @st.composite
 def _train_configs(
     draw: Any,
     region: Region,
-    max_batch: int,
+    batch: tuple[int, int],
     max_steps: int,
     train_steps: int,
     pinned: Mapping[str, Any],
@@ -223,32 +266,34 @@ def _train_configs(
         return pinned[name] if name in pinned else draw(strategy)
 
     optimizer = pick("optimizer", st.sampled_from(sorted(region.learning_rates)))
-    ranges = region.learning_rates if optimizer in region.learning_rates else WHOLE_SPACE
-    low, high = (
-        ranges[optimizer] if isinstance(ranges, dict) else WHOLE_SPACE.learning_rates[optimizer]
-    )
+    low, high = learning_rate_range(region, optimizer)
     rate = pinned.get("learning_rate")
     if rate is None:
         rate = float(low * (high / low) ** draw(st.floats(0.0, 1.0)))
     return TrainConfig(
         optimizer=optimizer,
         learning_rate=rate,
-        batch_size=pick("batch_size", st.integers(1, max_batch)),
+        batch_size=pick("batch_size", st.integers(*batch)),
         steps=pick("steps", st.integers(1, max_steps)),
         train_steps=pinned.get("train_steps", train_steps),
         task=pick("task", st.sampled_from(region.tasks)),
-        seed=pick("seed", st.integers(0, _MAX_SEED)),
+        seed=pick("seed", st.integers(0, MAX_SEED)),
     )
 
 
 @st.composite
-def input_specs(draw: Any, *, adversarial: bool = True) -> InputSpec:
+def input_specs(
+    draw: Any, *, adversarial: bool = True, only: tuple[str, float] | None = None
+) -> InputSpec:
     """Input windows: the synthetic market, or adversarial ones (constant
-    prices, large moves, raw prices scaled by 1e-4..1e4)."""
-    kinds = INPUT_KINDS if adversarial else INPUT_KINDS[:1]
-    kind = draw(st.sampled_from(kinds))
-    scale = draw(st.sampled_from((1e-4, 1e4, 1.0))) if kind == "scaled" else 1.0
-    return InputSpec(kind=kind, scale=scale, seed=draw(st.integers(0, _MAX_SEED)))
+    prices, large moves, raw prices scaled by :data:`~cellverify.data.SCALES`).
+    ``only`` fixes the ``(kind, scale)`` and draws the seed alone."""
+    if only is not None:
+        kind, scale = only
+    else:
+        kind = draw(st.sampled_from(INPUT_KINDS if adversarial else INPUT_KINDS[:1]))
+        scale = draw(st.sampled_from(SCALES)) if kind == "scaled" else 1.0
+    return InputSpec(kind=kind, scale=scale, seed=draw(st.integers(0, MAX_SEED)))
 
 
 def cases(
@@ -257,16 +302,18 @@ def cases(
     adversarial_inputs: bool = False,
     full_shape: bool | None = None,
     pinned: Mapping[str, Any] | None = None,
+    inputs: tuple[str, float] | None = None,
     **train_kwargs: Any,
 ) -> st.SearchStrategy[Case]:
     """Whole test cases: cell, training and inputs (``full_shape`` and
-    ``pinned`` as in :func:`cell_configs` and :func:`train_configs`)."""
+    ``pinned`` as in :func:`cell_configs`, ``inputs`` as ``only`` in
+    :func:`input_specs`, the rest as in :func:`train_configs`)."""
     check_pinned(pinned or {})
     return st.builds(
         Case,
         cell=cell_configs(region=region, full_shape=full_shape, pinned=pinned),
         train=train_configs(region=region, pinned=pinned, **train_kwargs),
-        inputs=input_specs(adversarial=adversarial_inputs),
+        inputs=input_specs(adversarial=adversarial_inputs, only=inputs),
     )
 
 

@@ -1,12 +1,10 @@
-"""One builder of the Hypothesis tests, for ``cellverify check`` and for pytest.
+"""``cellverify check``'s runner: every invariant's search, and its results.
 
-:func:`search_test` builds, for one invariant, the Hypothesis test object
-that both runners execute: ``cellverify check`` through :func:`run_invariant`
-(which records the shrunk failure as plain data) and the pytest plugin's
-:class:`~cellverify.testing.CellInvariants` (which lets Hypothesis report it).
-The same function under the same profile draws the same examples, so a case
-one runner finds, the other finds.  Results are plain data: rendering lives
-in :mod:`cellverify.report`.
+Each invariant's search is :class:`cellverify.search.SearchTest`, the same
+Hypothesis test the pytest plugin runs; :func:`run_invariant` runs one and
+records its outcome, the shrunk failure and what its examples covered as
+plain data; :func:`run_suite` runs them all, in worker processes if asked.
+Rendering lives in :mod:`cellverify.report`.
 """
 
 from __future__ import annotations
@@ -17,21 +15,15 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import given, reporting, settings
+from hypothesis import reporting
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.case import Case
-from cellverify.errors import (
-    BadCellFactory,
-    CellVerifyError,
-    InvariantViolation,
-    describe_exception,
-)
+from cellverify.errors import BadCellFactory, CellVerifyError, describe_exception
 from cellverify.factory import CellFactory
-from cellverify.profiles import current_profile, register_profiles
 from cellverify.registry import Invariant, registered
-from cellverify.strategies import cases
+from cellverify.search import SearchTest, cases_for, search_test, strategy_for
 
 __all__ = [
     "STATUSES",
@@ -62,6 +54,8 @@ class InvariantResult:
 
     ``outside`` lists the pinned ``field=value`` pairs outside the region
     where the invariant is claimed: a failure there is no fault of the cell.
+    ``coverage`` is what the examples reached
+    (:meth:`cellverify.coverage.Coverage.to_dict`; None where nothing ran).
     """
 
     name: str
@@ -72,6 +66,7 @@ class InvariantResult:
     message: str = ""
     region: str = "any"
     outside: tuple[str, ...] = ()
+    coverage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +78,7 @@ class InvariantResult:
             "message": self.message,
             "region": self.region,
             "outside_region": list(self.outside),
+            "coverage": self.coverage,
         }
 
     @classmethod
@@ -97,6 +93,7 @@ class InvariantResult:
             data.get("message", ""),
             data.get("region", "any"),
             tuple(data.get("outside_region", ())),
+            data.get("coverage"),
         )
 
 
@@ -129,91 +126,6 @@ class SuiteResult:
             "pinned": {k: list(v) if isinstance(v, tuple) else v for k, v in self.pinned.items()},
             "invariants": [r.to_dict() for r in self.results],
         }
-
-
-def strategy_for(
-    invariant: Invariant, profile: str | None = None, pinned: Mapping[str, Any] | None = None
-) -> st.SearchStrategy[Case]:
-    """The cases an invariant is claimed on: its region, adversarial inputs if
-    it takes them, the question's full shape too under ``thorough``
-    (``profile``, by default the one loaded), and the ``pinned`` fields fixed."""
-    return cases(
-        region=invariant.region,
-        adversarial_inputs=invariant.adversarial_inputs,
-        full_shape=(profile or current_profile()) == "thorough",
-        pinned=pinned,
-    )
-
-
-def cases_for(
-    name: str, profile: str | None = None, pinned: Mapping[str, Any] | None = None
-) -> st.SearchStrategy[Case]:
-    """The strategy of the invariant called ``name``, for ``@given`` in a property test."""
-    return strategy_for(registered()[name], profile, pinned)
-
-
-class SearchTest:
-    """A Hypothesis test of one invariant, and how many examples it has run."""
-
-    def __init__(self, test: Callable[[], None], count: list[int]) -> None:
-        self._test = test
-        self._count = count
-
-    def __call__(self) -> None:
-        self._test()
-
-    @property
-    def examples(self) -> int:
-        return self._count[0]
-
-
-def search_test(
-    invariant: Invariant,
-    factory: CellFactory,
-    *,
-    profile: str | None = None,
-    pinned: Mapping[str, Any] | None = None,
-    strategy: st.SearchStrategy[Case] | None = None,
-    failures: list[tuple[Case, str]] | None = None,
-    on_example: Callable[[int], None] | None = None,
-) -> SearchTest:
-    """The Hypothesis test that searches for a case breaking ``invariant``.
-
-    ``profile`` applies that settings profile (``None``: whatever is loaded,
-    as under pytest, where ``--hypothesis-profile`` decides).  ``strategy``
-    replaces the invariant's own cases.  Each failure seen is appended to
-    ``failures`` as ``(case, message)``; a cell that crashes on a case is a
-    failure too, reported as such.
-    """
-    from cellverify.model import fresh_session
-
-    register_profiles()
-    chosen = strategy if strategy is not None else strategy_for(invariant, profile, pinned)
-    seen = failures if failures is not None else []
-    count = [0]
-
-    def search(case: Case) -> None:
-        count[0] += 1
-        if on_example is not None:
-            on_example(count[0])
-        fresh_session()
-        try:
-            invariant(factory, case)
-        except BadCellFactory:
-            raise
-        except InvariantViolation as exc:
-            seen.append((case, str(exc)))
-            raise
-        except Exception as exc:  # the cell crashed on a generated case
-            message = f"[{invariant.name}] the cell raised {describe_exception(exc)}"
-            seen.append((case, message))
-            raise InvariantViolation(invariant.name, message[len(invariant.name) + 3 :]) from exc
-
-    search.__name__ = search.__qualname__ = f"test_{invariant.name}"
-    test = given(case=chosen)(search)
-    if profile is not None:
-        test = settings(settings.get_profile(profile), report_multiple_bugs=False)(test)
-    return SearchTest(test, count)
 
 
 def _hypothesis_error(exc: HypothesisException, failures: list[tuple[Case, str]]) -> str:
@@ -257,10 +169,17 @@ def run_invariant(
     start = time.perf_counter()
 
     def result(status: str, case: Case | None = None, message: str = "") -> InvariantResult:
-        examples = test.examples
         seconds = time.perf_counter() - start
         return InvariantResult(
-            invariant.name, status, examples, seconds, case, message, invariant.region.name, outside
+            invariant.name,
+            status,
+            test.examples,
+            seconds,
+            case,
+            message,
+            invariant.region.name,
+            outside,
+            test.coverage.to_dict() if test.examples else None,
         )
 
     try:

@@ -21,6 +21,7 @@ defined get a test too.  The ``cell_factory`` fixture comes from the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -28,7 +29,7 @@ from cellverify.errors import InvalidConfig
 from cellverify.registry import registered
 from cellverify.strategies import check_pinned
 
-__all__ = ["EXAMPLES_PROPERTY", "CellInvariants"]
+__all__ = ["COVERAGE_PROPERTY", "EXAMPLES_PROPERTY", "CellInvariants"]
 
 
 def _selected(cls: type[CellInvariants]) -> list[str]:
@@ -51,18 +52,23 @@ def _selected(cls: type[CellInvariants]) -> list[str]:
 #: The test report property holding how many examples an invariant's search
 #: ran (carried to the controller under pytest-xdist, written by --junitxml).
 EXAMPLES_PROPERTY = "cellverify_examples"
+#: The report property holding what those examples covered, as JSON
+#: (:meth:`cellverify.coverage.Coverage.to_dict`).
+COVERAGE_PROPERTY = "cellverify_coverage"
 
 
 def _make_test(name: str) -> Callable[..., None]:
     def test(self: CellInvariants, cell_factory: Callable[..., Any], request: Any) -> None:
-        from cellverify.suite import search_test
+        from cellverify.search import search_test
 
         factory = type(self).factory or cell_factory
         search = search_test(registered()[name], factory, pinned=type(self).pinned)
         try:
             search()
         finally:
-            request.node.user_properties.append((EXAMPLES_PROPERTY, search.examples))
+            properties = request.node.user_properties
+            properties.append((EXAMPLES_PROPERTY, search.examples))
+            properties.append((COVERAGE_PROPERTY, json.dumps(search.coverage.to_dict())))
 
     invariant = registered()[name]
     test.__name__ = test.__qualname__ = f"test_{name}"

@@ -1,0 +1,160 @@
+"""The gate covers what it claims: each invariant draws its own cases, the
+covering cases reach every input kind and categorical value its claim allows,
+the report shows it, and a value left out is named with its reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellverify.case import Case
+from cellverify.cell import conv_rnn_cell
+from cellverify.coverage import Coverage, dimensions, labels_of, with_label
+from cellverify.covering import covering_cases
+from cellverify.invariants import INVARIANTS
+from cellverify.regions import ROBUST_REGION, WHOLE_SPACE
+from cellverify.registry import Invariant
+from cellverify.report import render_check
+from cellverify.search import search_seed, search_test
+from cellverify.suite import SuiteResult, run_invariant
+
+from .outside_cells import eiie_cell, minmax_scaled_cell, pgportfolio_cell
+
+pytestmark = pytest.mark.usefixtures("fresh_keras")
+
+
+def _drawn(invariant: Invariant, profile: str = "ci", pinned=None) -> tuple[list[Case], Coverage]:
+    """The cases ``invariant``'s search draws, recorded by a check that passes."""
+    seen: list[Case] = []
+    recorder = Invariant(
+        invariant.name,
+        lambda factory, case: seen.append(case),
+        invariant.region,
+        invariant.adversarial_inputs,
+        min_batch=invariant.min_batch,
+    )
+    search = search_test(recorder, conv_rnn_cell, profile=profile, pinned=pinned)
+    search()
+    return seen, search.coverage
+
+
+def test_two_invariants_of_one_region_draw_different_cases_under_ci():
+    first, _ = _drawn(INVARIANTS["simplex_output"])
+    second, _ = _drawn(INVARIANTS["gradients_finite"])
+    assert first != second
+    assert len({repr(c) for c in first} & {repr(c) for c in second}) <= 1  # the minimal case
+
+
+def test_a_rerun_under_ci_draws_the_same_cases():
+    assert _drawn(INVARIANTS["deterministic"])[0] == _drawn(INVARIANTS["deterministic"])[0]
+
+
+def test_search_seeds_are_stable_and_differ_by_name():
+    # The value is part of the contract "the same draws on every machine".
+    assert search_seed("simplex_output") == search_seed("simplex_output")
+    assert len({search_seed(name) for name in INVARIANTS}) == len(INVARIANTS)
+
+
+@pytest.mark.parametrize("name", sorted(INVARIANTS))
+def test_every_invariant_reaches_every_value_its_claim_allows_under_ci(name):
+    cases, coverage = _drawn(INVARIANTS[name])
+    assert coverage.missing() == {}
+    assert len(cases) == 25  # the profile's examples in all, covering cases first
+
+
+def test_covering_cases_come_first_and_reach_every_value_by_themselves():
+    invariant = INVARIANTS["simplex_output"]
+    cases, _ = _drawn(invariant)
+    covering = covering_cases(
+        region=invariant.region, adversarial_inputs=True, seed=search_seed(invariant.name)
+    )
+    assert cases[: len(covering)] == covering
+    alone = Coverage(dimensions(WHOLE_SPACE, True))
+    for case in covering:
+        alone.record(case)
+    assert alone.complete
+
+
+def test_batch_independence_draws_batches_of_two_or_more():
+    cases, _ = _drawn(INVARIANTS["batch_independence"])
+    assert min(c.train.batch_size for c in cases) == 2
+
+
+def test_a_value_pinned_away_is_left_out_and_named_not_missed():
+    pinned = {"activation": "relu", "task": "portfolio"}
+    cases, coverage = _drawn(INVARIANTS["state_matters"], pinned=pinned)
+    assert {c.cell.activation for c in cases} == {"relu"}
+    assert coverage.complete
+    activation = coverage.to_dict()["dimensions"]["activation"]
+    assert activation["values"] == ["relu"]
+    assert activation["left_out"]["elu"] == "pinned (activation='relu')"
+    assert activation["left_out"]["tanh"] == "outside the region 'robust'"
+
+
+def test_market_only_invariants_name_the_input_kinds_they_leave_out():
+    inputs = {d.name: d for d in dimensions(ROBUST_REGION, adversarial=False)}["inputs"]
+    assert inputs.values == ("market",)
+    assert inputs.left_out["constant"] == "market inputs only"
+    assert set(inputs.left_out) == {
+        "constant",
+        "large_moves",
+        "scaled x1",
+        "scaled x0.0001",
+        "scaled x10000",
+    }
+
+
+def test_coverage_names_a_value_no_example_reached():
+    coverage = Coverage(dimensions(WHOLE_SPACE, True))
+    for case in covering_cases(region=WHOLE_SPACE, adversarial_inputs=True, seed=0):
+        flat = labels_of(case)["inputs"] == "constant"
+        coverage.record(with_label(case, "inputs", "market") if flat else case)
+    assert coverage.missing() == {"inputs": ["constant"]}
+    assert "inputs 5/6 (MISSING constant)" in render_check(_report_with(coverage.to_dict()))
+
+
+def _report_with(coverage: dict) -> dict:
+    return {
+        "cell": "c",
+        "profile": "ci",
+        "invariants": [
+            {
+                "name": "simplex_output",
+                "status": "passed",
+                "examples": 25,
+                "seconds": 1.0,
+                "falsifying": None,
+                "message": "",
+                "coverage": coverage,
+            }
+        ],
+    }
+
+
+def test_the_check_report_shows_each_invariants_coverage_as_text_and_json():
+    result = run_invariant(INVARIANTS["simplex_output"], conv_rnn_cell, profile="ci")
+    report = SuiteResult("shipped", "ci", [result]).to_dict()
+    coverage = report["invariants"][0]["coverage"]
+    assert coverage["complete"]
+    assert coverage["dimensions"]["inputs"]["counts"]["constant"] >= 1
+    text = render_check(report)
+    assert "inputs 6/6 · activation 6/6 · output_activation 6/6 · initializer 7/7" in text
+
+
+@pytest.mark.parametrize("name", ["simplex_output", "gradients_finite"])
+def test_the_ci_gate_catches_a_cell_that_is_nan_on_flat_prices(name):
+    """The issue's outside cell: min-max scaling is 0/0 on a constant window.
+    The old gate never drew one and passed it; the failure shrinks to the
+    simplest case that still has flat prices."""
+    result = run_invariant(INVARIANTS[name], minmax_scaled_cell, profile="ci")
+    assert result.status == "failed"
+    case = result.falsifying
+    assert case.inputs.kind == "constant"
+    assert (case.cell.assets, case.cell.window, case.train.batch_size) == (2, 3, 1)
+    assert case.cell.activation == "linear"  # the simplest value, not the covering case's
+
+
+@pytest.mark.parametrize("factory", [conv_rnn_cell, eiie_cell, pgportfolio_cell])
+def test_correct_cells_pass_batch_independence_under_ci(factory):
+    result = run_invariant(INVARIANTS["batch_independence"], factory, profile="ci")
+    assert result.status == "passed", result.message
+    assert result.coverage["complete"]
