@@ -36,7 +36,7 @@ from typing import Any
 
 from hypothesis import Phase, event, example, given, seed, settings
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException
+from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.case import Case
 from cellverify.coverage import Coverage, dimensions, label_pins, labels_of, with_label
@@ -205,7 +205,14 @@ class SearchTest:
 
     def _shrink(self, failed: Case) -> None:
         """Raise the simplest failure found from ``failed``, a covering case
-        (module doc): simplest values first, then a pinned search."""
+        (module doc): simplest values first, then a pinned search.  As
+        Hypothesis replays a failure before reporting it, the case is run
+        again first; a failure that does not reproduce is ``Flaky``."""
+        if not self._fails(failed):
+            raise Flaky(
+                f"[{self.invariant.name}] the covering case {failed.to_python()} failed once "
+                f"and passed when run again ({self.failures[-1][1]})"
+            )
         case = failed
         for d in self.coverage.dims:
             if labels_of(case)[d.name] != d.values[0]:

@@ -21,6 +21,7 @@ defined get a test too.  The ``cell_factory`` fixture comes from the
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -57,6 +58,25 @@ EXAMPLES_PROPERTY = "cellverify_examples"
 COVERAGE_PROPERTY = "cellverify_coverage"
 
 
+def _statistics_for(item: Any) -> contextlib.AbstractContextManager[Any]:
+    """Hand the search's statistics to Hypothesis's pytest plugin, as it does
+    itself around a ``@given`` test: the search runs inside this test, which
+    the plugin does not see as one, so ``--hypothesis-show-statistics`` would
+    show nothing.  The collector is Hypothesis's internal hook: without it,
+    the statistics are left out and the test still runs."""
+    try:
+        from hypothesis.statistics import collector, describe_statistics
+    except ImportError:  # pragma: no cover - a Hypothesis without the hook
+        return contextlib.nullcontext()
+
+    def note(stats: Any) -> None:
+        stats["nodeid"] = item.nodeid
+        item.hypothesis_statistics = describe_statistics(stats)
+
+    hook: Any = collector  # typed for the plugin's own use, a callable in practice
+    return hook.with_value(note)  # type: ignore[no-any-return]
+
+
 def _make_test(name: str) -> Callable[..., None]:
     def test(self: CellInvariants, cell_factory: Callable[..., Any], request: Any) -> None:
         from cellverify.search import search_test
@@ -64,7 +84,8 @@ def _make_test(name: str) -> Callable[..., None]:
         factory = type(self).factory or cell_factory
         search = search_test(registered()[name], factory, pinned=type(self).pinned)
         try:
-            search()
+            with _statistics_for(request.node):
+                search()
         finally:
             properties = request.node.user_properties
             properties.append((EXAMPLES_PROPERTY, search.examples))
