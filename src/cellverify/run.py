@@ -92,11 +92,19 @@ class Trainer:
         self._update: Callable[..., Any] = self._lean_step
         self._measure: Callable[..., dict[str, Any]] = self._measure_step
         self._activations: Callable[..., dict[str, Any]] = self._activation_stats
+        self._loss: Callable[..., Any] = self._inference_loss
         if compiled:
-            self._step = tf.function(self._train_step, jit_compile=jit_compile)
-            self._update = tf.function(self._lean_step, jit_compile=jit_compile)
-            self._measure = tf.function(self._measure_step, jit_compile=jit_compile)
-            self._activations = tf.function(self._activation_stats, jit_compile=jit_compile)
+            # Without AutoGraph, as Keras's own fit() compiles its step: a cell
+            # that trains under model.fit traces here too, and the conversion
+            # was 90 % of the tracing (loss_decreases: 0.32 of 0.35 s per model).
+            def compile_(fn: Callable[..., Any]) -> Any:
+                return tf.function(fn, jit_compile=jit_compile, autograph=False)
+
+            self._step = compile_(self._train_step)
+            self._update = compile_(self._lean_step)
+            self._measure = compile_(self._measure_step)
+            self._activations = compile_(self._activation_stats)
+            self._loss = compile_(self._inference_loss)
 
     @property
     def variable_names(self) -> tuple[str, ...]:
@@ -217,10 +225,12 @@ class Trainer:
             return self.no_activations()
         return {k: np.asarray(v.numpy()) for k, v in self._activations(batch.inputs).items()}
 
+    def _inference_loss(self, x: Any, y: Any) -> Any:
+        return self.loss_fn(self.rnn(x, training=False), y)
+
     def loss(self, batch: Batch) -> float:
         """Loss on ``batch`` without gradients (inference mode)."""
-        out = self.rnn(batch.inputs, training=False)
-        return float(self.loss_fn(out, batch.target(self.train_config.task)).numpy())
+        return float(self._loss(batch.inputs, batch.target(self.train_config.task)))
 
     def example_losses(self, batch: Batch) -> np.ndarray:
         """Each example's loss on ``batch`` (inference mode), ``[batch]``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "run_suite",
     "search_test",
     "select_invariants",
+    "start_workers",
     "strategy_for",
 ]
 
@@ -225,14 +226,17 @@ def select_invariants(select: Iterable[str] | None) -> list[str]:
 
 
 #: Rough cost of each built-in invariant's search under ``ci``, in seconds on
-#: the 2-core machine of README "Cost": the parallel run starts the longest
-#: first, so that the processes finish together.  Unknown ones count as 5 s.
+#: a 2-core AVX-512 machine (two runs of ``CI=true cellverify check``): the
+#: parallel run starts the longest first, so that the processes finish
+#: together.  Unknown ones count as 3 s.
 _TYPICAL_SECONDS = {
-    "loss_decreases": 37.0,
-    "gradients_nonzero": 20.0,
-    "execution_modes_agree": 12.5,
-    "deterministic": 11.5,
-    "gradient_check": 9.0,
+    "loss_decreases": 14.2,
+    "gradients_nonzero": 9.7,
+    "execution_modes_agree": 9.6,
+    "deterministic": 7.5,
+    "gradient_check": 6.4,
+    "serialization_roundtrip": 4.1,
+    "dropout_zero_is_identity": 2.6,
 }
 
 
@@ -255,20 +259,39 @@ def _init_worker() -> None:
     pin_tensorflow_threads()
 
 
+def _warm_worker(modules: list[str]) -> None:
+    from cellverify.registry import load_invariant_modules
+
+    _init_worker()
+    load_invariant_modules(modules)
+
+
+def start_workers(jobs: int, modules: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` workers, each told at once to import TensorFlow and
+    the invariants (and ``modules``), for :func:`run_suite`'s ``pool``.  Started
+    before the caller's own start-up (its TensorFlow import and the factory's
+    validation, 5 s on 2 cores), the two overlap instead of adding up."""
+    from cellverify.executors import spawn_pool
+
+    pool = spawn_pool(jobs)
+    for _ in range(jobs):
+        pool.submit(_warm_worker, list(modules))
+    return pool
+
+
 def _run_parallel(
     names: Sequence[str],
     spec: str,
     profile: str,
     pinned: Mapping[str, Any],
     modules: Sequence[str],
-    jobs: int,
+    pool: ProcessPoolExecutor,
     on_progress: Callable[[str, int], None] | None,
 ) -> dict[str, InvariantResult]:
-    from cellverify.executors import spawn_pool, terminate_pool
+    from cellverify.executors import terminate_pool
 
-    order = sorted(names, key=lambda n: -_TYPICAL_SECONDS.get(n, 5.0))
+    order = sorted(names, key=lambda n: -_TYPICAL_SECONDS.get(n, 3.0))
     results: dict[str, InvariantResult] = {}
-    pool = spawn_pool(jobs)
     try:
         futures = {
             pool.submit(_run_in_worker, (n, spec, profile, dict(pinned), list(modules))): n
@@ -294,19 +317,26 @@ def run_suite(
     jobs: int = 1,
     modules: Sequence[str] = (),
     on_progress: Callable[[str, int], None] | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> SuiteResult:
     """Run every invariant (or those whose name contains one of ``select``).
 
     With ``jobs > 1`` the invariants run in that many worker processes, which
     import the factory by its name ``cell`` (``MODULE:ATTRIBUTE``) and the
-    invariant ``modules``; results come back as plain data.
+    invariant ``modules``; results come back as plain data.  ``pool`` is such
+    a pool already started (:func:`start_workers`); it is shut down when done.
     """
+    from cellverify.executors import terminate_pool
+
     pins = dict(pinned or {})
     chosen = select_invariants(select)
     invariants = registered()
     if jobs > 1 and len(chosen) > 1:
-        done = _run_parallel(chosen, cell, profile, pins, modules, jobs, on_progress)
+        workers = pool if pool is not None else start_workers(jobs, modules)
+        done = _run_parallel(chosen, cell, profile, pins, modules, workers, on_progress)
     else:
+        if pool is not None:
+            terminate_pool(pool)
         done = {}
         for name in chosen:
             progress = None if on_progress is None else (lambda n, name=name: on_progress(name, n))

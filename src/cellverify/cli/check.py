@@ -61,26 +61,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
+    from cellverify.executors import terminate_pool
     from cellverify.factory import load_factory, validate_factory
     from cellverify.registry import load_invariant_modules
     from cellverify.report import render_check
-    from cellverify.suite import run_suite, select_invariants
+    from cellverify.suite import run_suite, select_invariants, start_workers
 
-    load_invariant_modules(args.invariants or ())
-    select_invariants(args.select)  # an unmatched -k fails here, before any work
-    factory = load_factory(args.cell)
-    validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
+    modules = args.invariants or ()
+    # The workers start up while this process imports TensorFlow and checks the factory.
+    pool = start_workers(jobs, modules) if jobs > 1 else None
+    try:
+        load_invariant_modules(modules)
+        select_invariants(args.select)  # an unmatched -k fails here, before any work
+        factory = load_factory(args.cell)
+        validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
+        result = run_suite(
+            factory,
+            cell=args.cell,
+            profile=profile,
+            select=args.select,
+            pinned=pinned,
+            jobs=jobs,
+            modules=modules,
+            on_progress=_progress(),
+            pool=pool,
+        )
+    finally:
+        if pool is not None:
+            terminate_pool(pool)
     tty = sys.stderr.isatty()
-    result = run_suite(
-        factory,
-        cell=args.cell,
-        profile=profile,
-        select=args.select,
-        pinned=pinned,
-        jobs=jobs,
-        modules=args.invariants or (),
-        on_progress=_progress(),
-    )
     if tty:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     report = result.to_dict()
