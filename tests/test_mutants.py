@@ -29,6 +29,18 @@ def test_mutant_is_caught_by_its_invariant(mutant, invariant):
     assert str(info.value).startswith(f"[{invariant}] ")
 
 
+@pytest.mark.parametrize(("mutant", "invariant"), TARGETS)
+def test_mutant_is_caught_by_its_invariant_under_the_ci_gate(mutant, invariant):
+    """Not just on the case the mutant was written with: the gate's own
+    search (covering cases, then the random search) finds and shrinks it."""
+    from cellverify.suite import run_invariant
+
+    result = run_invariant(INVARIANTS[invariant], MUTANTS[mutant].factory, profile="ci")
+    assert result.status == "failed", result.message
+    assert result.message.startswith(f"[{invariant}] ")
+    assert result.falsifying.train.batch_size <= MUTANTS[mutant].case.train.batch_size
+
+
 @pytest.mark.parametrize("invariant", sorted(INVARIANTS))
 def test_shipped_cell_passes_every_invariant_on_the_mutants_case(invariant):
     INVARIANTS[invariant](conv_rnn_cell, DEFAULT_CASE)
