@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
+from cellverify.catalog import registered
 from cellverify.cell import conv_rnn_cell
 from cellverify.model import fresh_session
 from cellverify.mutation import DEFAULT_CASE
-from cellverify.registry import registered
 
 INVARIANTS = list(registered())
 

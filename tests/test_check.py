@@ -7,6 +7,7 @@ import json
 import pytest
 
 from cellverify.case import Case
+from cellverify.catalog import check
 from cellverify.cell import conv_rnn_cell
 from cellverify.cli import main
 from cellverify.config import CellConfig, TrainConfig
@@ -14,7 +15,6 @@ from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
 from cellverify.invariants import INVARIANTS
 from cellverify.mutation import MUTANTS
-from cellverify.registry import check
 from cellverify.strategies import any_cases
 from cellverify.suite import run_invariant, run_suite
 

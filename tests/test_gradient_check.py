@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from cellverify.case import Case
+from cellverify.catalog import check
 from cellverify.cell import conv_rnn_cell
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
 from cellverify.gradcheck import GRADIENT_CHECK_STEPS, NoisyLoss, check_variable, loss_noise
-from cellverify.invariants import check
 from cellverify.mutation import MUTANTS
 
 

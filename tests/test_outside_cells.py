@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from cellverify.case import Case
+from cellverify.catalog import check
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
-from cellverify.invariants import check
 
 from .outside_cells import asset_offset_cell, offset_votes_cell, pgportfolio_cell
 

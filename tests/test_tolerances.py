@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from cellverify.case import Case
+from cellverify.catalog import check
 from cellverify.cell import conv_rnn_cell
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
-from cellverify.invariants import PERMUTATION_FLOOR, check
+from cellverify.invariants import PERMUTATION_FLOOR
 from cellverify.mutation import MUTANTS
 from cellverify.precision import (
     _spread,

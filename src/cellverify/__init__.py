@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from cellverify.catalog import check
 from cellverify.config import (
     AS_ASKED,
     PGPORTFOLIO,
@@ -29,7 +30,7 @@ from cellverify.regions import (
     WHOLE_SPACE,
     Region,
 )
-from cellverify.registry import Invariant, check, fail, invariant
+from cellverify.registry import Invariant, fail, invariant
 from cellverify.trace import Trace
 
 if TYPE_CHECKING:

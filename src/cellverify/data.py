@@ -23,6 +23,7 @@ import numpy as np
 
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.errors import InvalidConfig
+from cellverify.prices import PriceHistory, PricePaths, resolve_data
 
 __all__ = [
     "DEFAULT_MOMENTUM",
@@ -32,7 +33,6 @@ __all__ = [
     "Batch",
     "InputSpec",
     "Market",
-    "PricePaths",
     "batch_for",
     "batch_from_spec",
     "check_prices_fit",
@@ -53,23 +53,6 @@ DEFAULT_VOLATILITY = 0.01
 _POOL = 4096
 # Wick size relative to volatility.
 _WICK = 0.5
-
-
-@dataclass(frozen=True)
-class PricePaths:
-    """Close, high and low prices, ``[periods, assets]`` each."""
-
-    close: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-
-    @property
-    def periods(self) -> int:
-        return int(self.close.shape[0])
-
-    @property
-    def assets(self) -> int:
-        return int(self.close.shape[1])
 
 
 @dataclass(frozen=True)
@@ -207,8 +190,6 @@ def markets_for(cell: CellConfig, train: TrainConfig) -> tuple[Market, Market]:
     if train.data == "synthetic":
         market = synthetic_market(cell.assets, cell.window + train.steps + _POOL, seed=train.seed)
         return market, market
-    from cellverify.prices import resolve_data
-
     history = resolve_data(train.data)
     assert history is not None
     check_prices_fit(history, cell, train)
@@ -219,7 +200,7 @@ def markets_for(cell: CellConfig, train: TrainConfig) -> tuple[Market, Market]:
     )
 
 
-def check_prices_fit(history: Any, cell: CellConfig, train: TrainConfig) -> None:
+def check_prices_fit(history: PriceHistory, cell: CellConfig, train: TrainConfig) -> None:
     """InvalidConfig unless the prices have the assets, features and periods
     the configurations ask for, in both the training and evaluation periods."""
     source = history.source
@@ -240,7 +221,7 @@ def check_prices_fit(history: Any, cell: CellConfig, train: TrainConfig) -> None
         raise InvalidConfig("prices", "rows", allowed, history.periods)
 
 
-def market_from_prices(history: Any, assets: int, start: int, end: int) -> Market:
+def market_from_prices(history: PriceHistory, assets: int, start: int, end: int) -> Market:
     """Rows ``start:end`` of the first ``assets`` columns of a price history."""
     close = history.close[start:end, :assets]
     log_returns = np.vstack([np.zeros((1, assets)), np.diff(np.log(close), axis=0)])

@@ -37,7 +37,7 @@ from cellverify.outcome import (
     loss_trend,
     outcome_of,
 )
-from cellverify.trace import CONV_LAYERS, Trace
+from cellverify.trace import CONV_LAYERS, SATURATED_MAX_WEIGHT, Trace
 
 __all__ = [
     "DEAD_UNIT_SHARE",
@@ -86,9 +86,6 @@ VANISHING_TIME_RATIO = 1e-3
 #: |a| >= probe.SATURATION_LEVEL, where the slope is under 0.02 - the share
 #: AUTOTRAINER uses for dying ReLUs, applied to tanh's flat ends.
 SATURATED_UNIT_SHARE = 0.7
-#: Saturated softmax: the rows' largest weight averages at least this; the
-#: softmax's gradient scales with w(1 - w) <= 0.01 there.
-SATURATED_MAX_WEIGHT = 0.99
 #: Update-to-weight ratio ‖ΔW‖/‖W‖ of a kernel, median over the run, outside
 #: this range: the optimizer barely moves the weights, or jolts them.  The
 #: usual rule of thumb is ~1e-3 (Karpathy, "A Recipe for Training Neural

@@ -11,9 +11,13 @@ from typing import Any
 
 __all__ = [
     "BadCellFactory",
+    "BadInvariantModule",
+    "BadPriceFile",
     "CellVerifyError",
     "InvalidConfig",
     "InvariantViolation",
+    "SchedulerUnreachable",
+    "UnknownInvariant",
     "describe_exception",
 ]
 
@@ -66,3 +70,42 @@ def describe_exception(exc: BaseException) -> str:
     lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
     useful = [line for line in lines if line and not line.startswith(_KERAS_WRAPPER)]
     return f"{type(exc).__name__}: {useful[0] if useful else ''}".rstrip(": ")
+
+
+class UnknownInvariant(CellVerifyError):
+    """A selection names no invariant."""
+
+
+class BadInvariantModule(CellVerifyError):
+    """A module named by ``--invariants`` cannot be imported."""
+
+
+class SchedulerUnreachable(CellVerifyError):
+    """A Dask scheduler did not answer, or the address is not one."""
+
+
+class BadPriceFile(InvalidConfig):
+    """A price file cannot be used: says which file, row and column, what is
+    allowed and what was found."""
+
+    def __init__(
+        self,
+        file: str,
+        row: int | None,
+        column: str | None,
+        problem: str,
+        allowed: str,
+        received: object,
+    ) -> None:
+        parts = [str(file)]
+        if row is not None:
+            parts.append(f"row {row}")
+        if column is not None:
+            parts.append(f"column {column!r}")
+        super().__init__(
+            "prices",
+            column or "file",
+            allowed,
+            received,
+            message=f"{', '.join(parts)}: {problem}; expected {allowed}. Received: {received!r}",
+        )

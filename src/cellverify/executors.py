@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
-from cellverify.errors import CellVerifyError, InvalidConfig
+from cellverify.errors import InvalidConfig, SchedulerUnreachable
 from cellverify.trace import Trace
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "RunJob",
-    "SchedulerUnreachable",
     "default_workers",
     "make_executor",
     "pin_tensorflow_threads",
@@ -83,10 +82,6 @@ class RunJob:
         fast: bool = True,
     ) -> RunJob:
         return cls(key, factory, cell.to_dict(), train.to_dict(), probe_every, fast)
-
-
-class SchedulerUnreachable(CellVerifyError):
-    """A Dask scheduler did not answer, or the address is not one."""
 
 
 def default_workers() -> int:

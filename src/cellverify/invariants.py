@@ -26,15 +26,15 @@ import tensorflow as tf
 from cellverify.case import Case
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import Batch, batch_for, market_for
-from cellverify.diagnosis import SATURATED_MAX_WEIGHT
 from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
 from cellverify.gradcheck import check_variable
 from cellverify.model import CellFactory, loss_for
 from cellverify.precision import float64_keras, output_tolerance
 from cellverify.regions import INIT_REGION, LEARNABLE_REGION, ROBUST_REGION
-from cellverify.registry import INVARIANTS, Invariant, check, invariant
+from cellverify.registry import INVARIANTS, Invariant, invariant
 from cellverify.run import Trainer
 from cellverify.tolerances import FLOAT32_EPS, simplex_sum_tolerance
+from cellverify.trace import SATURATED_MAX_WEIGHT
 
 __all__ = [
     "COMPILE_FROM_UPDATES",
@@ -51,7 +51,6 @@ __all__ = [
     "SHIFT_UNIFORMITY",
     "STATE_EFFECT_MIN",
     "Invariant",
-    "check",
     "loss_drop",
 ]
 

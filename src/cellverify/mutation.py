@@ -27,12 +27,13 @@ import tensorflow as tf
 from keras import ops
 
 from cellverify.case import Case
+from cellverify.catalog import registered
 from cellverify.cell import ConvRNNCell, _initializer
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation, describe_exception
 from cellverify.factory import CellFactory
-from cellverify.registry import Invariant, registered
+from cellverify.registry import Invariant
 
 __all__ = [
     "DEFAULT_CASE",

@@ -33,15 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cellverify.data import PricePaths
-from cellverify.errors import InvalidConfig
+from cellverify.errors import BadPriceFile, InvalidConfig
 
 __all__ = [
     "DATA_SOURCES",
     "EVAL_FRACTION",
     "MAX_GAP",
-    "BadPriceFile",
     "PriceHistory",
+    "PricePaths",
     "load_prices",
     "resolve_data",
     "sp500",
@@ -58,31 +57,21 @@ _SP500 = ("datasets", "data", "sp500_dataset.csv.gz")
 _DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 
 
-class BadPriceFile(InvalidConfig):
-    """A price file cannot be used: says which file, row and column, what is
-    allowed and what was found."""
+@dataclass(frozen=True)
+class PricePaths:
+    """Close, high and low prices, ``[periods, assets]`` each."""
 
-    def __init__(
-        self,
-        file: str,
-        row: int | None,
-        column: str | None,
-        problem: str,
-        allowed: str,
-        received: object,
-    ) -> None:
-        parts = [str(file)]
-        if row is not None:
-            parts.append(f"row {row}")
-        if column is not None:
-            parts.append(f"column {column!r}")
-        super().__init__(
-            "prices",
-            column or "file",
-            allowed,
-            received,
-            message=f"{', '.join(parts)}: {problem}; expected {allowed}. Received: {received!r}",
-        )
+    close: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+
+    @property
+    def periods(self) -> int:
+        return int(self.close.shape[0])
+
+    @property
+    def assets(self) -> int:
+        return int(self.close.shape[1])
 
 
 @dataclass(frozen=True)

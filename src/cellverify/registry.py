@@ -16,35 +16,25 @@ mutation matrix::
         if (weights < 0).any():
             cellverify.fail(f"a weight of {weights.min():.3g} is negative")
 
-No TensorFlow here: the built-in invariants are imported on first lookup.
+No TensorFlow here, and no knowledge of the built-in invariants: they
+register themselves here when :mod:`cellverify.invariants` is imported, which
+:mod:`cellverify.catalog` does on first lookup.
 """
 
 from __future__ import annotations
 
 import contextvars
-import importlib
-import os
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from cellverify.case import Case
-from cellverify.errors import CellVerifyError, InvalidConfig, InvariantViolation, describe_exception
+from cellverify.errors import InvalidConfig, InvariantViolation
 from cellverify.factory import CellFactory
 from cellverify.regions import WHOLE_SPACE, Region
 from cellverify.strategies import MAX_BATCH
 
-__all__ = [
-    "INVARIANTS",
-    "BadInvariantModule",
-    "Invariant",
-    "check",
-    "fail",
-    "invariant",
-    "load_invariant_modules",
-    "registered",
-]
+__all__ = ["INVARIANTS", "Invariant", "describe", "fail", "invariant"]
 
 Check = Callable[[CellFactory, Case], None]
 
@@ -126,43 +116,6 @@ def invariant(
 def fail(message: str) -> NoReturn:
     """Raise the running invariant's violation, ``[name] message``."""
     raise InvariantViolation(_running.get() or "invariant", message)
-
-
-def registered() -> dict[str, Invariant]:
-    """Every invariant, the built-in ones included (imported on first use)."""
-    import cellverify.invariants  # noqa: F401 - registers the built-in ones
-
-    return INVARIANTS
-
-
-def check(name: str, factory: CellFactory, case: Case) -> None:
-    """Run the invariant called ``name`` on ``case``."""
-    invariants = registered()
-    if name not in invariants:
-        raise InvalidConfig("check", "name", f"one of {', '.join(invariants)}", name)
-    invariants[name](factory, case)
-
-
-class BadInvariantModule(CellVerifyError):
-    """A module named by ``--invariants`` cannot be imported."""
-
-
-def load_invariant_modules(modules: Iterable[str]) -> list[str]:
-    """Import each module (the current directory importable), which registers
-    its invariants (and mutants); returns the names of the invariants added."""
-    registered()
-    before = set(INVARIANTS)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise BadInvariantModule(
-                f"cannot import invariant module {module!r}: {describe_exception(exc)}. "
-                f"Received: --invariants {module}"
-            ) from exc
-    return [name for name in INVARIANTS if name not in before]
 
 
 def describe(invariants: Iterable[Invariant]) -> list[dict[str, Any]]:

@@ -39,12 +39,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.case import Case
+from cellverify.catalog import registered
 from cellverify.coverage import Coverage, dimensions, label_pins, labels_of, with_label
 from cellverify.covering import covering_cases
 from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
 from cellverify.factory import CellFactory
 from cellverify.profiles import current_profile, register_profiles
-from cellverify.registry import Invariant, registered
+from cellverify.registry import Invariant
 from cellverify.strategies import cases, learning_rate_range
 
 __all__ = ["SearchTest", "cases_for", "search_seed", "search_test", "strategy_for"]

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.case import Case
-from cellverify.errors import BadCellFactory, CellVerifyError, describe_exception
+from cellverify.catalog import registered
+from cellverify.errors import BadCellFactory, UnknownInvariant, describe_exception
 from cellverify.factory import CellFactory
-from cellverify.registry import Invariant, registered
+from cellverify.registry import Invariant
 from cellverify.search import SearchTest, cases_for, search_test, strategy_for
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "InvariantResult",
     "SearchTest",
     "SuiteResult",
-    "UnknownInvariant",
     "cases_for",
     "run_invariant",
     "run_suite",
@@ -205,10 +205,6 @@ def run_invariant(
     return result("passed")
 
 
-class UnknownInvariant(CellVerifyError):
-    """A selection names no invariant."""
-
-
 def select_invariants(select: Iterable[str] | None) -> list[str]:
     """Names of the invariants whose name contains one of ``select`` (all if
     None); raises :class:`UnknownInvariant` when a pattern matches none."""
@@ -242,8 +238,8 @@ _TYPICAL_SECONDS = {
 
 def _run_in_worker(job: tuple[str, str, str, dict[str, Any], list[str]]) -> dict[str, Any]:
     """One invariant's search in a worker process, as plain data."""
+    from cellverify.catalog import load_invariant_modules
     from cellverify.factory import load_factory
-    from cellverify.registry import load_invariant_modules
 
     _init_worker()
     name, spec, profile, pinned, modules = job
@@ -260,7 +256,7 @@ def _init_worker() -> None:
 
 
 def _warm_worker(modules: list[str]) -> None:
-    from cellverify.registry import load_invariant_modules
+    from cellverify.catalog import load_invariant_modules
 
     _init_worker()
     load_invariant_modules(modules)

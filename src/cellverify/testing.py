@@ -26,8 +26,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from cellverify.catalog import registered
 from cellverify.errors import InvalidConfig
-from cellverify.registry import registered
 from cellverify.strategies import check_pinned
 
 __all__ = ["COVERAGE_PROPERTY", "EXAMPLES_PROPERTY", "CellInvariants"]

@@ -22,6 +22,7 @@ __all__ = [
     "CONV_LAYERS",
     "LAYER_STATISTICS",
     "OUTPUT_STATISTICS",
+    "SATURATED_MAX_WEIGHT",
     "Trace",
     "no_activations",
 ]
@@ -35,6 +36,10 @@ ACTIVATION_LAYERS: tuple[str, ...] = (*CONV_LAYERS, "logits")
 LAYER_STATISTICS: tuple[str, ...] = ("dead_fraction", "zero_fraction", "saturated_fraction")
 #: Statistics of the output rows, one value each.
 OUTPUT_STATISTICS: tuple[str, ...] = ("uniform_rows", "max_uniform_deviation", "max_weight")
+#: A softmax whose rows' largest weight (``max_weight``) averages at least
+#: this is saturated: its gradient scales with w(1 - w) <= 0.01 there.  The
+#: diagnosis flags it during training; init_near_uniform refuses it at birth.
+SATURATED_MAX_WEIGHT = 0.99
 ACTIVATION_STATISTICS: tuple[str, ...] = LAYER_STATISTICS + OUTPUT_STATISTICS
 
 

@@ -61,9 +61,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
+    from cellverify.catalog import load_invariant_modules
     from cellverify.executors import terminate_pool
     from cellverify.factory import load_factory, validate_factory
-    from cellverify.registry import load_invariant_modules
     from cellverify.report import render_check
     from cellverify.suite import run_suite, select_invariants, start_workers
 
@@ -106,8 +106,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     profile = _profile(args) if args.profile else None
     check_outputs(args)
     quiet_tensorflow()
+    from cellverify.catalog import load_invariant_modules
     from cellverify.mutation import kill_matrix
-    from cellverify.registry import load_invariant_modules
     from cellverify.report import render_kill_matrix
     from cellverify.suite import select_invariants
 
