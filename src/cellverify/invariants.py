@@ -1,12 +1,12 @@
 """The built-in invariants (docs/design.md, 'Invariants').
 
-Each check takes a cell factory and a :class:`~cellverify.case.Case`
-and returns nothing when the invariant holds; otherwise it raises
-:class:`~cellverify.errors.InvariantViolation` whose message names the
-invariant, the tensors, their shapes and the tolerance.  :data:`INVARIANTS`
-lists them by their stable names, with the region where each is claimed, a
-key of :data:`~cellverify.strategies.REGIONS`: ``any`` (every configuration),
-``robust`` or ``robust-supervised``.
+Each check takes a cell factory and a :class:`~cellverify.case.Case` and
+returns nothing when the invariant holds; otherwise it calls
+:func:`~cellverify.registry.fail`, as a user's invariant does, with a message
+that names the tensors, their shapes and the tolerance.  Each registers
+itself, with the :class:`~cellverify.regions.Region` where it is claimed, in
+:data:`~cellverify.registry.INVARIANTS`; :func:`cellverify.catalog.registered`
+imports this module to get them.
 
 Tolerances are named constants; the comment beside each says how it was chosen.
 """
@@ -26,12 +26,12 @@ import tensorflow as tf
 from cellverify.case import Case
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import Batch, batch_for, market_for
-from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
+from cellverify.errors import BadCellFactory, describe_exception
 from cellverify.gradcheck import check_variable
 from cellverify.model import CellFactory, loss_for
 from cellverify.precision import float64_keras, output_tolerance
 from cellverify.regions import INIT_REGION, LEARNABLE_REGION, ROBUST_REGION
-from cellverify.registry import INVARIANTS, Invariant, invariant
+from cellverify.registry import INVARIANTS, Invariant, fail, invariant
 from cellverify.run import Trainer
 from cellverify.tolerances import FLOAT32_EPS, simplex_sum_tolerance
 from cellverify.trace import SATURATED_MAX_WEIGHT
@@ -125,28 +125,24 @@ def _forward(rnn: keras.layers.RNN, x: Any, *, training: bool = False) -> tuple[
     return outputs, states[0]
 
 
-def _outputs(
-    invariant: str, rnn: keras.layers.RNN, x: Any, case: Case, *, training: bool = False
-) -> np.ndarray:
+def _outputs(rnn: keras.layers.RNN, x: Any, case: Case, *, training: bool = False) -> np.ndarray:
     """The RNN's outputs as NumPy, after checking their shape, so that an
     invariant comparing entries reports a malformed output instead of crashing."""
     out = np.asarray(_forward(rnn, x, training=training)[0])
-    _check_shape(invariant, out, x, case)
+    _check_shape(out, x, case)
     return out
 
 
-def _check_shape(invariant: str, out: Any, x: Any, case: Case) -> None:
+def _check_shape(out: Any, x: Any, case: Case) -> None:
     expected = (*np.shape(x)[:2], case.cell.outputs)
     if tuple(out.shape) != expected:
-        raise InvariantViolation(
-            invariant,
+        fail(
             f"output has shape {list(out.shape)}, expected [batch, steps, outputs] = "
-            f"{list(expected)}; see output_shape",
+            f"{list(expected)}; see output_shape"
         )
 
 
 def _loss_and_gradients(
-    invariant: str,
     rnn: keras.layers.RNN,
     case: Case,
     x: Any,
@@ -158,7 +154,7 @@ def _loss_and_gradients(
     loss_fn = loss_for(case.train.task)
     with tf.GradientTape() as tape:
         out, _ = _forward(rnn, x, training=training)
-        _check_shape(invariant, out, x, case)
+        _check_shape(out, x, case)
         loss = loss_fn(out, y)
     grads = tape.gradient(loss, rnn.trainable_variables)
     return loss, grads, out
@@ -172,14 +168,14 @@ def _loss_and_gradients(
 COMPILE_FROM_UPDATES = 15
 
 
-def _trainer(invariant: str, factory: CellFactory, case: Case, train: Any) -> Trainer:
+def _trainer(factory: CellFactory, case: Case, train: Any) -> Trainer:
     """A Trainer for ``train.train_steps`` updates; a cell whose outputs do not
     fit the contract is this invariant's violation."""
     compiled = train.train_steps >= COMPILE_FROM_UPDATES
     try:
         return Trainer(factory, case.cell, train, compiled=compiled)
     except BadCellFactory as exc:
-        raise InvariantViolation(invariant, str(exc)) from exc
+        fail(str(exc))
 
 
 def _run_batches(cell: CellConfig, train: TrainConfig, count: int) -> list[Batch]:
@@ -189,17 +185,14 @@ def _run_batches(cell: CellConfig, train: TrainConfig, count: int) -> list[Batch
     return [batch_for(cell, train, market=market, draw=k) for k in range(count)]
 
 
-def _require_identical(invariant: str, what: str, got: Any, expected: Any, hint: str = "") -> None:
+def _require_identical(what: str, got: Any, expected: Any, hint: str = "") -> None:
     """Raise unless ``got`` and ``expected`` are equal bit for bit; the message
     says ``what`` differs, the shapes, by how much, and ``hint``."""
     a, b = np.asarray(got), np.asarray(expected)
     if a.shape == b.shape and np.array_equal(a, b):
         return
     by = f"by {np.max(np.abs(a - b)):.3g}" if a.shape == b.shape else f"in shape ({_shape(b)})"
-    raise InvariantViolation(
-        invariant,
-        f"{what} {_shape(a)} differs {by} (tolerance: exact){'; ' + hint if hint else ''}",
-    )
+    fail(f"{what} {_shape(a)} differs {by} (tolerance: exact){'; ' + hint if hint else ''}")
 
 
 def _shape(x: Any) -> list[int]:
@@ -212,7 +205,7 @@ def _where(mask: np.ndarray) -> str:
 
 
 def _require_close(
-    invariant: str, what: str, got: np.ndarray, expected: np.ndarray, tol: Any, scale: float
+    what: str, got: np.ndarray, expected: np.ndarray, tol: Any, scale: float
 ) -> None:
     """Raise unless ``|got - expected| <= tol`` everywhere (``tol`` from the
     rounding bound of :mod:`cellverify.tolerances`, logit scale ``scale``)."""
@@ -223,12 +216,11 @@ def _require_close(
     worst = np.unravel_index(
         int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess))), diff.shape
     )
-    raise InvariantViolation(
-        invariant,
+    fail(
         f"{what} {_shape(got)} differs by {diff[worst]:.3g} at index {[int(i) for i in worst]}, "
         f"where rounding allows {np.broadcast_to(tol, diff.shape)[worst]:.3g} (probability "
         f"{float(np.asarray(expected)[worst]):.3g}, logits up to {scale:.3g}; "
-        "cellverify.tolerances.probability_tolerance)",
+        "cellverify.tolerances.probability_tolerance)"
     )
 
 
@@ -243,16 +235,12 @@ def output_shape(factory: CellFactory, case: Case) -> None:
     b, t = batch.inputs.shape[:2]
     n = case.cell.outputs
     if tuple(out.shape) != (b, t, n):
-        raise InvariantViolation(
-            "output_shape",
+        fail(
             f"RNN output has shape {_shape(out)}, expected [batch, steps, outputs] = "
-            f"{[b, t, n]} for inputs {_shape(batch.inputs)}",
+            f"{[b, t, n]} for inputs {_shape(batch.inputs)}"
         )
     if tuple(state.shape) != (b, n):
-        raise InvariantViolation(
-            "output_shape",
-            f"final state has shape {_shape(state)}, expected [batch, outputs] = {[b, n]}",
-        )
+        fail(f"final state has shape {_shape(state)}, expected [batch, outputs] = {[b, n]}")
 
 
 @invariant("simplex_output", adversarial_inputs=True)
@@ -269,22 +257,16 @@ def simplex_output(factory: CellFactory, case: Case) -> None:
         out = np.asarray(_forward(rnn, batch.inputs, training=training)[0], np.float64)
         where = f"output {_shape(out)} (training={training}, inputs {case.inputs.kind})"
         if not np.all(np.isfinite(out)):
-            raise InvariantViolation(
-                "simplex_output", f"{where} has a non-finite entry {_where(~np.isfinite(out))}"
-            )
+            fail(f"{where} has a non-finite entry {_where(~np.isfinite(out))}")
         if np.any(out < 0):
-            raise InvariantViolation(
-                "simplex_output",
-                f"{where} has a negative entry {out.min():.3g} {_where(out < 0)}",
-            )
+            fail(f"{where} has a negative entry {out.min():.3g} {_where(out < 0)}")
         error = np.abs(out.sum(axis=-1) - 1.0)
         allowed = simplex_sum_tolerance(out.shape[-1])
         if np.any(error > allowed):
-            raise InvariantViolation(
-                "simplex_output",
+            fail(
                 f"{where}: a row sums to {1 + error.max():.8g} (|sum - 1| = {error.max():.3g} > "
                 f"tolerance {allowed:.3g} for rows of {out.shape[-1]}) "
-                f"{_where(error == error.max())}",
+                f"{_where(error == error.max())}"
             )
 
 
@@ -298,7 +280,7 @@ def state_is_output(factory: CellFactory, case: Case) -> None:
     batch = case.batch()
     cell = factory(case.cell)
     rnn = _rnn(cell)
-    seq = _outputs("state_is_output", rnn, batch.inputs, case)
+    seq = _outputs(rnn, batch.inputs, case)
     tol, scale = output_tolerance(
         factory, case, cell, rnn, batch.inputs, seq, floor=PERMUTATION_FLOOR
     )
@@ -307,9 +289,8 @@ def state_is_output(factory: CellFactory, case: Case) -> None:
         out, new_states = cell(batch.inputs[:, t], [state], training=False)
         new = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
         o = np.asarray(out)
-        _require_identical("state_is_output", f"at step {t} the new state", new, o)
+        _require_identical(f"at step {t} the new state", new, o)
         _require_close(
-            "state_is_output",
             f"RNN output at step {t}, against stepping the cell on the previous output,",
             seq[:, t],
             o,
@@ -340,10 +321,9 @@ def state_matters(factory: CellFactory, case: Case) -> None:
     out_p = np.asarray(cell(x, [_peaked_state(case, b)], training=False)[0])
     effect = float(np.max(np.abs(out_u - out_p)))
     if not effect > STATE_EFFECT_MIN:
-        raise InvariantViolation(
-            "state_matters",
+        fail(
             f"output {_shape(out_u)} moved by {effect:.3g} when the state went from uniform to "
-            f"peaked (needs > {STATE_EFFECT_MIN:g}): the previous state is not used",
+            f"peaked (needs > {STATE_EFFECT_MIN:g}): the previous state is not used"
         )
 
 
@@ -363,14 +343,12 @@ def asset_permutation_equivariance(factory: CellFactory, case: Case) -> None:
         perm = perm[::-1].copy()
     cash = case.cell.outputs - assets
     out_index = np.concatenate([np.arange(cash), cash + perm])
-    name = "asset_permutation_equivariance"
-    out = _outputs(name, rnn, batch.inputs, case)
-    permuted = _outputs(name, rnn, batch.inputs[:, :, perm], case)
+    out = _outputs(rnn, batch.inputs, case)
+    permuted = _outputs(rnn, batch.inputs[:, :, perm], case)
     tol, scale = output_tolerance(
         factory, case, rnn.cell, rnn, batch.inputs, out, floor=PERMUTATION_FLOOR
     )
     _require_close(
-        name,
         f"the output for assets permuted by {perm.tolist()}, against the permuted output,",
         permuted,
         out[..., out_index],
@@ -384,22 +362,18 @@ def gradients_finite(factory: CellFactory, case: Case) -> None:
     """The loss and every gradient are finite, for every configuration and input."""
     batch = case.batch()
     rnn = _rnn(factory(case.cell))
-    loss, grads, _ = _loss_and_gradients(
-        "gradients_finite", rnn, case, batch.inputs, batch.target(case.train.task)
-    )
+    loss, grads, _ = _loss_and_gradients(rnn, case, batch.inputs, batch.target(case.train.task))
     if not np.isfinite(float(loss)):
-        raise InvariantViolation(
-            "gradients_finite",
+        fail(
             f"{case.train.task} loss is {float(loss)} on inputs "
-            f"{_shape(batch.inputs)} ({case.inputs.kind})",
+            f"{_shape(batch.inputs)} ({case.inputs.kind})"
         )
     for v, g in zip(rnn.trainable_variables, grads, strict=True):
         if g is not None and not np.all(np.isfinite(np.asarray(g))):
             bad = int(np.sum(~np.isfinite(np.asarray(g))))
-            raise InvariantViolation(
-                "gradients_finite",
+            fail(
                 f"gradient of {v.path} {_shape(g)} has {bad} non-finite entries "
-                f"(inputs {case.inputs.kind}, {case.train.task} loss {float(loss):.4g})",
+                f"(inputs {case.inputs.kind}, {case.train.task} loss {float(loss):.4g})"
             )
 
 
@@ -477,11 +451,10 @@ def gradients_nonzero(factory: CellFactory, case: Case) -> None:
     ``_why_zero_gradient_is_wrong``.  A cell whose every gradient is exactly 0
     is dead, whatever a nudge says.
     """
-    name = "gradients_nonzero"
     train = case.train.replace(train_steps=GRADIENT_TRAIN_STEPS)
-    trainer = _trainer(name, factory, case, train)
+    trainer = _trainer(factory, case, train)
     if not trainer.variables:
-        raise InvariantViolation(name, "the cell has no trainable variables")
+        fail("the cell has no trainable variables")
     batches = _run_batches(case.cell, train, GRADIENT_TRAIN_STEPS + 1)
     for batch in batches[:-1]:
         trainer.update(batch)
@@ -489,11 +462,10 @@ def gradients_nonzero(factory: CellFactory, case: Case) -> None:
     record = trainer.measure(final)
     after = f"after {GRADIENT_TRAIN_STEPS} {train.optimizer} steps (lr {train.learning_rate:.3g})"
     if np.all(record.grad_zero_fraction == 1.0):
-        raise InvariantViolation(
-            name,
+        fail(
             f"{after} the whole gradient is exactly 0: every one of the "
             f"{len(trainer.variables)} variables gets none (loss {record.loss:.6g}); "
-            "the cell is dead",
+            "the cell is dead"
         )
     for i, variable_name in enumerate(trainer.variable_names):
         if record.grad_zero_fraction[i] < 1.0:
@@ -502,10 +474,9 @@ def gradients_nonzero(factory: CellFactory, case: Case) -> None:
             factory, case, trainer, trainer.variables[i], final.inputs
         )
         if why:
-            raise InvariantViolation(
-                name,
+            fail(
                 f"{after} the gradient of {variable_name} {_shape(trainer.variables[i])} is "
-                f"exactly 0 in every entry, yet {why} (loss {record.loss:.6g})",
+                f"exactly 0 in every entry, yet {why} (loss {record.loss:.6g})"
             )
 
 
@@ -522,7 +493,7 @@ def gradient_check(factory: CellFactory, case: Case) -> None:
         x = batch.inputs.astype(np.float64)
         y = batch.target(case.train.task).astype(np.float64)
         rnn = _rnn(factory(case.cell))
-        _, grads, _ = _loss_and_gradients("gradient_check", rnn, case, x, y, training=False)
+        _, grads, _ = _loss_and_gradients(rnn, case, x, y, training=False)
         loss_fn = loss_for(case.train.task)
 
         def loss_of() -> float:
@@ -533,10 +504,9 @@ def gradient_check(factory: CellFactory, case: Case) -> None:
             grad = np.zeros(v.shape) if g is None else np.asarray(g, np.float64)
             mismatch = check_variable(loss_of, v, grad, rng)
             if mismatch is not None:
-                raise InvariantViolation(
-                    "gradient_check",
+                fail(
                     f"derivative of the {case.train.task} loss with respect to {v.path} "
-                    f"{_shape(v)} {mismatch.describe()} (float64)",
+                    f"{_shape(v)} {mismatch.describe()} (float64)"
                 )
 
 
@@ -550,9 +520,7 @@ def loss_drop(factory: CellFactory, case: Case) -> tuple[float, float, float]:
     oscillates, and the thorough profile found a healthy cell (Adam at 3e-2)
     2 % below its start at step 4 and 0.1 % above it at step 20."""
     batch = case.batch()
-    trainer = _trainer(
-        "loss_decreases", factory, case, case.train.replace(train_steps=LOSS_TRAIN_STEPS)
-    )
+    trainer = _trainer(factory, case, case.train.replace(train_steps=LOSS_TRAIN_STEPS))
     start = trainer.loss(batch)
     losses = []
     for _ in range(LOSS_TRAIN_STEPS):
@@ -572,13 +540,12 @@ def loss_decreases(factory: CellFactory, case: Case) -> None:
     floor = LOSS_DROP_FLOOR_ULPS * FLOAT32_EPS * max(1.0, abs(start))
     needed = max(LOSS_DECREASE_MARGIN * gap, floor)
     if not start - best > needed:
-        raise InvariantViolation(
-            "loss_decreases",
+        fail(
             f"{case.train.task} loss on a fixed batch of {case.train.batch_size}x"
             f"{case.train.steps} went from {start:.6g} to at best {best:.6g} in {LOSS_TRAIN_STEPS} "
             f"{case.train.optimizer} steps (lr {case.train.learning_rate:.3g}); needed a drop "
             f"above {needed:.3g} (margin {LOSS_DECREASE_MARGIN:g} of the gap {gap:.3g}, at "
-            f"least {LOSS_DROP_FLOOR_ULPS} ulps of the loss)",
+            f"least {LOSS_DROP_FLOOR_ULPS} ulps of the loss)"
         )
 
 
@@ -590,20 +557,16 @@ def dropout_zero_is_identity(factory: CellFactory, case: Case) -> None:
     with_dropout = case.cell.replace(dropout=0.0, dropout_after=(1, 2, 3))
     without = case.cell.replace(dropout=0.0, dropout_after=())
     y = batch.target(case.train.task)
-    name = "dropout_zero_is_identity"
-    _, grads_a, out_a = _loss_and_gradients(
-        name, _rnn(factory(with_dropout)), case, batch.inputs, y
-    )
-    _, grads_b, out_b = _loss_and_gradients(name, _rnn(factory(without)), case, batch.inputs, y)
+    _, grads_a, out_a = _loss_and_gradients(_rnn(factory(with_dropout)), case, batch.inputs, y)
+    _, grads_b, out_b = _loss_and_gradients(_rnn(factory(without)), case, batch.inputs, y)
     _require_identical(
-        "dropout_zero_is_identity",
         "training-mode output with rate-0 dropout after layers 1-3, against none,",
         out_a,
         out_b,
         "if the initial weights differ, adding a layer re-drew them",
     )
     for i, (ga, gb) in enumerate(zip(grads_a, grads_b, strict=False)):
-        _require_identical(name, f"gradient {i} with rate-0 dropout, against none,", ga, gb)
+        _require_identical(f"gradient {i} with rate-0 dropout, against none,", ga, gb)
 
 
 @contextlib.contextmanager
@@ -630,7 +593,7 @@ def execution_modes_agree(factory: CellFactory, case: Case) -> None:
     def forward(x: Any) -> Any:
         return _forward(rnn, x)[0]
 
-    eager = _outputs("execution_modes_agree", rnn, batch.inputs, case)
+    eager = _outputs(rnn, batch.inputs, case)
     tol, scale = output_tolerance(
         factory, case, rnn.cell, rnn, batch.inputs, eager, floor=MODE_FLOOR
     )
@@ -647,12 +610,8 @@ def execution_modes_agree(factory: CellFactory, case: Case) -> None:
             with _without_retracing_warnings():
                 out = np.asarray(fn(tf.constant(batch.inputs)))
         except Exception as exc:  # a compile failure is a finding, not a crash
-            raise InvariantViolation(
-                "execution_modes_agree",
-                f"{mode} failed on inputs {_shape(batch.inputs)}: {describe_exception(exc)}",
-            ) from exc
+            fail(f"{mode} failed on inputs {_shape(batch.inputs)}: {describe_exception(exc)}")
         _require_close(
-            "execution_modes_agree",
             f"the {mode} output, against eager (inputs {case.inputs.kind}),",
             out,
             eager,
@@ -663,7 +622,7 @@ def execution_modes_agree(factory: CellFactory, case: Case) -> None:
 
 def _training_losses(factory: CellFactory, case: Case) -> list[float]:
     run = case.train.replace(train_steps=DETERMINISM_TRAIN_STEPS)
-    trainer = _trainer("deterministic", factory, case, run)
+    trainer = _trainer(factory, case, run)
     return [
         trainer.update(batch) for batch in _run_batches(case.cell, run, DETERMINISM_TRAIN_STEPS)
     ]
@@ -682,14 +641,12 @@ def deterministic(factory: CellFactory, case: Case) -> None:
     a2 = np.asarray(_forward(rnn_a, batch.inputs)[0])
     b1 = np.asarray(_forward(rnn_b, batch.inputs)[0])
     _require_identical(
-        "deterministic",
         "one model's output, called twice at inference,",
         a2,
         a1,
         "is something random at inference?",
     )
     _require_identical(
-        "deterministic",
         f"the output of two cells built with seed {case.cell.seed}",
         b1,
         a1,
@@ -697,7 +654,6 @@ def deterministic(factory: CellFactory, case: Case) -> None:
     )
     first, second = (_training_losses(factory, case) for _ in range(2))
     _require_identical(
-        "deterministic",
         f"the losses of two {DETERMINISM_TRAIN_STEPS}-step runs with the same seeds "
         f"({first} and {second})",
         second,
@@ -717,22 +673,17 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
     try:
         clone = type(cell).from_config(cell.get_config())
     except Exception as exc:
-        raise InvariantViolation(
-            "serialization_roundtrip",
+        fail(
             f"{type(cell).__name__}.from_config(cell.get_config()) failed: "
-            f"{describe_exception(exc)}",
-        ) from exc
+            f"{describe_exception(exc)}"
+        )
     clone_model = build_model(clone, case.cell)
     clone_model(batch.inputs)
     try:
         clone_model.set_weights(model.get_weights())
     except ValueError as exc:
-        raise InvariantViolation(
-            "serialization_roundtrip",
-            f"the cell rebuilt from get_config() has other weights: {exc}",
-        ) from exc
+        fail(f"the cell rebuilt from get_config() has other weights: {exc}")
     _require_identical(
-        "serialization_roundtrip",
         "the output of the cell rebuilt by from_config(get_config())",
         clone_model(batch.inputs),
         out,
@@ -744,12 +695,8 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
             model.save(path)
             loaded = keras.models.load_model(path)
         except Exception as exc:
-            raise InvariantViolation(
-                "serialization_roundtrip",
-                f"saving to / loading from .keras failed: {describe_exception(exc)}",
-            ) from exc
+            fail(f"saving to / loading from .keras failed: {describe_exception(exc)}")
     _require_identical(
-        "serialization_roundtrip",
         "the output of the model reloaded from .keras",
         loaded(batch.inputs),
         out,
@@ -768,19 +715,17 @@ def batch_independence(factory: CellFactory, case: Case) -> None:
     may be blocked and summed in another order (oneDNN picks kernels by
     shape): rounding, as for a permutation of the assets.
     """
-    name = "batch_independence"
     batch = case.batch()
     cell = factory(case.cell)
     rnn = _rnn(cell)
-    together = _outputs(name, rnn, batch.inputs, case)
+    together = _outputs(rnn, batch.inputs, case)
     tol, scale = output_tolerance(
         factory, case, cell, rnn, batch.inputs, together, floor=PERMUTATION_FLOOR
     )
     size = batch.inputs.shape[0]
     for i in range(size):
-        alone = _outputs(name, rnn, batch.inputs[i : i + 1], case)
+        alone = _outputs(rnn, batch.inputs[i : i + 1], case)
         _require_close(
-            name,
             f"example {i}'s output run alone, against its row of the batch of {size} "
             f"(inputs {case.inputs.kind}),",
             alone[0],
@@ -801,33 +746,25 @@ def init_near_uniform(factory: CellFactory, case: Case) -> None:
     batch = case.batch()
     cell = factory(case.cell)
     rnn = _rnn(cell)
-    out = _outputs("init_near_uniform", rnn, batch.inputs, case).astype(np.float64)
+    out = _outputs(rnn, batch.inputs, case).astype(np.float64)
     largest = float(out.max())
     if largest >= INIT_SATURATION or np.any(out == 0):
-        raise InvariantViolation(
-            "init_near_uniform",
+        fail(
             f"untrained output {_shape(out)} puts {largest:.4g} on one entry (saturation at "
             f"{INIT_SATURATION:g}) with {int(np.sum(out == 0))} entries exactly 0: the "
-            "softmax is saturated at birth",
+            "softmax is saturated at birth"
         )
     exact = out.max(axis=-1) == out.min(axis=-1)
     if np.any(exact):
-        raise InvariantViolation(
-            "init_near_uniform",
+        fail(
             f"{int(exact.sum())} of {exact.size} untrained output rows {_shape(out)} are exactly "
-            "uniform: their logits are all equal (dead, docs/design.md, 'Measured facts')",
+            "uniform: their logits are all equal (dead, docs/design.md, 'Measured facts')"
         )
     if hasattr(cell, "step_activations"):
         state = rnn.get_initial_state(batch.inputs.shape[0])[0]
         logits = np.asarray(cell.step_activations(batch.inputs[:, 0], state)["logits"])
         if np.all(logits == 0):
-            raise InvariantViolation(
-                "init_near_uniform", f"every logit {_shape(logits)} is exactly 0 at step 0"
-            )
-    _, grads, _ = _loss_and_gradients(
-        "init_near_uniform", rnn, case, batch.inputs, batch.target(case.train.task)
-    )
+            fail(f"every logit {_shape(logits)} is exactly 0 at step 0")
+    _, grads, _ = _loss_and_gradients(rnn, case, batch.inputs, batch.target(case.train.task))
     if all(g is None or not np.any(np.asarray(g)) for g in grads):
-        raise InvariantViolation(
-            "init_near_uniform", "the untrained gradient is exactly 0 for every variable"
-        )
+        fail("the untrained gradient is exactly 0 for every variable")

@@ -24,6 +24,7 @@ register themselves here when :mod:`cellverify.invariants` is imported, which
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -108,9 +109,24 @@ def invariant(
         INVARIANTS[key] = Invariant(
             key, fn, region, adversarial_inputs, " ".join(doc.split()), min_batch
         )
-        return fn
+        return _named(key, fn)
 
     return register
+
+
+def _named(name: str, fn: Check) -> Check:
+    """``fn``, telling :func:`fail` whose failure it is when called directly
+    (a measuring script, a test) and not through its :class:`Invariant`."""
+
+    @functools.wraps(fn)
+    def check(factory: CellFactory, case: Case) -> None:
+        token = _running.set(name)
+        try:
+            fn(factory, case)
+        finally:
+            _running.reset(token)
+
+    return check
 
 
 def fail(message: str) -> NoReturn:
