@@ -338,3 +338,33 @@ def test_remedy_factors_scale_the_learning_rate():
     assert train.learning_rate == pytest.approx(1e-2)
     cell, _ = apply_remedy(dx.REMEDIES["elu_and_linear"], CellConfig(), TrainConfig())
     assert (cell.activation, cell.output_activation) == ("elu", "linear")
+
+
+def test_every_cause_rules_trigger_is_a_finding_some_detector_emits():
+    """A misspelled trigger would never fire; the names come from what the
+    detectors declare (and check at run time) that they emit."""
+    for rule in dx.CAUSE_RULES:
+        assert rule.triggers <= set(dx.FINDING_NAMES), rule.name
+        assert set(rule.remedies) <= set(dx.REMEDIES), rule.name
+    assert set(dx.FINDING_NAMES) == {n for d in dx.DETECTORS for n in d.emits} | {
+        dx.OUTCOME_VARIANCE
+    }
+
+
+def test_every_finding_triggers_some_cause():
+    triggered = set().union(*(rule.triggers for rule in dx.CAUSE_RULES))
+    assert set(dx.FINDING_NAMES) - triggered == set()
+
+
+def test_a_detector_that_emits_an_undeclared_finding_is_a_kit_bug():
+    liar = dx.Detector(dx.detect_zero_gradient, ("zero_logits",))
+    with pytest.raises(RuntimeError, match="emitted 'zero_gradient', which it does not declare"):
+        liar(dead_from(healthy_trace(), 3))
+
+
+def test_the_fallback_cause_applies_only_when_nothing_else_explains_the_findings():
+    relu = {"output_activation": "relu"}
+    alone = dx.likely_causes({dx.OUTCOME_VARIANCE}, relu, {"optimizer": "adam"})
+    assert [c.name for c in alone] == ["fragile_initialisation"]
+    both = dx.likely_causes({dx.OUTCOME_VARIANCE, "zero_logits"}, relu, {"optimizer": "adam"})
+    assert [c.name for c in both] == ["relu_before_softmax"]

@@ -40,10 +40,12 @@ from cellverify.outcome import (
 from cellverify.trace import CONV_LAYERS, SATURATED_MAX_WEIGHT, Trace
 
 __all__ = [
+    "CAUSE_RULES",
     "DEAD_UNIT_SHARE",
     "DETECTORS",
     "EXPLODING_RATIO",
     "FINDING_NAMES",
+    "OUTCOME_VARIANCE",
     "PREDICTIVE_WARNINGS",
     "REMEDIES",
     "SATURATED_MAX_WEIGHT",
@@ -56,12 +58,15 @@ __all__ = [
     "VANISHING_TIME_RATIO",
     "VERDICTS",
     "Cause",
+    "CauseRule",
+    "Detector",
     "Diagnosis",
     "Finding",
     "Remedy",
     "Symptom",
     "Verdict",
     "diagnose",
+    "likely_causes",
     "seed_state",
 ]
 
@@ -99,23 +104,6 @@ UPDATE_RATIO_RANGE = (1e-5, 1e-1)
 STEP_GAIN_LIMIT = 10.0
 
 
-#: Every finding's name, for choosing which stop a run (Monitor's stop_on).
-FINDING_NAMES: tuple[str, ...] = (
-    "zero_gradient",
-    "zero_logits",
-    "dead_units",
-    "zero_gradient_entries",
-    "optimizer_step",
-    "vanishing_gradient",
-    "vanishing_through_time",
-    "exploding_gradient",
-    "saturated_softmax",
-    "saturated_tanh",
-    "update_ratio_high",
-    "update_ratio_low",
-    "stalled_loss",
-    "outcome_variance",
-)
 #: Severities, most severe first.
 SEVERITIES: tuple[str, ...] = ("fatal", "warning", "info")
 #: Verdicts on a configuration, worst first (JSON ``verdict.name``).
@@ -568,20 +556,48 @@ def detect_optimizer_step(trace: Trace) -> Symptom | None:
 
 
 #: Every per-run detector, in report order.
-DETECTORS: tuple[Callable[[Trace], Symptom | None], ...] = (
-    detect_zero_gradient,
-    detect_zero_logits,
-    detect_dead_units,
-    detect_zero_gradient_entries,
-    detect_optimizer_step,
-    detect_vanishing_gradient,
-    detect_vanishing_through_time,
-    detect_exploding_gradient,
-    detect_saturated_softmax,
-    detect_saturated_tanh,
-    detect_update_ratio,
-    detect_stalled_loss,
+@dataclass(frozen=True)
+class Detector:
+    """A detector and the names of the findings it may emit: declared, so
+    that :data:`FINDING_NAMES` and the cause rules' triggers can be checked
+    against what is really emitted."""
+
+    detect: Callable[[Trace], Symptom | None]
+    emits: tuple[str, ...]
+
+    @property
+    def __name__(self) -> str:
+        return self.detect.__name__
+
+    def __call__(self, trace: Trace) -> Symptom | None:
+        symptom = self.detect(trace)
+        if symptom is not None and symptom.name not in self.emits:  # a bug in the kit
+            raise RuntimeError(
+                f"{self.__name__} emitted {symptom.name!r}, which it does not declare "
+                f"({', '.join(self.emits)})"
+            )
+        return symptom
+
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector(detect_zero_gradient, ("zero_gradient",)),
+    Detector(detect_zero_logits, ("zero_logits",)),
+    Detector(detect_dead_units, ("dead_units",)),
+    Detector(detect_zero_gradient_entries, ("zero_gradient_entries",)),
+    Detector(detect_optimizer_step, ("optimizer_step",)),
+    Detector(detect_vanishing_gradient, ("vanishing_gradient",)),
+    Detector(detect_vanishing_through_time, ("vanishing_through_time",)),
+    Detector(detect_exploding_gradient, ("exploding_gradient",)),
+    Detector(detect_saturated_softmax, ("saturated_softmax",)),
+    Detector(detect_saturated_tanh, ("saturated_tanh",)),
+    Detector(detect_update_ratio, ("update_ratio_high", "update_ratio_low")),
+    Detector(detect_stalled_loss, ("stalled_loss",)),
 )
+#: The finding about a configuration rather than one run: seeds disagree.
+OUTCOME_VARIANCE = "outcome_variance"
+#: Every finding's name (for instance to choose which stop a run: Monitor's
+#: ``stop_on``), from what the detectors declare.
+FINDING_NAMES: tuple[str, ...] = (*(n for d in DETECTORS for n in d.emits), OUTCOME_VARIANCE)
 
 # -- causes and remedies ---------------------------------------------------------
 
@@ -626,100 +642,154 @@ REMEDIES: dict[str, Remedy] = {
 """Known remedies.  ``learning_rate`` values in ``train`` are *factors*."""
 
 
-def _cause_rules(
-    names: set[str], cell: dict[str, Any], train: dict[str, Any]
-) -> list[tuple[str, str, list[str], list[str]]]:
-    relu_out = cell.get("output_activation") == "relu"
-    relu_convs = cell.get("activation") == "relu"
-    adam_like = train.get("optimizer") in ADAPTIVE_OPTIMIZERS
-    slow = train.get("optimizer") in GRADIENT_SCALED_OPTIMIZERS
-    rules: list[tuple[str, str, list[str], list[str]]] = []
+def _always(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return True
 
-    def cause(
-        name: str, triggers: set[str], explanation: str, remedies: list[str], when: bool = True
-    ) -> None:
-        """Add the cause when any of its triggering findings is present (and ``when``)."""
-        found = sorted(triggers & names)
-        if found and when:
-            rules.append((name, explanation, found, remedies))
 
-    cause(
+def _relu_before_softmax(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return bool(cell.get("output_activation") == "relu")
+
+
+def _relu_convs(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return bool(cell.get("activation") == "relu")
+
+
+def _adam_like(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return train.get("optimizer") in ADAPTIVE_OPTIMIZERS
+
+
+def _not_adam_like(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return not _adam_like(cell, train)
+
+
+def _gradient_scaled(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return train.get("optimizer") in GRADIENT_SCALED_OPTIMIZERS
+
+
+def _not_gradient_scaled(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return not _gradient_scaled(cell, train)
+
+
+@dataclass(frozen=True)
+class CauseRule:
+    """A likely cause: it applies when any of its ``triggers`` was found and
+    ``when(cell, train)`` holds; a ``fallback`` rule applies only when no
+    other rule does.  ``explanation`` may name ``{optimizer}``."""
+
+    name: str
+    triggers: frozenset[str]
+    explanation: str
+    remedies: tuple[str, ...]
+    when: Callable[[dict[str, Any], dict[str, Any]], bool] = _always
+    fallback: bool = False
+
+    def cause(self, names: set[str], cell: dict[str, Any], train: dict[str, Any]) -> Cause | None:
+        found = sorted(self.triggers & names)
+        if not (found and self.when(cell, train)):
+            return None
+        text = self.explanation.format(optimizer=train.get("optimizer"))
+        return Cause(self.name, text, found, list(self.remedies))
+
+
+_STEP_INDEPENDENT = (
+    "{optimizer} steps each weight by about lr whatever the gradient's scale; conv2's "
+    "inputs are all >= 0 after ReLU, so the steps add up and push the single output unit "
+    "below 0 within a few steps"
+)
+
+#: Every cause rule, in the order causes are reported.
+CAUSE_RULES: tuple[CauseRule, ...] = (
+    CauseRule(
         "relu_before_softmax",
-        {"zero_gradient", "zero_logits"},
+        frozenset({"zero_gradient", "zero_logits"}),
         "a ReLU before the softmax clips every negative logit to exactly 0; when all "
         "are, the output is exactly uniform and the gradient exactly 0, for good",
-        ["linear_last_conv", "elu_and_linear"],
-        when=relu_out,
-    )
-    cause(
+        ("linear_last_conv", "elu_and_linear"),
+        when=_relu_before_softmax,
+    ),
+    CauseRule(
         "step_independent_of_gradient",
-        {"optimizer_step"},
-        f"{train.get('optimizer')} steps each weight by about lr whatever the gradient's "
-        "scale; conv2's inputs are all >= 0 after ReLU, so the steps add up and push the "
-        "single output unit below 0 within a few steps",
-        ["linear_last_conv", "adagrad"] if adam_like else ["linear_last_conv"],
-    )
-    cause(
+        frozenset({"optimizer_step"}),
+        _STEP_INDEPENDENT,
+        ("linear_last_conv", "adagrad"),
+        when=_adam_like,
+    ),
+    CauseRule(
+        "step_independent_of_gradient",
+        frozenset({"optimizer_step"}),
+        _STEP_INDEPENDENT,
+        ("linear_last_conv",),
+        when=_not_adam_like,
+    ),
+    CauseRule(
         "dying_relu",
-        {"dead_units", "zero_gradient_entries"},
+        frozenset({"dead_units", "zero_gradient_entries"}),
         "ReLU conv units whose pre-activation is negative on every input output 0 and get "
         "no gradient; with few kernels a whole layer can die at birth",
-        ["elu_convs", "leaky_relu_convs"],
-        when=relu_convs,
-    )
-    cause(
+        ("elu_convs", "leaky_relu_convs"),
+        when=_relu_convs,
+    ),
+    CauseRule(
         "vanishing_gradient",
-        {"vanishing_gradient", "vanishing_through_time"},
+        frozenset({"vanishing_gradient", "vanishing_through_time"}),
         "the gradient shrinks through the layers (or steps) to nothing",
-        ["elu_convs", "tanh_glorot"],
-    )
-    cause(
+        ("elu_convs", "tanh_glorot"),
+    ),
+    CauseRule(
         "step_too_large",
-        {"exploding_gradient", "update_ratio_high"},
+        frozenset({"exploding_gradient", "update_ratio_high"}),
         "the updates are large next to the weights",
-        ["lower_learning_rate"],
-    )
-    cause(
+        ("lower_learning_rate",),
+    ),
+    CauseRule(
         "step_too_small",
-        {"update_ratio_low"},
+        frozenset({"update_ratio_low"}),
         "the updates barely move the weights",
-        ["higher_learning_rate"],
-    )
-    cause(
+        ("higher_learning_rate",),
+    ),
+    CauseRule(
         "saturated_tanh",
-        {"saturated_tanh"},
+        frozenset({"saturated_tanh"}),
         "tanh units sit on their flat ends, where almost no gradient passes",
-        ["glorot_init", "elu_convs"],
-    )
-    cause(
+        ("glorot_init", "elu_convs"),
+    ),
+    CauseRule(
         "saturated_softmax",
-        {"saturated_softmax"},
+        frozenset({"saturated_softmax"}),
         "the softmax is near one-hot, where its gradient w(1-w) vanishes",
-        ["glorot_init", "lower_learning_rate"],
-    )
-    if slow:
-        cause(
-            "steps_too_small",
-            {"stalled_loss"},
-            "the cell is alive but its gradient is tiny (about 3e-3 on the portfolio loss) and "
-            "this optimizer's step scales with it, so nothing visible happens",
-            ["higher_learning_rate", "elu_and_linear"],
-        )
-    else:
-        cause(
-            "not_learning",
-            {"stalled_loss"},
-            "the cell is alive but the loss does not move enough",
-            ["elu_and_linear"],
-        )
-    cause(
+        ("glorot_init", "lower_learning_rate"),
+    ),
+    CauseRule(
+        "steps_too_small",
+        frozenset({"stalled_loss"}),
+        "the cell is alive but its gradient is tiny (about 3e-3 on the portfolio loss) and "
+        "this optimizer's step scales with it, so nothing visible happens",
+        ("higher_learning_rate", "elu_and_linear"),
+        when=_gradient_scaled,
+    ),
+    CauseRule(
+        "not_learning",
+        frozenset({"stalled_loss"}),
+        "the cell is alive but the loss does not move enough",
+        ("elu_and_linear",),
+        when=_not_gradient_scaled,
+    ),
+    CauseRule(
         "fragile_initialisation",
-        {"outcome_variance"},
+        frozenset({OUTCOME_VARIANCE}),
         "whether the cell learns depends on the seed: the initial weights are a coin flip",
-        ["elu_and_linear"],
-        when=not rules,
-    )
-    return rules
+        ("elu_and_linear",),
+        fallback=True,
+    ),
+)
+
+
+def likely_causes(names: set[str], cell: dict[str, Any], train: dict[str, Any]) -> list[Cause]:
+    """The causes the findings ``names`` point to, for this configuration."""
+    found = [c for r in CAUSE_RULES if not r.fallback if (c := r.cause(names, cell, train))]
+    if found:
+        return found
+    return [c for r in CAUSE_RULES if r.fallback if (c := r.cause(names, cell, train))]
 
 
 def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> str:
@@ -750,7 +820,7 @@ def _outcome_variance(states: dict[int, str]) -> Finding | None:
         "undecided_seeds": [s for s in states if s not in decided],
         "source": "outcome variance over seeds (docs/design.md, 'Verdicts')",
     }
-    return Finding("outcome_variance", failed, len(states), message, [evidence], "warning", message)
+    return Finding(OUTCOME_VARIANCE, failed, len(states), message, [evidence], "warning", message)
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -857,6 +927,6 @@ def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
     findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     names = {f.name for f in findings}
     cell, train = dict(traces[0].cell), dict(traces[0].train)
-    causes = [Cause(*rule) for rule in _cause_rules(names, cell, train)]
+    causes = likely_causes(names, cell, train)
     verdict = _verdict(states, findings, min(t.steps for t in traces))
     return Diagnosis(cell, train, list(seeds), outcomes, findings, causes, verdict)
