@@ -23,7 +23,15 @@ from keras import ops
 from cellverify.config import INITIALIZER_CLASSES, CellConfig
 from cellverify.trace import ACTIVATION_LAYERS
 
-__all__ = ["LAYER_NAMES", "ConvRNNCell", "conv_rnn_cell"]
+__all__ = [
+    "LAYER_NAMES",
+    "PART_SLOTS",
+    "SEED_SLOTS",
+    "ConvRNNCell",
+    "conv_rnn_cell",
+    "initializer",
+    "slot_seed",
+]
 
 #: Names of the intermediate tensors :meth:`ConvRNNCell.step_activations` returns,
 #: in the order data flows.
@@ -34,15 +42,22 @@ LAYER_NAMES: tuple[str, ...] = (*ACTIVATION_LAYERS, "output")
 # so adding a dropout layer leaves every conv's initial weights unchanged -
 # unlike TF1 graph-level seeding, which is how the question's "dropout with
 # keep_prob 1.0 stops learning" came about (docs/design.md, 'Measured facts').
-_SEED_SLOTS = 8
-_SLOT = {"conv1": 0, "conv2": 1, "conv3": 2, "dropout1": 3, "dropout2": 4, "dropout3": 5}
+SEED_SLOTS = 8
+#: Each random part's slot.
+PART_SLOTS = {"conv1": 0, "conv2": 1, "conv3": 2, "dropout1": 3, "dropout2": 4, "dropout3": 5}
+
+
+def slot_seed(cell_seed: int, slot: int) -> int:
+    """The seed of the random part in ``slot`` of a cell seeded ``cell_seed``."""
+    return cell_seed * SEED_SLOTS + slot
 
 
 def _part_seed(cell_seed: int, part: str) -> int:
-    return cell_seed * _SEED_SLOTS + _SLOT[part]
+    return slot_seed(cell_seed, PART_SLOTS[part])
 
 
-def _initializer(name: str, seed: int) -> keras.initializers.Initializer:
+def initializer(name: str, seed: int) -> keras.initializers.Initializer:
+    """The Keras initializer called ``name`` in :data:`~cellverify.config.INITIALIZERS`, seeded."""
     class_name, extra = INITIALIZER_CLASSES[name]
     return keras.initializers.get({"class_name": class_name, "config": {"seed": seed, **extra}})
 
@@ -55,6 +70,10 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
     ``[batch, assets, window, features]`` and state ``[batch, outputs]``; it
     returns ``(output, [output])``.  :meth:`step_activations` exposes the
     intermediate tensors for diagnosis.
+
+    Subclasses (the fast path, the mutants of :mod:`cellverify.mutation`, a
+    user's variant) change one stage by overriding its hook:
+    :meth:`apply_dropout`, :meth:`logits` and :meth:`portfolio`.
     """
 
     def __init__(self, config: CellConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -91,7 +110,7 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
             size,
             padding="valid",
             activation=activation,
-            kernel_initializer=_initializer(self.cell_config.initializer, seed),
+            kernel_initializer=initializer(self.cell_config.initializer, seed),
             bias_initializer="zeros",
             name=name,
         )
@@ -111,7 +130,8 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
         n = self.cell_config.outputs
         return [ops.full((batch_size, n), 1.0 / n, dtype=self.compute_dtype)]
 
-    def _dropout(self, layer: int, x: Any, training: Any) -> Any:
+    def apply_dropout(self, layer: int, x: Any, training: Any) -> Any:
+        """The dropout after ``layer`` (1, 2 or 3) if the config asks for one, else ``x``."""
         if layer in self.dropouts:
             return self.dropouts[layer](x, training=training)
         return x
@@ -125,23 +145,23 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
         """
         if not self.built:  # called directly, not through __call__
             self.build(tuple(inputs.shape))
-        h1 = self._dropout(1, self.conv1(inputs), training)
-        h2 = self._dropout(2, self.conv2(h1), training)
-        logits = self._logits(h2, state, training)
-        return {"conv1": h1, "conv2": h2, "logits": logits, "output": self._portfolio(logits)}
+        h1 = self.apply_dropout(1, self.conv1(inputs), training)
+        h2 = self.apply_dropout(2, self.conv2(h1), training)
+        logits = self.logits(h2, state, training)
+        return {"conv1": h1, "conv2": h2, "logits": logits, "output": self.portfolio(logits)}
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
         """conv3 over [features, previous state], then the cash logit if any: [batch, outputs]."""
         assets = self.cell_config.assets
         previous = ops.reshape(state[:, -assets:], (-1, assets, 1, 1))
         h3 = self.conv3(ops.concatenate([features, ops.cast(previous, features.dtype)], axis=-1))
-        logits = ops.reshape(self._dropout(3, h3, training), (-1, assets))
+        logits = ops.reshape(self.apply_dropout(3, h3, training), (-1, assets))
         if self.cash_logit is not None:
             cash = ops.ones_like(logits[:, :1]) * self.cash_logit
             logits = ops.concatenate([cash, logits], axis=-1)
         return logits
 
-    def _portfolio(self, logits: Any) -> Any:
+    def portfolio(self, logits: Any) -> Any:
         """Softmax over assets (and cash)."""
         return ops.softmax(logits, axis=-1)
 

@@ -188,6 +188,11 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
 def terminate_pool(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel what has not started, terminate what has (a
     run in progress would otherwise go on for minutes)."""
+    if hasattr(pool, "terminate_workers"):  # Python 3.14+
+        pool.terminate_workers()
+        return
+    # Before 3.14 the executor has no public way to stop a running worker;
+    # its process table is the only handle on them.
     processes = list(getattr(pool, "_processes", None) or {}).copy()
     handles = [pool._processes[pid] for pid in processes] if processes else []
     pool.shutdown(wait=False, cancel_futures=True)

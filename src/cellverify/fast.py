@@ -54,12 +54,12 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         shape = tf.shape(inputs)
         batch, steps = shape[0], shape[1]
         flat = tf.reshape(inputs, [batch * steps, c.assets, c.window, c.features])
-        h1 = cell._dropout(1, cell.conv1(flat), training)
+        h1 = cell.apply_dropout(1, cell.conv1(flat), training)
         k1, k2, _ = c.kernels
         rows = tf.reshape(h1, [-1, (c.window - 2) * k1])
         conv2 = cell.conv2
         pre = tf.matmul(rows, tf.reshape(conv2.kernel, [(c.window - 2) * k1, k2])) + conv2.bias
-        h2 = cell._dropout(2, conv2.activation(pre), training)
+        h2 = cell.apply_dropout(2, conv2.activation(pre), training)
         w3 = tf.reshape(cell.conv3.kernel, [k2 + 1])
         g = tf.linalg.matvec(h2, w3[:k2]) + cell.conv3.bias[0]
         return tf.reshape(g, [batch, steps, c.assets])
@@ -77,7 +77,7 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
 
         def step(previous: Any, g_t: Any) -> Any:
             z = activation(g_t + w_state * previous[:, -c.assets :])
-            logits = cell._dropout(3, z[:, :, None, None], training)[:, :, 0, 0]
+            logits = cell.apply_dropout(3, z[:, :, None, None], training)[:, :, 0, 0]
             if cell.cash_logit is not None:
                 cash = tf.ones_like(logits[:, :1]) * cell.cash_logit
                 logits = tf.concat([cash, logits], axis=-1)

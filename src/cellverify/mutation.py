@@ -28,7 +28,7 @@ from keras import ops
 
 from cellverify.case import Case
 from cellverify.catalog import registered
-from cellverify.cell import ConvRNNCell, _initializer
+from cellverify.cell import ConvRNNCell, initializer, slot_seed
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation, describe_exception
@@ -106,7 +106,7 @@ class WrongOutputShape(ConvRNNCell):
 class SoftmaxOverWrongAxis(ConvRNNCell):
     """Softmax over the batch instead of the assets."""
 
-    def _portfolio(self, logits: Any) -> Any:
+    def portfolio(self, logits: Any) -> Any:
         return ops.softmax(logits, axis=0)
 
 
@@ -134,25 +134,25 @@ class StateNotFedBack(ConvRNNCell):
 class StateIgnored(ConvRNNCell):
     """Feeds zeros to conv3 where the previous portfolio belongs."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        return super()._logits(features, ops.zeros_like(state), training)
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        return super().logits(features, ops.zeros_like(state), training)
 
 
 @_register
 class AssetsMixed(ConvRNNCell):
     """conv2 is two rows tall: each asset's features see its neighbour's."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
         neighbour = ops.concatenate([features[:, 1:], ops.zeros_like(features[:, :1])], axis=1)
-        return super()._logits(features + neighbour, state, training)
+        return super().logits(features + neighbour, state, training)
 
 
 @_register
 class NanGradient(ConvRNNCell):
     """Adds sqrt(h - h) = 0 to the logits: finite forward, NaN gradient."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        logits = super()._logits(features, state, training)
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        logits = super().logits(features, state, training)
         return logits + ops.sqrt(logits - logits)
 
 
@@ -163,10 +163,10 @@ class StopGradientConv1(ConvRNNCell):
     def step_activations(self, inputs: Any, state: Any, training: Any = None) -> Any:
         if not self.built:
             self.build(tuple(inputs.shape))
-        h1 = ops.stop_gradient(self._dropout(1, self.conv1(inputs), training))
-        h2 = self._dropout(2, self.conv2(h1), training)
-        logits = self._logits(h2, state, training)
-        return {"conv1": h1, "conv2": h2, "logits": logits, "output": self._portfolio(logits)}
+        h1 = ops.stop_gradient(self.apply_dropout(1, self.conv1(inputs), training))
+        h2 = self.apply_dropout(2, self.conv2(h1), training)
+        logits = self.logits(h2, state, training)
+        return {"conv1": h1, "conv2": h2, "logits": logits, "output": self.portfolio(logits)}
 
 
 @tf.custom_gradient  # type: ignore[untyped-decorator]
@@ -180,8 +180,8 @@ class BatchLeak(ConvRNNCell):
     the shipped cell at batch 1 (the mean is the example), wrong above it, as
     batch statistics at inference or a reduction over the wrong axis are."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        logits = super()._logits(features, state, training)
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        logits = super().logits(features, state, training)
         return logits + 0.3 * (ops.mean(logits, axis=0, keepdims=True) - logits)
 
 
@@ -189,8 +189,8 @@ class BatchLeak(ConvRNNCell):
 class GradientSignFlipped(ConvRNNCell):
     """The gradient through the logits has the wrong sign: training ascends."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        return _flip_gradient(super()._logits(features, state, training))
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        return _flip_gradient(super().logits(features, state, training))
 
 
 @_register
@@ -201,8 +201,8 @@ class DropoutOnAtInference(ConvRNNCell):
         super().__init__(config, **kwargs)
         self.always = keras.layers.Dropout(0.5, seed=self.cell_config.seed)
 
-    def _dropout(self, layer: Any, x: Any, training: Any) -> Any:
-        x = super()._dropout(layer, x, training)
+    def apply_dropout(self, layer: Any, x: Any, training: Any) -> Any:
+        x = super().apply_dropout(layer, x, training)
         return self.always(x, training=True) if layer == 1 else x
 
 
@@ -223,7 +223,8 @@ class DropoutRedrawsWeights(ConvRNNCell):
         ]
         for name in ("conv2", "conv3"):
             conv = getattr(self, name)
-            conv.kernel_initializer = _initializer(c.initializer, c.seed * 8 + order.index(name))
+            seed = slot_seed(c.seed, order.index(name))
+            conv.kernel_initializer = initializer(c.initializer, seed)
 
 
 @_register
@@ -250,8 +251,8 @@ class ConfigForgetsKernels(ConvRNNCell):
 class EagerGraphDiffer(ConvRNNCell):
     """Adds 0.1 to the first logit when running eagerly, and nothing in a graph."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        logits = super()._logits(features, state, training)
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        logits = super().logits(features, state, training)
         eager = 0.1 if tf.executing_eagerly() else 0.0
         return logits + ops.one_hot(ops.zeros_like(logits[:, 0], "int32"), logits.shape[-1]) * eager
 
@@ -260,8 +261,8 @@ class EagerGraphDiffer(ConvRNNCell):
 class SaturatedAtInit(ConvRNNCell):
     """Logits scaled by 1000: the softmax is one-hot from birth."""
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        return super()._logits(features, state, training) * 1000.0
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        return super().logits(features, state, training) * 1000.0
 
 
 @_register
@@ -273,8 +274,8 @@ class DeadAtBirth(ConvRNNCell):
         super().build(input_shape)
         self.conv3.bias.assign(ops.full(self.conv3.bias.shape, -1000.0))
 
-    def _logits(self, features: Any, state: Any, training: Any) -> Any:
-        return ops.relu(super()._logits(features, state, training))
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        return ops.relu(super().logits(features, state, training))
 
 
 @tf.custom_gradient  # type: ignore[untyped-decorator]

@@ -4,7 +4,7 @@ Each grid point is trained on several seeds; a point's result is the share of
 seeds that learned (with a 95 % Wilson interval), the share that died, and the
 median step of death (:mod:`cellverify.outcome`).  A grid can be split into
 shards (``K/N``) for CI matrix jobs and the shards' JSON merged afterwards.
-No TensorFlow here: training goes through :mod:`cellverify.parallel`.
+No TensorFlow here: training goes through :mod:`cellverify.executors`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Verify remedies by re-running: the same seeds, before and after.
 
-Uses :mod:`cellverify.parallel` to train; what counts as learning is
+Trains through :mod:`cellverify.executors`; what counts as learning is
 :mod:`cellverify.outcome`'s.
 """
 
