@@ -25,7 +25,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
     "REMEDIES",
     "SATURATED_MAX_WEIGHT",
     "SATURATED_UNIT_SHARE",
+    "SEED_STATES",
     "SEVERITIES",
     "STEP_GAIN_LIMIT",
     "UPDATE_RATIO_RANGE",
@@ -63,8 +64,11 @@ __all__ = [
     "Diagnosis",
     "Finding",
     "Remedy",
+    "SeedState",
+    "Severity",
     "Symptom",
     "Verdict",
+    "VerdictName",
     "diagnose",
     "likely_causes",
     "seed_state",
@@ -105,9 +109,15 @@ STEP_GAIN_LIMIT = 10.0
 
 
 #: Severities, most severe first.
-SEVERITIES: tuple[str, ...] = ("fatal", "warning", "info")
+Severity = Literal["fatal", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 #: Verdicts on a configuration, worst first (JSON ``verdict.name``).
-VERDICTS: tuple[str, ...] = ("will not learn", "at risk", "healthy", "too early to tell")
+VerdictName = Literal["will not learn", "at risk", "healthy", "too early to tell"]
+VERDICTS: tuple[VerdictName, ...] = get_args(VerdictName)
+#: What one seed's run came to: a fatal finding, learned, stalled at the
+#: horizon, or none of these yet.
+SeedState = Literal["dead", "learned", "stalled", "undecided"]
+SEED_STATES: tuple[SeedState, ...] = get_args(SeedState)
 #: Warnings that, measured on the labelled set, predict that a configuration
 #: will not learn even with nothing fatal: they make it ``at risk``.
 PREDICTIVE_WARNINGS: frozenset[str] = frozenset()
@@ -136,7 +146,7 @@ class Symptom:
     name: str
     message: str
     evidence: dict[str, Any]
-    severity: str = "warning"
+    severity: Severity = "warning"
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,7 @@ class Finding:
     total: int
     message: str
     evidence: list[dict[str, Any]]
-    severity: str = "warning"
+    severity: Severity = "warning"
     #: The first seed's own message, without the count of seeds.
     detail: str = ""
 
@@ -171,9 +181,9 @@ class Verdict:
     seed's state: ``dead`` (a fatal finding), ``learned``, ``stalled`` (alive,
     falling too slowly to learn, with confidence) or ``undecided``."""
 
-    name: str
+    name: VerdictName
     reason: str
-    states: dict[int, str]
+    states: dict[int, SeedState]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -225,7 +235,7 @@ class Diagnosis:
     def healthy(self) -> bool:
         return self.verdict.name == "healthy"
 
-    def by_severity(self, severity: str) -> list[Finding]:
+    def by_severity(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
 
     def remedies(self) -> list[Remedy]:
@@ -792,7 +802,7 @@ def likely_causes(names: set[str], cell: dict[str, Any], train: dict[str, Any]) 
     return [c for r in CAUSE_RULES if r.fallback if (c := r.cause(names, cell, train))]
 
 
-def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> str:
+def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> SeedState:
     """``dead`` (a fatal symptom), ``learned``, ``stalled`` or ``undecided``."""
     if any(sym.severity == "fatal" for sym in symptoms):
         return "dead"
@@ -803,7 +813,7 @@ def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> str:
     return "undecided"
 
 
-def _outcome_variance(states: dict[int, str]) -> Finding | None:
+def _outcome_variance(states: dict[int, SeedState]) -> Finding | None:
     """Outcomes that differ among the *decided* seeds; undecided ones say nothing."""
     decided = {seed: state for seed, state in states.items() if state != "undecided"}
     learned = [seed for seed, state in decided.items() if state == "learned"]
@@ -846,7 +856,7 @@ def _too_few(failed: int, n: int, rate: float) -> str:
     )
 
 
-def _verdict(states: dict[int, str], findings: Sequence[Finding], updates: int) -> Verdict:
+def _verdict(states: dict[int, SeedState], findings: Sequence[Finding], updates: int) -> Verdict:
     """The rules of docs/design.md, "Verdicts", in order."""
     n = len(states)
     count = {name: sum(s == name for s in states.values()) for name in ("dead", "learned")}
@@ -892,7 +902,7 @@ def _verdict(states: dict[int, str], findings: Sequence[Finding], updates: int) 
     )
 
 
-def _most_severe(symptoms: Sequence[Symptom]) -> str:
+def _most_severe(symptoms: Sequence[Symptom]) -> Severity:
     return min((sym.severity for sym in symptoms), key=SEVERITIES.index)
 
 
@@ -903,7 +913,7 @@ def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
         raise ValueError(f"need one trace per seed; received {len(traces)} for {len(seeds)}")
     by_name: dict[str, list[tuple[int, Symptom]]] = {}
     outcomes = [outcome_of(t) for t in traces]
-    states: dict[int, str] = {}
+    states: dict[int, SeedState] = {}
     for seed, trace, outcome in zip(seeds, traces, outcomes, strict=True):
         symptoms = [sym for detect in DETECTORS if (sym := detect(trace)) is not None]
         for symptom in symptoms:

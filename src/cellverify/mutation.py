@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import keras
 import tensorflow as tf
@@ -34,13 +34,17 @@ from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation, describe_exception
 from cellverify.factory import CellFactory
 from cellverify.registry import Invariant
+from cellverify.suite import CheckStatus, run_invariant
 
 __all__ = [
     "DEFAULT_CASE",
+    "KILL_RESULTS",
     "MUTANTS",
     "KillMatrix",
+    "KillResult",
     "Mutant",
     "kill_matrix",
+    "kill_result",
     "mutant_factory",
     "register_mutant",
 ]
@@ -344,7 +348,17 @@ _builtin(DeadAtBirth, ("init_near_uniform", "gradients_nonzero"))
 
 #: A cell of the matrix: the invariant caught the mutant, held, or crashed
 #: (a bug in the kit or the invariant, never a kill).
-KILLED, SURVIVED, CRASHED = "killed", "survived", "crashed"
+KillResult = Literal["killed", "survived", "crashed"]
+KILL_RESULTS: tuple[KillResult, ...] = get_args(KillResult)
+KILLED, SURVIVED, CRASHED = KILL_RESULTS
+
+
+def kill_result(status: CheckStatus) -> KillResult:
+    """What a search's status says of a mutant: a failure caught it, a pass
+    let it survive, anything else (an error, nothing run) is no verdict."""
+    if status == "failed":
+        return KILLED
+    return SURVIVED if status == "passed" else CRASHED
 
 
 @dataclass(frozen=True)
@@ -354,7 +368,7 @@ class KillMatrix:
     invariants: list[str]
     mutants: list[str]
     targets: dict[str, tuple[str, ...]]
-    cells: dict[tuple[str, str], str]
+    cells: dict[tuple[str, str], KillResult]
     messages: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def unkilled(self) -> list[str]:
@@ -391,7 +405,7 @@ class KillMatrix:
         }
 
 
-def _verdict(invariant: Invariant, mutant: Mutant, profile: str | None) -> tuple[str, str]:
+def _verdict(invariant: Invariant, mutant: Mutant, profile: str | None) -> tuple[KillResult, str]:
     from cellverify.model import fresh_session
 
     fresh_session()
@@ -403,11 +417,8 @@ def _verdict(invariant: Invariant, mutant: Mutant, profile: str | None) -> tuple
         return CRASHED, describe_exception(exc)
     if profile is None:
         return SURVIVED, ""
-    from cellverify.suite import run_invariant
-
     result = run_invariant(invariant, mutant.factory, profile=profile)
-    status = {"failed": KILLED, "passed": SURVIVED}.get(result.status, CRASHED)
-    return status, result.message
+    return kill_result(result.status), result.message
 
 
 def kill_matrix(
@@ -428,7 +439,7 @@ def kill_matrix(
     known = registered()
     names = list(invariants) if invariants is not None else list(known)
     chosen = list(mutants) if mutants is not None else list(MUTANTS)
-    cells: dict[tuple[str, str], str] = {}
+    cells: dict[tuple[str, str], KillResult] = {}
     messages: dict[tuple[str, str], str] = {}
     for m in chosen:
         for i in names:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hypothesis import reporting
 from hypothesis import strategies as st
@@ -28,10 +28,12 @@ from cellverify.search import SearchTest, cases_for, search_test, strategy_for
 
 __all__ = [
     "STATUSES",
+    "CheckStatus",
     "InvariantResult",
     "SearchTest",
     "SuiteResult",
     "cases_for",
+    "check_status",
     "run_invariant",
     "run_suite",
     "search_test",
@@ -44,7 +46,17 @@ __all__ = [
 #: not be completed (a Hypothesis health check, ``Unsatisfiable``, a flaky
 #: failure that did not reproduce, no example run) - nothing was shown about
 #: the cell either way, so it is neither a pass nor a violation.
-STATUSES: tuple[str, ...] = ("passed", "failed", "error", "skipped")
+CheckStatus = Literal["passed", "failed", "error", "skipped"]
+STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
+
+
+def check_status(value: str) -> CheckStatus:
+    """``value`` as a status, from a report read back (a worker's, a file)."""
+    for status in STATUSES:
+        if value == status:
+            return status
+    raise ValueError(f"a check status is one of {', '.join(STATUSES)}. Received: {value!r}")
+
 
 _MESSAGE_CHARS = 400
 
@@ -60,7 +72,7 @@ class InvariantResult:
     """
 
     name: str
-    status: str
+    status: CheckStatus
     examples: int
     seconds: float
     falsifying: Case | None = None
@@ -87,7 +99,7 @@ class InvariantResult:
         falsifying = data.get("falsifying")
         return cls(
             data["name"],
-            data["status"],
+            check_status(data["status"]),
             data["examples"],
             data["seconds"],
             None if falsifying is None else Case.from_dict(falsifying),
@@ -169,7 +181,7 @@ def run_invariant(
     outside = tuple(invariant.region.outside(pinned or {}))
     start = time.perf_counter()
 
-    def result(status: str, case: Case | None = None, message: str = "") -> InvariantResult:
+    def result(status: CheckStatus, case: Case | None = None, message: str = "") -> InvariantResult:
         seconds = time.perf_counter() - start
         return InvariantResult(
             invariant.name,
