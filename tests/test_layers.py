@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cellverify"
 #: Lowest first.  A module may import its own layer and those before it.
 LAYERS: dict[str, tuple[str, ...]] = {
     "ground": ("errors", "config", "trace", "tolerances", "perf", "cli.codes", "cli.interrupt"),
-    "data": ("prices", "data", "regions", "case", "profiles"),
+    "data": ("prices", "tasks", "data", "regions", "case", "profiles"),
     "model": ("cell", "fast", "factory", "model"),
     "training": ("devices", "probe", "run", "executors"),
     "checks": ("gradcheck", "precision", "registry", "strategies", "coverage", "covering",

@@ -28,3 +28,20 @@ def test_example_losses_average_to_the_batch_loss(task, target):
     per_example = example_losses(task, WEIGHTS, target)
     assert per_example.shape == (3,)
     assert per_example.mean() == pytest.approx(float(loss_for(task)(WEIGHTS, target)), rel=1e-5)
+
+
+def test_every_configured_task_has_its_task_object_and_loss():
+    from cellverify.config import TASKS
+    from cellverify.model import LOSSES
+    from cellverify.tasks import TASK_OBJECTS, task
+
+    assert set(TASK_OBJECTS) == set(TASKS) == set(LOSSES)
+    assert all(task(name).name == name for name in TASKS)
+
+
+def test_an_unknown_task_is_a_config_error_naming_the_tasks():
+    from cellverify.errors import InvalidConfig
+    from cellverify.model import loss_for
+
+    with pytest.raises(InvalidConfig, match=r"one of portfolio, supervised\. Received: task='ce'"):
+        loss_for("ce")

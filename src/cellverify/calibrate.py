@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellverify.config import AS_ASKED, CellConfig, TrainConfig
+from cellverify.config import AS_ASKED, TASKS, CellConfig, TrainConfig
 from cellverify.outcome import outcome_of
 from cellverify.trace import Trace
 
@@ -104,8 +104,6 @@ LABELLED_SET: tuple[Labelled, ...] = (
     Labelled("remedied rmsprop", cell=_ELU_LINEAR, train={"optimizer": "rmsprop"}),
     Labelled("remedied dropout 0.1", cell={**_ELU_LINEAR, "dropout": 0.1, "dropout_after": (2,)}),
 )  # fmt: skip
-
-TASKS: tuple[str, ...] = ("portfolio", "supervised")
 
 
 @dataclass(frozen=True)

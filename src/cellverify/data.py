@@ -24,6 +24,7 @@ import numpy as np
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.errors import InvalidConfig
 from cellverify.prices import PriceHistory, PricePaths, resolve_data
+from cellverify.tasks import task as task_of
 
 __all__ = [
     "DEFAULT_MOMENTUM",
@@ -82,32 +83,16 @@ class Batch:
 
     def target(self, task: str) -> np.ndarray:
         """What the loss of ``task`` compares the output with."""
-        return self.relatives if task == "portfolio" else self.targets
+        return task_of(task).target(self)
 
     def uniform_loss(self, task: str) -> float:
         """Loss of the uniform output: what a dead cell scores."""
-        n = self.relatives.shape[-1]
-        if task == "portfolio":
-            return float(-np.mean(np.log(self.relatives.mean(axis=-1))))
-        return float(np.log(n))
+        return task_of(task).uniform_loss(self)
 
     def reference_loss(self, task: str) -> float:
-        """Loss a learner that knows the process reaches on this batch.
-
-        Supervised: the targets' entropy (cross-entropy's minimum).  Portfolio:
-        all weight on the asset whose last return is largest (for positive
-        momentum, the asset with the highest expected next return); this is the
-        greedy oracle, not the unreachable hindsight optimum.
-        """
-        if task == "supervised":
-            t = np.clip(self.targets, 1e-12, 1.0)
-            return float(-np.mean(np.sum(self.targets * np.log(t), axis=-1)))
-        last_close = self.inputs[:, :, :, -1, 0]
-        prev_close = self.inputs[:, :, :, -2, 0]
-        signal = np.log(last_close / prev_close)
-        pick = np.argmax(signal, axis=-1)[..., None]
-        chosen = np.take_along_axis(self.relatives, pick, axis=-1)[..., 0]
-        return float(-np.mean(np.log(chosen)))
+        """Loss a learner that knows the process reaches on this batch
+        (:meth:`cellverify.tasks.Task.reference_loss`)."""
+        return task_of(task).reference_loss(self)
 
 
 def synthetic_market(
@@ -237,14 +222,10 @@ def market_from_prices(history: PriceHistory, assets: int, start: int, end: int)
 
 
 def reference_loss(market: Market, batch: Batch, task: str) -> float:
-    """The loss a learner should reach on ``batch``: the batch's reference
-    (docs for :meth:`Batch.reference_loss`), except for the portfolio task on
-    real prices, where the momentum oracle is no target (on the S&P 500 it
-    loses to the uniform portfolio): NaN, so that learning is judged against
-    the starting loss's magnitude (:meth:`cellverify.trace.Trace.gap`)."""
-    if task == "portfolio" and np.isnan(market.momentum):
-        return float("nan")
-    return batch.reference_loss(task)
+    """The loss a learner should reach on ``batch`` drawn from ``market``
+    (:meth:`cellverify.tasks.Task.market_reference_loss`: none for the
+    portfolio task on real prices)."""
+    return task_of(task).market_reference_loss(batch, market.momentum)
 
 
 def batch_for(

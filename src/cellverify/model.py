@@ -15,9 +15,12 @@ from keras import ops
 
 from cellverify.config import CellConfig
 from cellverify.factory import CellFactory
+from cellverify.tasks import CROSS_ENTROPY_EPSILON
+from cellverify.tasks import task as task_of
 
 __all__ = [
     "CROSS_ENTROPY_EPSILON",
+    "LOSSES",
     "CellFactory",
     "build_model",
     "cross_entropy_loss",
@@ -27,11 +30,6 @@ __all__ = [
     "loss_for",
     "portfolio_loss",
 ]
-
-
-#: Output probabilities are clipped to this before the log, as Keras's own
-#: categorical cross-entropy does, so a saturated output gives a large finite loss.
-CROSS_ENTROPY_EPSILON = 1e-7
 
 
 def build_model(
@@ -95,25 +93,24 @@ def cross_entropy_loss(weights: Any, targets: Any) -> Any:
     return -ops.mean(ops.sum(t * ops.log(w), axis=-1))
 
 
+#: The differentiable loss of each task, called as ``loss(weights, target)``.
+LOSSES: dict[str, Callable[[Any, Any], Any]] = {
+    "portfolio": portfolio_loss,
+    "supervised": cross_entropy_loss,
+}
+
+
 def example_losses(task: str, weights: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Each example's loss, averaged over its steps (NumPy): the losses above
     before their mean over the batch.  ``weights`` ``[batch, steps, outputs]``."""
-    w = np.asarray(weights, np.float64)
-    y = np.asarray(target, np.float64)
-    extra = w.shape[-1] - y.shape[-1]
-    if task == "portfolio":
-        y = np.concatenate([np.ones_like(w[..., :extra]), y], axis=-1) if extra else y
-        return np.asarray(-np.mean(np.log(np.sum(w * y, axis=-1)), axis=-1))
-    if extra:
-        y = np.concatenate([np.zeros_like(w[..., :extra]), y], axis=-1)
-    clipped = np.clip(w, CROSS_ENTROPY_EPSILON, 1.0)
-    return np.asarray(-np.mean(np.sum(y * np.log(clipped), axis=-1), axis=-1))
+    return task_of(task).example_losses(weights, target)
 
 
 def loss_for(task: str) -> Callable[[Any, Any], Any]:
     """The loss of ``task`` (``portfolio`` or ``supervised``), called as
     ``loss(weights, target)``."""
-    return portfolio_loss if task == "portfolio" else cross_entropy_loss
+    task_of(task)  # an unknown task is an InvalidConfig, not a KeyError
+    return LOSSES[task]
 
 
 def keras_loss(task: str) -> Callable[[Any, Any], Any]:
