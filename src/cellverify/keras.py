@@ -49,7 +49,11 @@ import tensorflow as tf
 
 from cellverify.diagnosis import Diagnosis, diagnose
 from cellverify.errors import InvalidConfig
-from cellverify.probe import activation_statistics, gradient_statistics
+from cellverify.probe import (
+    dense_gradients,
+    gradient_statistics,
+    sequence_activation_statistics,
+)
 from cellverify.trace import ACTIVATION_STATISTICS, Trace, no_activations
 
 __all__ = ["DEFAULT_EVERY", "Monitor"]
@@ -136,8 +140,7 @@ def _gradient_probe_fn(model: Any) -> Callable[[Any, Any], dict[str, Any]]:
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-        pairs = zip(tape.gradient(loss, variables), variables, strict=True)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
+        grads = dense_gradients(tape.gradient(loss, variables), variables)
         return {"loss": tf.cast(loss, tf.float64), **gradient_statistics(grads, variables)}
 
     return tf.function(measure, reduce_retracing=True)  # type: ignore[no-any-return]
@@ -172,13 +175,8 @@ def _activation_fn(model: Any) -> Callable[[Any], dict[str, Any]] | None:
         out = out[0] if isinstance(out, (list, tuple)) else out
         if len(out.shape) != 3:
             raise _NoSequence
-        batch, steps = int(inputs.shape[0]), int(inputs.shape[1])
-        s0 = rnn.get_initial_state(batch)[0]
-        states = tf.concat([tf.cast(s0, out.dtype)[:, None], out[:, :-1]], axis=1)
-        flat_x = tf.reshape(inputs, [batch * steps, *inputs.shape[2:]])
-        flat_s = tf.reshape(states, [batch * steps, -1])
-        acts = rnn.cell.step_activations(flat_x, flat_s, training=False)
-        return activation_statistics(acts)
+        s0 = rnn.get_initial_state(int(inputs.shape[0]))[0]
+        return sequence_activation_statistics(rnn.cell, inputs, out, s0)
 
     return tf.function(statistics)  # type: ignore[no-any-return]
 
@@ -394,8 +392,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
             self._snapshot = None
         self._recorder.loss.append(float(loss))
         if step % self.every == 0:
-            pairs = zip(gradients, variables, strict=True)
-            grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
+            grads = dense_gradients(gradients, variables)
             r = {k: np.asarray(v) for k, v in gradient_statistics(grads, variables).items()}
             self._recorder.rows[step] = r
             stats = None if model is None or inputs is None else self._activations(inputs, model)

@@ -19,8 +19,10 @@ from cellverify.trace import ACTIVATION_LAYERS, LAYER_STATISTICS, OUTPUT_STATIST
 __all__ = [
     "SATURATION_LEVEL",
     "activation_statistics",
+    "dense_gradients",
     "gradient_statistics",
     "norm",
+    "sequence_activation_statistics",
     "zero_fraction",
 ]
 
@@ -37,6 +39,16 @@ def norm(x: Any) -> Any:
 def zero_fraction(x: Any) -> Any:
     """Share of entries exactly 0."""
     return tf.reduce_mean(tf.cast(tf.equal(x, 0), tf.float64))
+
+
+def dense_gradients(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]:
+    """One dense gradient per variable, zeros where the loss does not reach it:
+    a zero, not no update (the optimizer's moments still decay), and counted
+    as exactly-zero entries by the statistics."""
+    return [
+        tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+        for g, v in zip(grads, variables, strict=True)
+    ]
 
 
 def gradient_statistics(grads: Sequence[Any], variables: Sequence[Any]) -> dict[str, Any]:
@@ -75,3 +87,18 @@ def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
     }
     assert tuple(output) == OUTPUT_STATISTICS
     return {**{k: tf.stack(v) for k, v in per_layer.items()}, **output}
+
+
+def sequence_activation_statistics(
+    cell: Any, x: Any, outputs: Any, initial_state: Any
+) -> dict[str, Any]:
+    """:func:`activation_statistics` over every step of a sequence at once:
+    each step's input ``x[:, t]`` with the state entering it (the initial
+    state, then each output), flattened into one batch of the cell's
+    ``step_activations``."""
+    batch, steps = tf.shape(x)[0], tf.shape(x)[1]
+    first = tf.cast(initial_state, outputs.dtype)[:, None]
+    states = tf.concat([first, outputs[:, :-1]], axis=1)
+    flat_x = tf.reshape(x, tf.concat([[batch * steps], tf.shape(x)[2:]], 0))
+    flat_s = tf.reshape(states, [batch * steps, -1])
+    return activation_statistics(cell.step_activations(flat_x, flat_s, training=False))

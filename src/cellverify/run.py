@@ -19,7 +19,13 @@ from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
 from cellverify.data import Batch, batch_for, markets_for, reference_loss
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model import CellFactory, build_model, example_losses, loss_for
-from cellverify.probe import SATURATION_LEVEL, activation_statistics, gradient_statistics, norm
+from cellverify.probe import (
+    SATURATION_LEVEL,
+    dense_gradients,
+    gradient_statistics,
+    norm,
+    sequence_activation_statistics,
+)
 from cellverify.trace import ACTIVATION_STATISTICS, Trace, no_activations
 
 __all__ = ["EVAL_DRAW", "SATURATION_LEVEL", "Trainer", "make_optimizer", "train"]
@@ -121,10 +127,7 @@ class Trainer:
             out = self.rnn(x, initial_state=[s0], training=True)
             loss = self.loss_fn(out, y)
         grads = tape.gradient(loss, [*self.variables, s0])
-        weight_grads = [
-            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-            for g, v in zip(grads[:-1], self.variables, strict=True)
-        ]
+        weight_grads = dense_gradients(grads[:-1], self.variables)
         state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
         stats = tf.stack([norm(state_grad), self._last_state_gradnorm(x, y, out)])
         return loss, weight_grads, stats
@@ -157,11 +160,7 @@ class Trainer:
         """An update and nothing else: for checks that need only the loss."""
         with tf.GradientTape() as tape:
             loss = self.loss_fn(self.rnn(x, training=True), y)
-        grads = tape.gradient(loss, self.variables)
-        # As in _train_step: a variable the loss does not reach gets a zero
-        # gradient (the optimizer's moments still decay), not no update.
-        pairs = list(zip(grads, self.variables, strict=True))
-        grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
+        grads = dense_gradients(tape.gradient(loss, self.variables), self.variables)
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return loss
 
@@ -177,12 +176,8 @@ class Trainer:
 
     def _activation_stats(self, x: Any) -> dict[str, Any]:
         out = self.rnn(x, training=False)
-        batch, steps = tf.shape(x)[0], tf.shape(x)[1]
-        s0 = self.rnn.get_initial_state(batch)[0]
-        states = tf.concat([s0[:, None], out[:, :-1]], axis=1)
-        flat_x = tf.reshape(x, tf.concat([[batch * steps], tf.shape(x)[2:]], 0))
-        flat_s = tf.reshape(states, [batch * steps, -1])
-        return activation_statistics(self.cell.step_activations(flat_x, flat_s, training=False))
+        s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
+        return sequence_activation_statistics(self.cell, x, out, s0)
 
     def step(self, batch: Batch) -> StepRecord:
         """One optimizer update on ``batch``, with the gradients measured before it."""
