@@ -54,7 +54,7 @@ from cellverify.probe import (
     gradient_statistics,
     sequence_activation_statistics,
 )
-from cellverify.trace import ACTIVATION_STATISTICS, Trace, no_activations
+from cellverify.trace import Trace, TraceRecorder
 
 __all__ = ["DEFAULT_EVERY", "Monitor"]
 
@@ -66,57 +66,6 @@ DEFAULT_EVERY = 50
 
 #: Findings' severities as numbers, for Keras's numeric logs.
 _SEVERITY_RANK = {"fatal": 2.0, "warning": 1.0, "info": 0.0}
-
-
-class _Recorder:
-    """The rows of a Trace, grown one training step at a time (NumPy)."""
-
-    def __init__(self) -> None:
-        self.loss: list[float] = []
-        self.rows: dict[int, dict[str, np.ndarray]] = {}
-        self.acts: dict[int, dict[str, np.ndarray]] = {}
-        self.ratios: dict[int, np.ndarray] = {}
-        self.names: tuple[str, ...] = ()
-        self.eval_start = float("nan")
-        self.eval_end = float("nan")
-
-    def trace(self, cell: dict[str, Any], train: dict[str, Any], reference: float) -> Trace:
-        n = len(self.loss)
-        width = len(self.names)
-
-        def per_step(key: str) -> np.ndarray:
-            out = np.full((n, width), np.nan)
-            for k, row in self.rows.items():
-                if k < n:
-                    out[k] = row[key]
-            return out
-
-        acts: dict[str, list[np.ndarray]] = {key: [] for key in ACTIVATION_STATISTICS}
-        for k in range(n):
-            stats = self.acts.get(k, no_activations())
-            for key in ACTIVATION_STATISTICS:
-                acts[key].append(stats[key])
-        ratios = np.full((max(n - 1, 0), width), np.nan)
-        for k, ratio in self.ratios.items():
-            if k < n - 1:
-                ratios[k] = ratio
-        measured = np.array([float(k in self.rows) for k in range(n)])
-        return Trace(
-            cell=cell,
-            train={**train, "train_steps": max(n - 1, 0)},
-            variables=self.names,
-            loss=np.array(self.loss, np.float64),
-            grad_norm=per_step("grad_norm"),
-            grad_zero_fraction=per_step("grad_zero_fraction"),
-            update_ratio=ratios,
-            weight_norm=per_step("weight_norm"),
-            **{key: np.array(value, np.float64) for key, value in acts.items()},
-            state_grad_norm=np.full((n, 2), np.nan),
-            eval_loss=(self.eval_start, self.eval_end),
-            uniform_loss=float("nan"),
-            reference_loss=reference,
-            measured=measured,
-        )
 
 
 def _find_rnn(model: Any) -> Any:
@@ -241,7 +190,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         return probe[0], probe[1]
 
     def _reset(self) -> None:
-        self._recorder = _Recorder()
+        self._recorder = TraceRecorder()
         self._step = 0
         self._snapshot: list[np.ndarray] | None = None
         self._reported: set[str] = set()
@@ -432,7 +381,9 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
 
     def trace(self) -> Trace:
         """What the monitor has recorded so far, as a Trace."""
-        return self._recorder.trace(self._cell, self._train, self.reference_loss)
+        return self._recorder.trace(
+            self._cell, self._train, reference_loss=self.reference_loss, with_measured=True
+        )
 
     def _diagnose(self, *, final: bool) -> Diagnosis | None:
         if len(self._recorder.loss) < 1 or not self._recorder.rows:

@@ -26,7 +26,7 @@ from cellverify.probe import (
     norm,
     sequence_activation_statistics,
 )
-from cellverify.trace import ACTIVATION_STATISTICS, Trace, no_activations
+from cellverify.trace import GRADIENT_STATISTICS, Trace, TraceRecorder, no_activations
 
 __all__ = ["EVAL_DRAW", "SATURATION_LEVEL", "Trainer", "make_optimizer", "train"]
 
@@ -262,39 +262,29 @@ def train(
     eval_start = trainer.loss(eval_batch)
     eval_examples_start = trainer.example_losses(eval_batch)
     n = train_config.train_steps
-    records: list[StepRecord] = []
-    acts: list[dict[str, np.ndarray]] = []
+    recorder = TraceRecorder(trainer.variable_names)
+    recorder.eval_start = eval_start
     for k in range(n + 1):
         batch = batch_for(cell_config, train_config, market=market, draw=k)
-        probed = k in (0, n) or (probe_every > 0 and k % probe_every == 0)
-        acts.append(trainer.activations(batch) if probed else trainer.no_activations())
-        records.append(trainer.step(batch) if k < n else trainer.measure(batch))
+        if k in (0, n) or (probe_every > 0 and k % probe_every == 0):
+            recorder.acts[k] = trainer.activations(batch)
+        _record(recorder, k, trainer.step(batch) if k < n else trainer.measure(batch))
         if on_step is not None:
             on_step(k + 1, n + 1)
-    eval_end = trainer.loss(eval_batch)
+    recorder.eval_end = trainer.loss(eval_batch)
     eval_examples_end = trainer.example_losses(eval_batch)
-
-    def stack(key: str) -> np.ndarray:
-        return np.array([getattr(r, key) for r in records], dtype=np.float64)
-
-    def stack_acts(key: str) -> np.ndarray:
-        return np.array([a[key] for a in acts], dtype=np.float64)
-
-    width = len(trainer.variables)
-    ratios = [r.update_ratio for r in records if r.update_ratio is not None]
-    return Trace(
-        cell=cell_config.to_dict(),
-        train=train_config.to_dict(),
-        variables=trainer.variable_names,
-        loss=stack("loss"),
-        grad_norm=stack("grad_norm").reshape(n + 1, width),
-        grad_zero_fraction=stack("grad_zero_fraction").reshape(n + 1, width),
-        update_ratio=np.array(ratios, dtype=np.float64).reshape(n, width),
-        weight_norm=stack("weight_norm").reshape(n + 1, width),
-        **{key: stack_acts(key) for key in ACTIVATION_STATISTICS},
-        state_grad_norm=stack("state_grad_norm"),
-        eval_loss=(eval_start, eval_end),
-        uniform_loss=eval_batch.uniform_loss(train_config.task),
+    return recorder.trace(
+        cell_config.to_dict(),
+        train_config.to_dict(),
         reference_loss=reference_loss(eval_market, eval_batch, train_config.task),
+        uniform_loss=eval_batch.uniform_loss(train_config.task),
         eval_example_loss=np.stack([eval_examples_start, eval_examples_end]),
     )
+
+
+def _record(recorder: TraceRecorder, step: int, record: StepRecord) -> None:
+    recorder.loss.append(record.loss)
+    recorder.rows[step] = {key: getattr(record, key) for key in GRADIENT_STATISTICS}
+    recorder.state[step] = record.state_grad_norm
+    if record.update_ratio is not None:
+        recorder.ratios[step] = record.update_ratio

@@ -20,10 +20,12 @@ __all__ = [
     "ACTIVATION_LAYERS",
     "ACTIVATION_STATISTICS",
     "CONV_LAYERS",
+    "GRADIENT_STATISTICS",
     "LAYER_STATISTICS",
     "OUTPUT_STATISTICS",
     "SATURATED_MAX_WEIGHT",
     "Trace",
+    "TraceRecorder",
     "no_activations",
 ]
 
@@ -41,6 +43,8 @@ OUTPUT_STATISTICS: tuple[str, ...] = ("uniform_rows", "max_uniform_deviation", "
 #: diagnosis flags it during training; init_near_uniform refuses it at birth.
 SATURATED_MAX_WEIGHT = 0.99
 ACTIVATION_STATISTICS: tuple[str, ...] = LAYER_STATISTICS + OUTPUT_STATISTICS
+#: Per-variable gradient statistics of a step (:func:`cellverify.probe.gradient_statistics`).
+GRADIENT_STATISTICS: tuple[str, ...] = ("grad_norm", "grad_zero_fraction", "weight_norm")
 
 
 def no_activations() -> dict[str, np.ndarray]:
@@ -221,3 +225,67 @@ class Trace:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+class TraceRecorder:
+    """The rows of a :class:`Trace`, recorded one training step at a time.
+
+    ``loss`` has every step's loss; ``rows`` (gradient statistics: each of
+    ``grad_norm``, ``grad_zero_fraction``, ``weight_norm``), ``acts``
+    (activation statistics), ``state`` (the two state-gradient norms) and
+    ``ratios`` (update ratios, by the update's step) hold the steps where
+    they were measured; :meth:`trace` fills the rest with NaN.  The kit's
+    own runs (:func:`cellverify.run.train`) measure every step; a monitor of
+    a user's training every few.
+    """
+
+    def __init__(self, variables: tuple[str, ...] = ()) -> None:
+        self.loss: list[float] = []
+        self.rows: dict[int, dict[str, np.ndarray]] = {}
+        self.acts: dict[int, dict[str, np.ndarray]] = {}
+        self.state: dict[int, np.ndarray] = {}
+        self.ratios: dict[int, np.ndarray] = {}
+        self.names: tuple[str, ...] = variables
+        self.eval_start = float("nan")
+        self.eval_end = float("nan")
+
+    def _rows(self, source: dict[int, np.ndarray], n: int, width: int) -> np.ndarray:
+        out = np.full((n, width), np.nan)
+        for k, row in source.items():
+            if k < n:
+                out[k] = row
+        return out
+
+    def trace(
+        self,
+        cell: dict[str, Any],
+        train: dict[str, Any],
+        *,
+        reference_loss: float,
+        uniform_loss: float = float("nan"),
+        eval_example_loss: np.ndarray | None = None,
+        with_measured: bool = False,
+    ) -> Trace:
+        """The Trace of the steps recorded; ``with_measured`` writes which
+        rows' gradients were measured (else every row is taken to be)."""
+        n, width = len(self.loss), len(self.names)
+        grads = {key: {k: r[key] for k, r in self.rows.items()} for key in GRADIENT_STATISTICS}
+        acts = [self.acts.get(k, no_activations()) for k in range(n)]
+        measured = np.array([float(k in self.rows) for k in range(n)])
+        extra: dict[str, Any] = {"measured": measured} if with_measured else {}
+        if eval_example_loss is not None:
+            extra["eval_example_loss"] = eval_example_loss
+        return Trace(
+            cell=cell,
+            train={**train, "train_steps": max(n - 1, 0)},
+            variables=self.names,
+            loss=np.array(self.loss, np.float64),
+            **{key: self._rows(grads[key], n, width) for key in GRADIENT_STATISTICS},
+            update_ratio=self._rows(self.ratios, max(n - 1, 0), width),
+            **{key: np.array([a[key] for a in acts], np.float64) for key in ACTIVATION_STATISTICS},
+            state_grad_norm=self._rows(self.state, n, 2),
+            eval_loss=(self.eval_start, self.eval_end),
+            uniform_loss=uniform_loss,
+            reference_loss=reference_loss,
+            **extra,
+        )
