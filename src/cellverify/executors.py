@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.errors import InvalidConfig, SchedulerUnreachable
@@ -160,12 +160,7 @@ class LocalExecutor(Executor):
             for job in jobs:  # here, with this process's threads
                 on_result(job, run_job(job, single_thread=False))
             return
-        pool = self._get_pool()
-        pending: dict[Future[dict[str, Any]], RunJob] = {pool.submit(run_job, j): j for j in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                on_result(pending.pop(future), future.result())
+        run_in_pool(self._get_pool(), run_job, jobs, on_result)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -183,6 +178,26 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of spawned worker processes (TensorFlow does not survive fork)."""
     context = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+def run_in_pool(
+    pool: ProcessPoolExecutor,
+    task: Callable[[Job], Result],
+    jobs: Sequence[Job],
+    on_result: Callable[[Job, Result], None],
+) -> None:
+    """Run ``task`` on each job in ``pool``, submitted in the order given;
+    ``on_result(job, result)`` as each finishes.  The one pool loop of the
+    kit: ``check``'s invariants and the runs of ``diagnose`` and ``sweep``."""
+    pending: dict[Future[Result], Job] = {pool.submit(task, job): job for job in jobs}
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            on_result(pending.pop(future), future.result())
 
 
 def terminate_pool(pool: ProcessPoolExecutor) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -28,6 +28,7 @@ from cellverify.search import SearchTest, cases_for, search_test, strategy_for
 
 __all__ = [
     "STATUSES",
+    "CheckJob",
     "CheckStatus",
     "InvariantResult",
     "SearchTest",
@@ -248,16 +249,29 @@ _TYPICAL_SECONDS = {
 }
 
 
-def _run_in_worker(job: tuple[str, str, str, dict[str, Any], list[str]]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CheckJob:
+    """One invariant's search for a worker process: the invariant, the
+    factory by its name ``MODULE:ATTRIBUTE``, the profile, the pins and the
+    user's invariant modules to import first (plain data, picklable)."""
+
+    name: str
+    spec: str
+    profile: str
+    pinned: dict[str, Any]
+    modules: tuple[str, ...]
+
+
+def _run_in_worker(job: CheckJob) -> dict[str, Any]:
     """One invariant's search in a worker process, as plain data."""
     from cellverify.catalog import load_invariant_modules
     from cellverify.factory import load_factory
 
     _init_worker()
-    name, spec, profile, pinned, modules = job
-    load_invariant_modules(modules)
-    invariant = registered()[name]
-    return run_invariant(invariant, load_factory(spec), profile=profile, pinned=pinned).to_dict()
+    load_invariant_modules(job.modules)
+    invariant = registered()[job.name]
+    factory = load_factory(job.spec)
+    return run_invariant(invariant, factory, profile=job.profile, pinned=job.pinned).to_dict()
 
 
 def _init_worker() -> None:
@@ -296,20 +310,19 @@ def _run_parallel(
     pool: ProcessPoolExecutor,
     on_progress: Callable[[str, int], None] | None,
 ) -> dict[str, InvariantResult]:
-    from cellverify.executors import terminate_pool
+    from cellverify.executors import run_in_pool, terminate_pool
 
     order = sorted(names, key=lambda n: -_TYPICAL_SECONDS.get(n, 3.0))
+    jobs = [CheckJob(n, spec, profile, dict(pinned), tuple(modules)) for n in order]
     results: dict[str, InvariantResult] = {}
+
+    def done(job: CheckJob, result: dict[str, Any]) -> None:
+        results[job.name] = InvariantResult.from_dict(result)
+        if on_progress is not None:
+            on_progress(job.name, results[job.name].examples)
+
     try:
-        futures = {
-            pool.submit(_run_in_worker, (n, spec, profile, dict(pinned), list(modules))): n
-            for n in order
-        }
-        for future in as_completed(futures):
-            name = futures[future]
-            results[name] = InvariantResult.from_dict(future.result())
-            if on_progress is not None:
-                on_progress(name, results[name].examples)
+        run_in_pool(pool, _run_in_worker, jobs, done)
     finally:
         terminate_pool(pool)  # after an interrupt, no invariant keeps running
     return results
