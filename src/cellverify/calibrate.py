@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cellverify.config import AS_ASKED, TASKS, CellConfig, TrainConfig
-from cellverify.outcome import outcome_of
+from cellverify.outcome import count_outcomes, outcome_of
 from cellverify.trace import Trace
 
 __all__ = [
@@ -181,7 +181,7 @@ def score(traces: Mapping[str, Trace], seeds: Sequence[int] = DIAGNOSIS_SEEDS) -
         for task in TASKS:
             base = f"{labelled.name}|{task}"
             label_traces = [traces[f"{base}|label|{LABEL_BUDGET}|{s}"] for s in LABEL_SEEDS]
-            learned = sum(outcome_of(t).learned for t in label_traces)
+            learned = count_outcomes(outcome_of(t) for t in label_traces).learned
             row: dict[str, Any] = {
                 "config": labelled.name,
                 "task": task,

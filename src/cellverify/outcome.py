@@ -12,7 +12,9 @@ that has *stalled* (its batch losses fall too slowly to learn within
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,9 @@ __all__ = [
     "TREND_Z",
     "WILSON_Z",
     "Outcome",
+    "OutcomeCount",
     "Trend",
+    "count_outcomes",
     "loss_trend",
     "outcome_of",
     "wilson_interval",
@@ -62,13 +66,35 @@ class Outcome:
     learned: bool
     gap_closed: float
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "died": self.died,
             "death_step": self.death_step,
             "learned": self.learned,
             "gap_closed": None if math.isnan(self.gap_closed) else self.gap_closed,
         }
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    """How many of some runs learned and died, and the steps they died at."""
+
+    runs: int
+    learned: int
+    died: int
+    death_steps: tuple[int, ...]
+
+
+def count_outcomes(outcomes: Iterable[Outcome | Mapping[str, Any]]) -> OutcomeCount:
+    """Count runs' outcomes, given as :class:`Outcome` or its JSON form
+    (:meth:`Outcome.to_dict`: a report or a sweep's runs read back)."""
+    rows: list[Mapping[str, Any]] = [o.to_dict() if isinstance(o, Outcome) else o for o in outcomes]
+    return OutcomeCount(
+        len(rows),
+        sum(bool(r["learned"]) for r in rows),
+        sum(bool(r["died"]) for r in rows),
+        tuple(int(r["death_step"]) for r in rows if r["died"]),
+    )
 
 
 def _significant(trace: Trace) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cellverify.outcome import count_outcomes
 from cellverify.trace import ACTIVATION_LAYERS, Trace
 
 __all__ = [
@@ -194,7 +195,7 @@ def render_kill_matrix(report: Mapping[str, Any]) -> str:
 
 
 def _steps_to_death(outcomes: Sequence[Mapping[str, Any]]) -> str:
-    steps = [o["death_step"] for o in outcomes if o["died"]]
+    steps = count_outcomes(outcomes).death_steps
     if not steps:
         return ""
     return f" (step of death: median {int(np.median(steps))}, range {min(steps)}-{max(steps)})"
@@ -241,9 +242,8 @@ def render_diagnosis(report: Mapping[str, Any]) -> str:
     findings by severity, causes and verified remedies."""
     d = report["diagnosis"]
     outcomes = d["outcomes"]
-    n = len(outcomes)
-    learned = sum(o["learned"] for o in outcomes)
-    died = sum(o["died"] for o in outcomes)
+    count = count_outcomes(outcomes)
+    n, learned, died = count.runs, count.learned, count.died
     c, t = d["cell"], d["train"]
     lines = [
         *_verdict_lines(d),

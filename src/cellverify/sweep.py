@@ -21,7 +21,7 @@ from cellverify.checkpoint import Checkpoint, is_checkpoint, read_checkpoint
 from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.errors import InvalidConfig
 from cellverify.executors import Executor, LocalExecutor, RunJob
-from cellverify.outcome import outcome_of, wilson_interval
+from cellverify.outcome import count_outcomes, outcome_of, wilson_interval
 from cellverify.trace import Trace
 
 __all__ = [
@@ -254,10 +254,8 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     points = []
     for combo in itertools.product(*(grid[n] for n in names)):
         point_runs = by_point.get(tuple(combo), [])
-        n = len(point_runs)
-        learned = sum(r["learned"] for r in point_runs)
-        died = sum(r["died"] for r in point_runs)
-        deaths = [r["death_step"] for r in point_runs if r["died"]]
+        count = count_outcomes(point_runs)
+        n, learned, died, deaths = count.runs, count.learned, count.died, list(count.death_steps)
         low, high = wilson_interval(learned, n)
         points.append(
             {

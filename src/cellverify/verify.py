@@ -13,6 +13,7 @@ from typing import Any
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
 from cellverify.executors import Executor, run_jobs
+from cellverify.outcome import count_outcomes
 from cellverify.trace import Trace
 
 __all__ = [
@@ -45,13 +46,8 @@ class Tally:
 
 
 def tally(diagnosis: Diagnosis) -> Tally:
-    outcomes = diagnosis.outcomes
-    return Tally(
-        len(outcomes),
-        sum(o.learned for o in outcomes),
-        sum(o.died for o in outcomes),
-        diagnosis.verdict.name,
-    )
+    count = count_outcomes(diagnosis.outcomes)
+    return Tally(count.runs, count.learned, count.died, diagnosis.verdict.name)
 
 
 @dataclass(frozen=True)
