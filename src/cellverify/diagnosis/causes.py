@@ -1,0 +1,212 @@
+"""Likely causes, as rules over the findings, and the remedies they propose
+(each verified by re-running: :mod:`cellverify.verify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cellverify.config import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
+from cellverify.diagnosis.detectors import (
+    OUTCOME_VARIANCE,
+)
+from cellverify.diagnosis.findings import (
+    Cause,
+    Remedy,
+)
+
+__all__ = ["CAUSE_RULES", "REMEDIES", "CauseRule", "likely_causes"]
+
+# -- causes and remedies ---------------------------------------------------------
+
+REMEDIES: dict[str, Remedy] = {
+    r.name: r
+    for r in (
+        Remedy(
+            "linear_last_conv",
+            "a linear last conv (the paper's design)",
+            cell={"output_activation": "linear"},
+        ),
+        Remedy("elu_convs", "ELU in the convs", cell={"activation": "elu"}),
+        Remedy(
+            "leaky_relu_convs",
+            "leaky ReLU (slope 0.2) in the convs",
+            cell={"activation": "leaky_relu"},
+        ),
+        Remedy(
+            "elu_and_linear",
+            "ELU in the convs and a linear last conv (REMEDIED)",
+            cell={"activation": "elu", "output_activation": "linear"},
+        ),
+        Remedy(
+            "tanh_glorot",
+            "tanh everywhere with Glorot init",
+            cell={
+                "activation": "tanh",
+                "output_activation": "tanh",
+                "initializer": "glorot_uniform",
+            },
+        ),
+        Remedy(
+            "adagrad",
+            "Adagrad, whose step scales with the gradient",
+            train={"optimizer": "adagrad"},
+        ),
+        Remedy("lower_learning_rate", "a learning rate 10x lower", train={"learning_rate": 0.1}),
+        Remedy("higher_learning_rate", "a learning rate 10x higher", train={"learning_rate": 10.0}),
+        Remedy("glorot_init", "Glorot-uniform init", cell={"initializer": "glorot_uniform"}),
+    )
+}
+"""Known remedies.  ``learning_rate`` values in ``train`` are *factors*."""
+
+
+def _always(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return True
+
+
+def _relu_before_softmax(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return bool(cell.get("output_activation") == "relu")
+
+
+def _relu_convs(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return bool(cell.get("activation") == "relu")
+
+
+def _adam_like(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return train.get("optimizer") in ADAPTIVE_OPTIMIZERS
+
+
+def _not_adam_like(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return not _adam_like(cell, train)
+
+
+def _gradient_scaled(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return train.get("optimizer") in GRADIENT_SCALED_OPTIMIZERS
+
+
+def _not_gradient_scaled(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return not _gradient_scaled(cell, train)
+
+
+@dataclass(frozen=True)
+class CauseRule:
+    """A likely cause: it applies when any of its ``triggers`` was found and
+    ``when(cell, train)`` holds; a ``fallback`` rule applies only when no
+    other rule does.  ``explanation`` may name ``{optimizer}``."""
+
+    name: str
+    triggers: frozenset[str]
+    explanation: str
+    remedies: tuple[str, ...]
+    when: Callable[[dict[str, Any], dict[str, Any]], bool] = _always
+    fallback: bool = False
+
+    def cause(self, names: set[str], cell: dict[str, Any], train: dict[str, Any]) -> Cause | None:
+        found = sorted(self.triggers & names)
+        if not (found and self.when(cell, train)):
+            return None
+        text = self.explanation.format(optimizer=train.get("optimizer"))
+        return Cause(self.name, text, found, list(self.remedies))
+
+
+_STEP_INDEPENDENT = (
+    "{optimizer} steps each weight by about lr whatever the gradient's scale; conv2's "
+    "inputs are all >= 0 after ReLU, so the steps add up and push the single output unit "
+    "below 0 within a few steps"
+)
+
+#: Every cause rule, in the order causes are reported.
+CAUSE_RULES: tuple[CauseRule, ...] = (
+    CauseRule(
+        "relu_before_softmax",
+        frozenset({"zero_gradient", "zero_logits"}),
+        "a ReLU before the softmax clips every negative logit to exactly 0; when all "
+        "are, the output is exactly uniform and the gradient exactly 0, for good",
+        ("linear_last_conv", "elu_and_linear"),
+        when=_relu_before_softmax,
+    ),
+    CauseRule(
+        "step_independent_of_gradient",
+        frozenset({"optimizer_step"}),
+        _STEP_INDEPENDENT,
+        ("linear_last_conv", "adagrad"),
+        when=_adam_like,
+    ),
+    CauseRule(
+        "step_independent_of_gradient",
+        frozenset({"optimizer_step"}),
+        _STEP_INDEPENDENT,
+        ("linear_last_conv",),
+        when=_not_adam_like,
+    ),
+    CauseRule(
+        "dying_relu",
+        frozenset({"dead_units", "zero_gradient_entries"}),
+        "ReLU conv units whose pre-activation is negative on every input output 0 and get "
+        "no gradient; with few kernels a whole layer can die at birth",
+        ("elu_convs", "leaky_relu_convs"),
+        when=_relu_convs,
+    ),
+    CauseRule(
+        "vanishing_gradient",
+        frozenset({"vanishing_gradient", "vanishing_through_time"}),
+        "the gradient shrinks through the layers (or steps) to nothing",
+        ("elu_convs", "tanh_glorot"),
+    ),
+    CauseRule(
+        "step_too_large",
+        frozenset({"exploding_gradient", "update_ratio_high"}),
+        "the updates are large next to the weights",
+        ("lower_learning_rate",),
+    ),
+    CauseRule(
+        "step_too_small",
+        frozenset({"update_ratio_low"}),
+        "the updates barely move the weights",
+        ("higher_learning_rate",),
+    ),
+    CauseRule(
+        "saturated_tanh",
+        frozenset({"saturated_tanh"}),
+        "tanh units sit on their flat ends, where almost no gradient passes",
+        ("glorot_init", "elu_convs"),
+    ),
+    CauseRule(
+        "saturated_softmax",
+        frozenset({"saturated_softmax"}),
+        "the softmax is near one-hot, where its gradient w(1-w) vanishes",
+        ("glorot_init", "lower_learning_rate"),
+    ),
+    CauseRule(
+        "steps_too_small",
+        frozenset({"stalled_loss"}),
+        "the cell is alive but its gradient is tiny (about 3e-3 on the portfolio loss) and "
+        "this optimizer's step scales with it, so nothing visible happens",
+        ("higher_learning_rate", "elu_and_linear"),
+        when=_gradient_scaled,
+    ),
+    CauseRule(
+        "not_learning",
+        frozenset({"stalled_loss"}),
+        "the cell is alive but the loss does not move enough",
+        ("elu_and_linear",),
+        when=_not_gradient_scaled,
+    ),
+    CauseRule(
+        "fragile_initialisation",
+        frozenset({OUTCOME_VARIANCE}),
+        "whether the cell learns depends on the seed: the initial weights are a coin flip",
+        ("elu_and_linear",),
+        fallback=True,
+    ),
+)
+
+
+def likely_causes(names: set[str], cell: dict[str, Any], train: dict[str, Any]) -> list[Cause]:
+    """The causes the findings ``names`` point to, for this configuration."""
+    found = [c for r in CAUSE_RULES if not r.fallback if (c := r.cause(names, cell, train))]
+    if found:
+        return found
+    return [c for r in CAUSE_RULES if r.fallback if (c := r.cause(names, cell, train))]

@@ -1,0 +1,403 @@
+"""The detectors: each reads one trace and returns a :class:`Symptom` or nothing.
+
+Each declares the findings it may emit (:class:`Detector`); :data:`FINDING_NAMES`
+is what they declare, and the cause rules' triggers are checked against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cellverify.diagnosis.findings import (
+    DEAD_UNIT_SHARE,
+    EXPLODING_RATIO,
+    SATURATED_UNIT_SHARE,
+    STEP_GAIN_LIMIT,
+    UPDATE_RATIO_RANGE,
+    VANISHING_FIRST_NORM,
+    VANISHING_RATIO,
+    VANISHING_TIME_RATIO,
+    Symptom,
+)
+from cellverify.outcome import (
+    LEARNED_GAP_FRACTION,
+    loss_trend,
+    outcome_of,
+)
+from cellverify.trace import CONV_LAYERS, SATURATED_MAX_WEIGHT, Trace
+
+__all__ = [
+    "DETECTORS",
+    "FINDING_NAMES",
+    "OUTCOME_VARIANCE",
+    "Detector",
+    "detect_dead_units",
+    "detect_exploding_gradient",
+    "detect_optimizer_step",
+    "detect_saturated_softmax",
+    "detect_saturated_tanh",
+    "detect_stalled_loss",
+    "detect_update_ratio",
+    "detect_vanishing_gradient",
+    "detect_vanishing_through_time",
+    "detect_zero_gradient",
+    "detect_zero_gradient_entries",
+    "detect_zero_logits",
+]
+
+# -- detectors -----------------------------------------------------------------
+
+
+def _kernels(trace: Trace) -> list[int]:
+    return [i for i, name in enumerate(trace.variables) if name.endswith("kernel")]
+
+
+def _alive_steps(trace: Trace) -> int:
+    """Rows up to (not including) the first exactly-zero gradient."""
+    first = trace.first_zero_gradient_step()
+    return trace.loss.shape[0] if first is None else first
+
+
+def detect_zero_gradient(trace: Trace) -> Symptom | None:
+    first = trace.first_zero_gradient_step()
+    if first is None:
+        return None
+    later = trace.grad_zero_fraction[first:][trace.measured_rows()[first:]]
+    stays = bool(np.all(later == 1.0))
+    return Symptom(
+        "zero_gradient",
+        f"the whole gradient is exactly 0 from step {first}"
+        + (" to the end" if stays else " (it came back later)"),
+        {
+            "step": first,
+            "to_the_end": stays,
+            "threshold": "every entry exactly 0",
+            "source": "definition of a dead run (docs/design.md)",
+        },
+        "fatal" if stays else "warning",
+    )
+
+
+def _share(x: float) -> str:
+    """A share as a percentage that never rounds a part up to the whole."""
+    if x == 1.0 or x == 0.0 or np.isnan(x):
+        return f"{x:.0%}"
+    return f"{min(x, 0.999):.1%}"
+
+
+def detect_zero_logits(trace: Trace) -> Symptom | None:
+    rows = trace.uniform_rows
+    hits = np.flatnonzero(rows > 0)
+    if hits.size == 0:
+        return None
+    step = int(hits[0])
+    logits = trace.zero_fraction[:, trace.layer("logits")]
+    return Symptom(
+        "zero_logits",
+        f"{_share(rows[step])} of output rows exactly uniform at step {step} (logits exactly "
+        f"0: {_share(logits[step])}); {_share(rows[-1])} at the end",
+        {
+            "step": step,
+            "uniform_rows": float(rows[step]),
+            "zero_logits": float(logits[step]),
+            "uniform_rows_at_end": float(rows[-1]),
+            "threshold": "> 0 rows exactly uniform",
+            "source": "float32 logits are never all equal by chance (docs/design.md)",
+        },
+        # Every row exactly uniform at the end: every logit equal, no gradient
+        # through the softmax, for good.
+        "fatal" if rows[-1] == 1.0 else "warning",
+    )
+
+
+def detect_dead_units(trace: Trace) -> Symptom | None:
+    worst: tuple[float, str, int] | None = None
+    for layer in CONV_LAYERS:
+        shares = trace.dead_fraction[:, trace.layer(layer)]
+        if np.all(np.isnan(shares)):
+            return None
+        step = int(np.nanargmax(shares))
+        if shares[step] >= DEAD_UNIT_SHARE and (worst is None or shares[step] > worst[0]):
+            worst = (float(shares[step]), layer, step)
+    if worst is None:
+        return None
+    share, layer, step = worst
+    at_init = {name: float(trace.dead_fraction[0, trace.layer(name)]) for name in CONV_LAYERS}
+    return Symptom(
+        "dead_units",
+        f"{share:.0%} of {layer}'s units output exactly 0 on every example at step {step} "
+        f"(at init: conv1 {at_init['conv1']:.0%}, conv2 {at_init['conv2']:.0%})",
+        {
+            "layer": layer,
+            "step": step,
+            "share": share,
+            "at_init": at_init,
+            "threshold": DEAD_UNIT_SHARE,
+            "source": "AUTOTRAINER dying-ReLU rule",
+        },
+    )
+
+
+def detect_zero_gradient_entries(trace: Trace) -> Symptom | None:
+    """A kernel most of whose gradient entries are exactly 0 while the run is alive."""
+    for step in range(_alive_steps(trace)):
+        for i in _kernels(trace):
+            share = float(trace.grad_zero_fraction[step, i])
+            if share >= DEAD_UNIT_SHARE:
+                return Symptom(
+                    "zero_gradient_entries",
+                    f"{share:.0%} of {trace.variables[i]}'s gradient entries are exactly 0 at "
+                    f"step {step}",
+                    {
+                        "variable": trace.variables[i],
+                        "step": step,
+                        "share": share,
+                        "threshold": DEAD_UNIT_SHARE,
+                        "source": "AUTOTRAINER dying-ReLU rule",
+                    },
+                )
+    return None
+
+
+def _first_last(trace: Trace, step: int) -> tuple[float, float]:
+    kernels = _kernels(trace)
+    return float(trace.grad_norm[step, kernels[0]]), float(trace.grad_norm[step, kernels[-1]])
+
+
+def detect_vanishing_gradient(trace: Trace) -> Symptom | None:
+    for step in range(_alive_steps(trace)):
+        first, last = _first_last(trace, step)
+        if last > 0 and first / last <= VANISHING_RATIO and first <= VANISHING_FIRST_NORM:
+            return Symptom(
+                "vanishing_gradient",
+                f"first-layer gradient norm {first:.2e} is {first / last:.1e} of the last "
+                f"layer's {last:.2e} at step {step}",
+                {
+                    "step": step,
+                    "first_norm": first,
+                    "last_norm": last,
+                    "threshold": [VANISHING_RATIO, VANISHING_FIRST_NORM],
+                    "source": "AUTOTRAINER vanishing-gradient rule",
+                },
+            )
+    return None
+
+
+def detect_exploding_gradient(trace: Trace) -> Symptom | None:
+    bad = ~np.isfinite(trace.loss) | (
+        trace.measured_rows() & ~np.all(np.isfinite(trace.grad_norm), axis=1)
+    )
+    if bad.any():
+        step = int(np.flatnonzero(bad)[0])
+        return Symptom(
+            "exploding_gradient",
+            f"non-finite loss or gradient at step {step}",
+            {"step": step, "threshold": "any non-finite", "source": "AUTOTRAINER"},
+            "fatal",
+        )
+    for step in range(_alive_steps(trace)):
+        first, last = _first_last(trace, step)
+        if last > 0 and first / last >= EXPLODING_RATIO:
+            return Symptom(
+                "exploding_gradient",
+                f"first-layer gradient norm is {first / last:.0f}x the last layer's at step {step}",
+                {
+                    "step": step,
+                    "ratio": first / last,
+                    "threshold": EXPLODING_RATIO,
+                    "source": "AUTOTRAINER exploding-gradient rule",
+                },
+            )
+    return None
+
+
+def detect_vanishing_through_time(trace: Trace) -> Symptom | None:
+    if int(trace.train["steps"]) < 2:
+        return None
+    s0, last = trace.state_grad_norm[:, 0], trace.state_grad_norm[:, 1]
+    for step in range(_alive_steps(trace)):
+        if last[step] > 0 and s0[step] / last[step] <= VANISHING_TIME_RATIO:
+            return Symptom(
+                "vanishing_through_time",
+                f"‖∂L/∂s_0‖ is {s0[step] / last[step]:.1e} of ‖∂L_last/∂s_last‖ at step {step}: "
+                "the state's influence fades across the sequence",
+                {
+                    "step": step,
+                    "ratio": float(s0[step] / last[step]),
+                    "threshold": VANISHING_TIME_RATIO,
+                    "source": "AUTOTRAINER ratio, through time",
+                },
+                # The portfolio memory fading over a sequence impairs nothing
+                # the rest of the cell needs; it is worth knowing.
+                "info",
+            )
+    return None
+
+
+def detect_saturated_softmax(trace: Trace) -> Symptom | None:
+    hits = np.flatnonzero(trace.max_weight >= SATURATED_MAX_WEIGHT)
+    if hits.size == 0:
+        return None
+    step = int(hits[0])
+    return Symptom(
+        "saturated_softmax",
+        f"rows put {trace.max_weight[step]:.3f} on one asset on average at step {step}",
+        {
+            "step": step,
+            "max_weight": float(trace.max_weight[step]),
+            "threshold": SATURATED_MAX_WEIGHT,
+            "source": "softmax gradient ∝ w(1-w)",
+        },
+    )
+
+
+def detect_saturated_tanh(trace: Trace) -> Symptom | None:
+    if trace.cell.get("activation") != "tanh":
+        return None
+    for layer in CONV_LAYERS:
+        shares = trace.saturated_fraction[:, trace.layer(layer)]
+        hits = np.flatnonzero(shares >= SATURATED_UNIT_SHARE)
+        if hits.size:
+            step = int(hits[0])
+            return Symptom(
+                "saturated_tanh",
+                f"{shares[step]:.0%} of {layer}'s tanh outputs are saturated at step {step}",
+                {
+                    "layer": layer,
+                    "step": step,
+                    "share": float(shares[step]),
+                    "threshold": SATURATED_UNIT_SHARE,
+                    "source": "AUTOTRAINER share; tanh' < 0.02",
+                },
+            )
+    return None
+
+
+def detect_stalled_loss(trace: Trace) -> Symptom | None:
+    """Alive, not learned, and the batch losses' trend shows, beyond their
+    noise, that the loss falls too slowly to learn within the horizon."""
+    outcome = outcome_of(trace)
+    if outcome.died or outcome.learned:
+        return None  # dead runs are zero_gradient's; learning runs are fine
+    trend = loss_trend(trace)
+    if trend is None or not trend.stalled:
+        return None  # too early to tell
+    return Symptom(
+        "stalled_loss",
+        f"alive, but the loss falls by {-trend.slope:.2g} ± {trend.se:.2g} per update where "
+        f"{trend.needed:.2g} is needed, and the evaluation loss closed "
+        f"{outcome.gap_closed:.1%} of the gap ({trace.eval_loss[0]:.4g} -> "
+        f"{trace.eval_loss[1]:.4g})",
+        {
+            "gap_closed": outcome.gap_closed,
+            "trend": trend.to_dict(),
+            "threshold": LEARNED_GAP_FRACTION,
+            "source": "outcome.loss_trend: slope's 97.5 % bound against the needed rate",
+        },
+    )
+
+
+def detect_update_ratio(trace: Trace) -> Symptom | None:
+    alive = min(_alive_steps(trace), trace.update_ratio.shape[0])
+    if alive == 0:
+        return None
+    low, high = UPDATE_RATIO_RANGE
+    for i in _kernels(trace):
+        ratios = trace.update_ratio[:alive, i]
+        median = float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else float("nan")
+        if not math.isnan(median) and not low <= median <= high:
+            # Too small and too large call for opposite remedies.
+            return Symptom(
+                "update_ratio_high" if median > high else "update_ratio_low",
+                f"{trace.variables[i]} moves by {median:.1e} of its norm per step (median)",
+                {
+                    "variable": trace.variables[i],
+                    "median": median,
+                    "threshold": list(UPDATE_RATIO_RANGE),
+                    "source": "docs/design.md, 'Diagnosis'; Karpathy's 1e-3",
+                },
+            )
+    return None
+
+
+def detect_optimizer_step(trace: Trace) -> Symptom | None:
+    """Adam-like step: large next to lr·‖g‖, and the run died after step 0."""
+    first = trace.first_zero_gradient_step()
+    if first is None or first == 0 or trace.update_ratio.shape[0] == 0:
+        return None
+    lr = float(trace.train["learning_rate"])
+    gains = []
+    for i in _kernels(trace):
+        update = trace.update_ratio[0, i] * trace.weight_norm[0, i]
+        grad = trace.grad_norm[0, i]
+        if grad > 0 and np.isfinite(update):
+            gains.append((float(update / (lr * grad)), trace.variables[i]))
+    if not gains:
+        return None
+    gain, variable = max(gains)
+    if gain < STEP_GAIN_LIMIT:
+        return None
+    return Symptom(
+        "optimizer_step",
+        f"{trace.train['optimizer']} moved {variable} {gain:.0f}x farther than lr·‖g‖ at step 0, "
+        f"and the gradient died at step {first}: the step size, not the gradient, drove it",
+        {
+            "step": 0,
+            "gain": gain,
+            "variable": variable,
+            "death_step": first,
+            "threshold": STEP_GAIN_LIMIT,
+            "source": "Adam's step is about lr per entry (docs/design.md)",
+        },
+        # It explains a death that zero_gradient already reports as fatal.
+        "info",
+    )
+
+
+#: Every per-run detector, in report order.
+@dataclass(frozen=True)
+class Detector:
+    """A detector and the names of the findings it may emit: declared, so
+    that :data:`FINDING_NAMES` and the cause rules' triggers can be checked
+    against what is really emitted."""
+
+    detect: Callable[[Trace], Symptom | None]
+    emits: tuple[str, ...]
+
+    @property
+    def __name__(self) -> str:
+        return self.detect.__name__
+
+    def __call__(self, trace: Trace) -> Symptom | None:
+        symptom = self.detect(trace)
+        if symptom is not None and symptom.name not in self.emits:  # a bug in the kit
+            raise RuntimeError(
+                f"{self.__name__} emitted {symptom.name!r}, which it does not declare "
+                f"({', '.join(self.emits)})"
+            )
+        return symptom
+
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector(detect_zero_gradient, ("zero_gradient",)),
+    Detector(detect_zero_logits, ("zero_logits",)),
+    Detector(detect_dead_units, ("dead_units",)),
+    Detector(detect_zero_gradient_entries, ("zero_gradient_entries",)),
+    Detector(detect_optimizer_step, ("optimizer_step",)),
+    Detector(detect_vanishing_gradient, ("vanishing_gradient",)),
+    Detector(detect_vanishing_through_time, ("vanishing_through_time",)),
+    Detector(detect_exploding_gradient, ("exploding_gradient",)),
+    Detector(detect_saturated_softmax, ("saturated_softmax",)),
+    Detector(detect_saturated_tanh, ("saturated_tanh",)),
+    Detector(detect_update_ratio, ("update_ratio_high", "update_ratio_low")),
+    Detector(detect_stalled_loss, ("stalled_loss",)),
+)
+#: The finding about a configuration rather than one run: seeds disagree.
+OUTCOME_VARIANCE = "outcome_variance"
+#: Every finding's name (for instance to choose which stop a run: Monitor's
+#: ``stop_on``), from what the detectors declare.
+FINDING_NAMES: tuple[str, ...] = (*(n for d in DETECTORS for n in d.emits), OUTCOME_VARIANCE)
