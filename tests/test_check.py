@@ -230,3 +230,15 @@ def test_an_invariant_with_a_least_batch_outside_the_drawn_batches_is_rejected(m
 
     with pytest.raises(InvalidConfig, match=r"min_batch must be an integer from 1 to 4"):
         invariant("never_registered", min_batch=min_batch)
+
+
+def test_the_builtin_invariants_are_reported_in_their_documented_order():
+    """The order of README's table: importing the invariants' modules registers
+    them, so a reordered import would reorder every report."""
+    assert list(INVARIANTS)[:15] == [
+        "output_shape", "simplex_output", "state_is_output", "state_matters",
+        "asset_permutation_equivariance", "gradients_finite", "gradients_nonzero",
+        "gradient_check", "loss_decreases", "dropout_zero_is_identity",
+        "execution_modes_agree", "deterministic", "serialization_roundtrip",
+        "batch_independence", "init_near_uniform",
+    ]  # fmt: skip

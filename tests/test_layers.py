@@ -19,6 +19,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "model": ("cell", "fast", "factory", "model"),
     "training": ("devices", "probe", "run", "executors"),
     "checks": ("gradcheck", "precision", "registry", "strategies", "coverage", "covering",
+               "invariants.harness", "invariants.structure", "invariants.gradients",
+               "invariants.learning", "invariants.equivalence", "invariants.initial",
                "invariants", "catalog", "search", "suite", "mutation", "testing",
                "pytest_plugin"),
     "diagnosis": ("outcome", "diagnosis.findings", "diagnosis.detectors", "diagnosis.causes",
