@@ -23,7 +23,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import tensorflow as tf
 
     import cellverify
-    from cellverify.devices import benchmark_devices
+    from cellverify.training.devices import benchmark_devices
 
     build = tf.sysconfig.get_build_info()
     machine_info["tensorflow"] = {

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from cellverify.devices import benchmark_devices, synchronize
-from cellverify.perf import TRAIN_FLOP_FACTOR, floor_matmul_shape, lstm_step_flops, step_flops
+from cellverify.model.flops import (
+    TRAIN_FLOP_FACTOR,
+    floor_matmul_shape,
+    lstm_step_flops,
+    step_flops,
+)
+from cellverify.training.devices import benchmark_devices, synchronize
 
 from . import workloads as w
 

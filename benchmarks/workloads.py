@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from cellverify import CellConfig, ConvRNNCell, TrainConfig, batch_for
-from cellverify.fast import FastConvRNN
 from cellverify.model import fresh_session, portfolio_loss
+from cellverify.model.fast import FastConvRNN
 
 #: The question's shape and batch, and a small one.
 SHAPES = {
@@ -151,7 +151,7 @@ def recorded_training(record: str) -> Workload:
     """One step of cellverify's recording run: ``recorded`` (update, gradient
     statistics and the activation probe, as ``train`` does by default),
     ``gradients-only`` (no probe), or ``bare`` (the update alone)."""
-    from cellverify.run import Trainer
+    from cellverify.training.trainer import Trainer
 
     fresh_session()
     config, _ = SHAPES["question"]

@@ -17,14 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from hypothesis import strategies as st
 
-from cellverify.case import Case
 from cellverify.cell import conv_rnn_cell
+from cellverify.checks.case import Case
+from cellverify.checks.invariants import INVARIANTS
+from cellverify.checks.profiles import CI_EXAMPLES
+from cellverify.checks.regions import Region
+from cellverify.checks.runner import run_invariant
+from cellverify.checks.strategies import cell_configs, train_configs
 from cellverify.data import InputSpec
-from cellverify.invariants import INVARIANTS
-from cellverify.profiles import CI_EXAMPLES
-from cellverify.regions import Region
-from cellverify.strategies import cell_configs, train_configs
-from cellverify.suite import run_invariant
 
 #: Twice the ci profile's examples per invariant in each of the two runs
 #: (oneDNN on and off), so each invariant sees four times ci's examples on
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from hypothesis import settings
 
-    from cellverify.profiles import register_profiles
+    from cellverify.checks.profiles import register_profiles
 
     register_profiles()
     settings.register_profile(

@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from cellverify.case import Case
-from cellverify.catalog import check
 from cellverify.cell import conv_rnn_cell
+from cellverify.checks.case import Case
+from cellverify.checks.catalog import check
+from cellverify.checks.invariants import INVARIANTS
+from cellverify.checks.runner import run_invariant, run_suite
+from cellverify.checks.strategies import any_cases
 from cellverify.cli import main
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
-from cellverify.invariants import INVARIANTS
 from cellverify.mutation import MUTANTS
-from cellverify.strategies import any_cases
-from cellverify.suite import run_invariant, run_suite
 
 SOFTMAX_OVER_WRONG_AXIS = MUTANTS["SoftmaxOverWrongAxis"].factory
 
@@ -122,9 +122,9 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
     cell whose gradient dies and shrinks it: every field it can simplify goes
     to its simplest value, and what is left standing is the cause - a ReLU,
     before the softmax or in a conv with one kernel (docs/design.md, 'Measured facts')."""
-    from cellverify.case import Case
     from cellverify.cell import conv_rnn_cell
-    from cellverify.invariants import gradients_nonzero
+    from cellverify.checks.case import Case
+    from cellverify.checks.invariants import gradients_nonzero
 
     result = run_invariant(
         INVARIANTS["gradients_nonzero"], conv_rnn_cell, profile="ci", strategy=any_cases()
@@ -148,7 +148,7 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
 def test_check_and_the_property_suite_draw_from_the_same_strategy_under_each_profile():
     """A case one of them can find, the other can find: ``check --profile P``
     and ``pytest --hypothesis-profile P`` search the same space."""
-    from cellverify.suite import cases_for, strategy_for
+    from cellverify.checks.runner import cases_for, strategy_for
 
     for profile in ("dev", "ci", "thorough"):
         for name, invariant in INVARIANTS.items():
@@ -159,7 +159,7 @@ def test_thorough_draws_the_questions_full_shape_and_ci_does_not():
     from hypothesis import find
     from hypothesis.errors import NoSuchExample
 
-    from cellverify.suite import strategy_for
+    from cellverify.checks.runner import strategy_for
 
     full = (15, 100, 3)
 
@@ -225,8 +225,8 @@ def test_loss_decreases_still_fails_an_ascent():
 
 @pytest.mark.parametrize("min_batch", [0, 5, 2.0])
 def test_an_invariant_with_a_least_batch_outside_the_drawn_batches_is_rejected(min_batch):
+    from cellverify.checks.registry import invariant
     from cellverify.errors import InvalidConfig
-    from cellverify.registry import invariant
 
     with pytest.raises(InvalidConfig, match=r"min_batch must be an integer from 1 to 4"):
         invariant("never_registered", min_batch=min_batch)

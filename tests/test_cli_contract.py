@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from cellverify import InvalidConfig
 from cellverify.cell import conv_rnn_cell
+from cellverify.checks.invariants import INVARIANTS
+from cellverify.checks.runner import InvariantResult, SuiteResult, run_invariant
+from cellverify.checks.strategies import any_cases
 from cellverify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from cellverify.config import parse_bool
-from cellverify.invariants import INVARIANTS
-from cellverify.strategies import any_cases
-from cellverify.suite import InvariantResult, SuiteResult, run_invariant
 
 from .traces import healthy_trace
 
@@ -74,10 +74,10 @@ def test_an_unwritable_output_exits_2_before_any_work(argv, capsys, monkeypatch)
         raise AssertionError("work started before the output path was checked")
 
     for target in (
-        "cellverify.verify.run_seeds",
-        "cellverify.sweep.run_sweep",
-        "cellverify.suite.run_suite",
-        "cellverify.run.train",
+        "cellverify.experiments.verify.run_seeds",
+        "cellverify.experiments.sweep.run_sweep",
+        "cellverify.checks.runner.run_suite",
+        "cellverify.training.trainer.train",
     ):
         monkeypatch.setattr(target, no_work)
     assert main(argv) == EXIT_USAGE
@@ -111,7 +111,7 @@ def _stub_work(monkeypatch):
     """Replace the training and searching behind each command with instant,
     plausible results, so that generated command lines exercise the parsing,
     validation and reporting around them."""
-    from cellverify.suite import select_invariants
+    from cellverify.checks.runner import select_invariants
 
     def run_suite(factory, *, cell, profile, select=None, **kwargs):
         return SuiteResult(
@@ -122,7 +122,7 @@ def _stub_work(monkeypatch):
         return [healthy_trace(cell=cell, train=train) for _ in seeds]
 
     def run_sweep(factory, grid, cell, train, seeds, *, shard=(1, 1), **kwargs):
-        from cellverify.sweep import sweep_tasks
+        from cellverify.experiments.sweep import sweep_tasks
 
         tasks = sweep_tasks(grid, cell, train, seeds, shard=shard)
         runs = [
@@ -143,11 +143,11 @@ def _stub_work(monkeypatch):
     def train(factory, cell, train_config, **kwargs):
         return healthy_trace(cell=cell, train=train_config)
 
-    monkeypatch.setattr("cellverify.suite.run_suite", run_suite)
-    monkeypatch.setattr("cellverify.verify.run_seeds", run_seeds)
-    monkeypatch.setattr("cellverify.verify.verify_remedies", lambda *a, **k: [])
-    monkeypatch.setattr("cellverify.sweep.run_sweep", run_sweep)
-    monkeypatch.setattr("cellverify.run.train", train)
+    monkeypatch.setattr("cellverify.checks.runner.run_suite", run_suite)
+    monkeypatch.setattr("cellverify.experiments.verify.run_seeds", run_seeds)
+    monkeypatch.setattr("cellverify.experiments.verify.verify_remedies", lambda *a, **k: [])
+    monkeypatch.setattr("cellverify.experiments.sweep.run_sweep", run_sweep)
+    monkeypatch.setattr("cellverify.training.trainer.train", train)
 
     def kill_matrix(invariants=None, mutants=None, profile=None, **kwargs):
         from cellverify.mutation import KillMatrix
@@ -155,7 +155,7 @@ def _stub_work(monkeypatch):
         names = list(invariants or [])
         return KillMatrix(names, ["M"], {"M": tuple(names)}, {("M", n): "killed" for n in names})
 
-    monkeypatch.setattr("cellverify.mutation.kill_matrix", kill_matrix)
+    monkeypatch.setattr("cellverify.checks.mutation.kill_matrix", kill_matrix)
 
 
 OUT = Path(__import__("tempfile").mkdtemp(prefix="cellverify-cli-"))

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from cellverify.case import Case
 from cellverify.cell import conv_rnn_cell
-from cellverify.coverage import Coverage, dimensions, labels_of, with_label
-from cellverify.covering import covering_cases
-from cellverify.invariants import INVARIANTS
-from cellverify.regions import ROBUST_REGION, WHOLE_SPACE
-from cellverify.registry import Invariant
-from cellverify.report import render_check
-from cellverify.search import search_seed, search_test
-from cellverify.suite import SuiteResult, run_invariant
+from cellverify.checks.case import Case
+from cellverify.checks.coverage import Coverage, dimensions, labels_of, with_label
+from cellverify.checks.covering import covering_cases
+from cellverify.checks.invariants import INVARIANTS
+from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE
+from cellverify.checks.registry import Invariant
+from cellverify.checks.runner import SuiteResult, run_invariant
+from cellverify.checks.search import search_seed, search_test
+from cellverify.render.report import render_check
 
 from .outside_cells import eiie_cell, minmax_scaled_cell, pgportfolio_cell
 

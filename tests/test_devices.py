@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cellverify import CellConfig
-from cellverify.devices import benchmark_devices, synchronize
-from cellverify.perf import floor_matmul_shape, step_flops
+from cellverify.model.flops import floor_matmul_shape, step_flops
+from cellverify.training.devices import benchmark_devices, synchronize
 
 
 def test_cpu_only_machine_offers_a_skipped_gpu_with_the_reason():

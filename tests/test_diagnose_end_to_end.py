@@ -6,8 +6,8 @@ import pytest
 
 from cellverify import AS_ASKED, REMEDIED
 from cellverify.diagnosis import diagnose
-from cellverify.factory import DEFAULT_FACTORY
-from cellverify.verify import run_seeds, verify_remedies
+from cellverify.experiments.verify import run_seeds, verify_remedies
+from cellverify.model.factory import DEFAULT_FACTORY
 
 #: The question's full shape with a small batch: ~2.5 s a run (as in
 #: test_reproduces_question.py).  Seeds 1 and 2 are alive at step 0 and die

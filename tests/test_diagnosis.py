@@ -7,7 +7,7 @@ import pytest
 
 from cellverify import AS_ASKED, CellConfig, TrainConfig
 from cellverify import diagnosis as dx
-from cellverify.outcome import (
+from cellverify.diagnosis.outcome import (
     DECISION_HORIZON,
     MIN_TREND_UPDATES,
     TREND_Z,
@@ -332,7 +332,7 @@ def test_wilson_interval_matches_published_values(k, n, low, high):
 
 
 def test_remedy_factors_scale_the_learning_rate():
-    from cellverify.verify import apply_remedy
+    from cellverify.experiments.verify import apply_remedy
 
     cell, train = apply_remedy(dx.REMEDIES["higher_learning_rate"], CellConfig(), TrainConfig())
     assert train.learning_rate == pytest.approx(1e-2)

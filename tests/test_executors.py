@@ -17,9 +17,9 @@ import pytest
 
 from cellverify import CellConfig, InvalidConfig, TrainConfig
 from cellverify.cli import EXIT_INTERRUPTED, main
-from cellverify.executors import DaskExecutor, LocalExecutor, SchedulerUnreachable
-from cellverify.factory import DEFAULT_FACTORY
-from cellverify.sweep import aggregate, parse_grid, run_sweep
+from cellverify.experiments.sweep import aggregate, parse_grid, run_sweep
+from cellverify.model.factory import DEFAULT_FACTORY
+from cellverify.training.executors import DaskExecutor, LocalExecutor, SchedulerUnreachable
 
 from .cli_cells import SMALL_SHAPE_ARGS
 

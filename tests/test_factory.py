@@ -5,7 +5,7 @@ import pytest
 
 from cellverify import BadCellFactory, CellConfig
 from cellverify.cell import conv_rnn_cell
-from cellverify.factory import load_factory, validate_factory
+from cellverify.model.factory import load_factory, validate_factory
 
 CONFIG = CellConfig(assets=3, window=5, kernels=(2, 2, 1))
 

@@ -13,9 +13,9 @@ import tensorflow as tf
 from hypothesis import given, settings
 
 from cellverify import ConvRNNCell
-from cellverify.fast import FastConvRNN
+from cellverify.checks.strategies import any_cases
 from cellverify.model import fresh_session, loss_for
-from cellverify.strategies import any_cases
+from cellverify.model.fast import FastConvRNN
 
 #: Outputs are probabilities; the fast path reorders float32 sums (conv2 as a
 #: matmul, conv3 split in two), so a logit moves by ~ulp x its terms, which

@@ -11,13 +11,18 @@ import hashlib
 import numpy as np
 import pytest
 
-from cellverify.case import Case
-from cellverify.catalog import check
 from cellverify.cell import conv_rnn_cell
+from cellverify.checks.case import Case
+from cellverify.checks.catalog import check
+from cellverify.checks.numerics.gradcheck import (
+    GRADIENT_CHECK_STEPS,
+    NoisyLoss,
+    check_variable,
+    loss_noise,
+)
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
-from cellverify.gradcheck import GRADIENT_CHECK_STEPS, NoisyLoss, check_variable, loss_noise
 from cellverify.mutation import MUTANTS
 
 

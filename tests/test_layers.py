@@ -14,27 +14,33 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cellverify"
 
 #: Lowest first.  A module may import its own layer and those before it.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "ground": ("errors", "config", "trace", "tolerances", "perf", "cli.codes", "cli.interrupt"),
-    "data": ("prices", "tasks", "data", "regions", "case", "profiles"),
-    "model": ("cell", "fast", "factory", "model"),
-    "training": ("devices", "probe", "run", "executors"),
-    "checks": ("gradcheck", "precision", "registry", "strategies", "coverage", "covering",
-               "invariants.harness", "invariants.structure", "invariants.gradients",
-               "invariants.learning", "invariants.equivalence", "invariants.initial",
-               "invariants", "catalog", "search", "suite", "mutation", "testing",
-               "pytest_plugin"),
-    "diagnosis": ("outcome", "diagnosis.findings", "diagnosis.detectors", "diagnosis.causes",
-                  "diagnosis.verdict", "diagnosis.diagnose", "diagnosis", "monitor.probes",
-                  "monitor.tensorboard", "monitor.callback", "monitor", "keras"),
-    "experiments": ("checkpoint", "verify", "sweep"),
-    "render": ("report", "plots", "outputs"),
-    "tools": ("calibrate", "region"),
+    "ground": ("errors", "config", "trace", "cli.codes", "cli.interrupt"),
+    "data": ("data.prices", "data.tasks", "data.market", "data"),
+    "model": ("model.cell", "model.fast", "model.factory", "model.rnn", "model.flops", "model"),
+    "training": ("training.devices", "training.probe", "training.trainer", "training.executors",
+                 "training"),
+    "checks": ("checks.numerics.tolerances", "checks.numerics.gradcheck", "checks.regions",
+               "checks.case", "checks.numerics.precision", "checks.numerics", "checks.profiles",
+               "checks.registry", "checks.strategies", "checks.coverage", "checks.covering",
+               "checks.invariants.harness", "checks.invariants.structure",
+               "checks.invariants.gradients", "checks.invariants.learning",
+               "checks.invariants.equivalence", "checks.invariants.initial", "checks.invariants",
+               "checks.catalog", "checks.search", "checks.runner", "checks.mutation",
+               "checks.testing", "checks.pytest_plugin", "checks"),
+    "diagnosis": ("diagnosis.outcome", "diagnosis.findings", "diagnosis.detectors",
+                  "diagnosis.causes", "diagnosis.verdict", "diagnosis.diagnose", "diagnosis"),
+    "monitor": ("monitor.probes", "monitor.tensorboard", "monitor.callback", "monitor"),
+    "experiments": ("experiments.checkpoint", "experiments.verify", "experiments.sweep",
+                    "experiments"),
+    "render": ("render.report", "render.plots", "render.outputs", "render"),
+    "tools": ("tools.calibrate", "tools.measure_region", "tools"),
     "cli": ("cli", "cli.__main__", "cli.check", "cli.options", "cli.train"),
+    "faces": ("cell", "prices", "testing", "mutation", "keras", "calibrate"),
 }  # fmt: skip
 #: The package's face re-exports from every layer (lazily), as chex's does.
 FACE = ""
 #: Layers that never import TensorFlow or Keras, directly or through others.
-NO_TENSORFLOW = ("ground", "render")
+NO_TENSORFLOW = ("ground", "data", "render")
 
 
 def _module_names() -> dict[str, Path]:
@@ -131,3 +137,26 @@ def test_the_layering_check_finds_an_upward_import_and_a_cycle(monkeypatch):
     with pytest.raises(AssertionError):
         test_no_module_imports_a_higher_layer()
     assert _cycle_from("config") is not None
+
+
+def test_the_package_face_and_the_light_modules_import_no_tensorflow():
+    """What the graph above cannot see: importing ``cellverify.model.factory``
+    runs ``cellverify/model/__init__`` first.  So import them for real, in a
+    fresh interpreter (``cellverify --help`` stays fast)."""
+    import subprocess
+    import sys
+
+    light = [
+        "cellverify",
+        "cellverify.model.factory",
+        "cellverify.model.flops",
+        "cellverify.checks.registry",
+        "cellverify.render.report",
+        "cellverify.diagnosis",
+    ]
+    code = (
+        f"import sys\nfor m in {light!r}: __import__(m)\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

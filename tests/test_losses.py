@@ -32,8 +32,8 @@ def test_example_losses_average_to_the_batch_loss(task, target):
 
 def test_every_configured_task_has_its_task_object_and_loss():
     from cellverify.config import TASKS
+    from cellverify.data.tasks import TASK_OBJECTS, task
     from cellverify.model import LOSSES
-    from cellverify.tasks import TASK_OBJECTS, task
 
     assert set(TASK_OBJECTS) == set(TASKS) == set(LOSSES)
     assert all(task(name).name == name for name in TASKS)

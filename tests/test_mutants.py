@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from cellverify.cell import conv_rnn_cell
+from cellverify.checks.invariants import INVARIANTS
 from cellverify.errors import InvariantViolation
-from cellverify.invariants import INVARIANTS
 from cellverify.mutation import DEFAULT_CASE, KILLED, MUTANTS, KillMatrix, Mutant, kill_matrix
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
@@ -33,7 +33,7 @@ def test_mutant_is_caught_by_its_invariant(mutant, invariant):
 def test_mutant_is_caught_by_its_invariant_under_the_ci_gate(mutant, invariant):
     """Not just on the case the mutant was written with: the gate's own
     search (covering cases, then the random search) finds and shrinks it."""
-    from cellverify.suite import run_invariant
+    from cellverify.checks.runner import run_invariant
 
     result = run_invariant(INVARIANTS[invariant], MUTANTS[mutant].factory, profile="ci")
     assert result.status == "failed", result.message

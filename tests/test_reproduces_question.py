@@ -11,14 +11,14 @@ import keras
 import pytest
 
 from cellverify import AS_ASKED, REMEDIED, Trace, conv_rnn_cell, train
-from cellverify.outcome import LEARNED_GAP_FRACTION
+from cellverify.diagnosis.outcome import LEARNED_GAP_FRACTION
 
 SEEDS = range(5)
 #: The issue's bar: at least 4 of 5 seeds of AS_ASKED die.  Measured: 10 of 10
 #: (seeds 0-9, this run's shape), 7 of them already dead at step 0.
 MIN_DEAD_AS_ASKED = 4
 #: (A run "lowers the loss" when it closes LEARNED_GAP_FRACTION of the gap to
-#: the reference; cellverify.outcome says how that was measured.)
+#: the reference; cellverify.diagnosis.outcome says how that was measured.)
 #: Full question shape (15x100x3); a small batch and short sequences keep the
 #: ten runs to about 25 s on two cores.
 RUN = {"task": "supervised", "batch_size": 16, "steps": 2, "train_steps": 40}

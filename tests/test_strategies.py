@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 
 from cellverify import InvalidConfig
-from cellverify.case import Case
-from cellverify.strategies import (
+from cellverify.checks.case import Case
+from cellverify.checks.strategies import (
     LEARNABLE_REGION,
     ROBUST_REGION,
     WHOLE_SPACE,

@@ -6,7 +6,7 @@ import pytest
 
 from cellverify import CellConfig, InvalidConfig, TrainConfig
 from cellverify.cli import main
-from cellverify.sweep import aggregate, parse_grid, parse_shard, sweep_tasks
+from cellverify.experiments.sweep import aggregate, parse_grid, parse_shard, sweep_tasks
 
 
 def test_grid_values_take_the_fields_types():

@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
-from cellverify.case import Case
-from cellverify.catalog import check
 from cellverify.cell import conv_rnn_cell
-from cellverify.config import CellConfig, TrainConfig
-from cellverify.data import InputSpec
-from cellverify.errors import InvariantViolation
-from cellverify.invariants import PERMUTATION_FLOOR
-from cellverify.mutation import MUTANTS
-from cellverify.precision import (
+from cellverify.checks.case import Case
+from cellverify.checks.catalog import check
+from cellverify.checks.invariants import PERMUTATION_FLOOR
+from cellverify.checks.numerics.precision import (
     _spread,
     _through_layer,
     float64_keras,
@@ -25,14 +21,18 @@ from cellverify.precision import (
     sequence_logits,
     states_of,
 )
-from cellverify.strategies import cases
-from cellverify.tolerances import (
+from cellverify.checks.numerics.tolerances import (
     FLOAT32_EPS,
     ROUNDING_DEPTH,
     SIMPLEX_SUM_FLOOR,
     probability_tolerance,
     simplex_sum_tolerance,
 )
+from cellverify.checks.strategies import cases
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.data import InputSpec
+from cellverify.errors import InvariantViolation
+from cellverify.mutation import MUTANTS
 
 from .outside_cells import eiie_cell
 

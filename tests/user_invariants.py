@@ -24,7 +24,7 @@ def long_only(factory, case):
 class ShortSelling(ConvRNNCell):
     """Shifts every weight down by 1/outputs: still sums to 0, not 1, and goes short."""
 
-    def _portfolio(self, logits):
+    def portfolio(self, logits):
         return ops.softmax(logits, axis=-1) - 1.0 / logits.shape[-1]
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cellverify.catalog import check
+from cellverify.checks.catalog import check
+from cellverify.checks.regions import (
+    INIT_REGION,
+    LEARNABLE_REGION,
+    REGIONS,
+    ROBUST_REGION,
+    WHOLE_SPACE,
+    Region,
+)
+from cellverify.checks.registry import Invariant, fail, invariant
 from cellverify.config import (
     AS_ASKED,
     PGPORTFOLIO,
@@ -22,49 +31,40 @@ from cellverify.config import (
     preset,
 )
 from cellverify.errors import BadCellFactory, CellVerifyError, InvalidConfig, InvariantViolation
-from cellverify.regions import (
-    INIT_REGION,
-    LEARNABLE_REGION,
-    REGIONS,
-    ROBUST_REGION,
-    WHOLE_SPACE,
-    Region,
-)
-from cellverify.registry import Invariant, fail, invariant
 from cellverify.trace import Trace
 
 if TYPE_CHECKING:
-    from cellverify.cell import ConvRNNCell, conv_rnn_cell
-    from cellverify.data import Batch, Market, batch_for, synthetic_market
+    from cellverify.checks.invariants import INVARIANTS
+    from cellverify.checks.mutation import Mutant, kill_matrix
+    from cellverify.checks.testing import CellInvariants
+    from cellverify.data.market import Batch, Market, batch_for, synthetic_market
     from cellverify.diagnosis import diagnose
-    from cellverify.fast import FastConvRNN
-    from cellverify.invariants import INVARIANTS
-    from cellverify.model import build_model, cross_entropy_loss, portfolio_loss
-    from cellverify.mutation import Mutant, kill_matrix
-    from cellverify.run import Trainer, train
-    from cellverify.testing import CellInvariants
+    from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
+    from cellverify.model.fast import FastConvRNN
+    from cellverify.model.rnn import build_model, cross_entropy_loss, portfolio_loss
+    from cellverify.training.trainer import Trainer, train
 
 __version__ = "0.1.0"
 
 # name -> module, for the names that import TensorFlow or Keras.
 _LAZY: dict[str, str] = {
-    "ConvRNNCell": "cellverify.cell",
-    "conv_rnn_cell": "cellverify.cell",
+    "ConvRNNCell": "cellverify.model.cell",
+    "conv_rnn_cell": "cellverify.model.cell",
     "Batch": "cellverify.data",
     "Market": "cellverify.data",
     "batch_for": "cellverify.data",
     "synthetic_market": "cellverify.data",
     "diagnose": "cellverify.diagnosis",
-    "FastConvRNN": "cellverify.fast",
-    "INVARIANTS": "cellverify.invariants",
-    "CellInvariants": "cellverify.testing",
-    "Mutant": "cellverify.mutation",
-    "kill_matrix": "cellverify.mutation",
+    "FastConvRNN": "cellverify.model.fast",
+    "INVARIANTS": "cellverify.checks.invariants",
+    "CellInvariants": "cellverify.checks.testing",
+    "Mutant": "cellverify.checks.mutation",
+    "kill_matrix": "cellverify.checks.mutation",
     "build_model": "cellverify.model",
     "cross_entropy_loss": "cellverify.model",
     "portfolio_loss": "cellverify.model",
-    "Trainer": "cellverify.run",
-    "train": "cellverify.run",
+    "Trainer": "cellverify.training.trainer",
+    "train": "cellverify.training.trainer",
 }
 
 __all__ = [

@@ -282,7 +282,7 @@ class TrainConfig:
     anything random in training; the cell's own seed is ``CellConfig.seed``.
     ``data`` is where the prices come from: ``synthetic`` (the kit's seeded
     market), ``sp500`` (real closes, the ``data`` extra) or a CSV path
-    (:mod:`cellverify.prices`).
+    (:mod:`cellverify.data.prices`).
     """
 
     optimizer: str = "adam"

@@ -43,7 +43,8 @@ OUTPUT_STATISTICS: tuple[str, ...] = ("uniform_rows", "max_uniform_deviation", "
 #: diagnosis flags it during training; init_near_uniform refuses it at birth.
 SATURATED_MAX_WEIGHT = 0.99
 ACTIVATION_STATISTICS: tuple[str, ...] = LAYER_STATISTICS + OUTPUT_STATISTICS
-#: Per-variable gradient statistics of a step (:func:`cellverify.probe.gradient_statistics`).
+#: Per-variable gradient statistics of a step
+#: (:func:`cellverify.training.probe.gradient_statistics`).
 GRADIENT_STATISTICS: tuple[str, ...] = ("grad_norm", "grad_zero_fraction", "weight_norm")
 
 
@@ -235,7 +236,7 @@ class TraceRecorder:
     (activation statistics), ``state`` (the two state-gradient norms) and
     ``ratios`` (update ratios, by the update's step) hold the steps where
     they were measured; :meth:`trace` fills the rest with NaN.  The kit's
-    own runs (:func:`cellverify.run.train`) measure every step; a monitor of
+    own runs (:func:`cellverify.training.trainer.train`) measure every step; a monitor of
     a user's training every few.
     """
 

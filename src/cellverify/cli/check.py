@@ -17,13 +17,13 @@ from cellverify.cli.options import (
 )
 from cellverify.config import CellConfig
 from cellverify.errors import InvalidConfig
-from cellverify.outputs import write_json
+from cellverify.render.outputs import write_json
 
 __all__ = ["add_parsers"]
 
 
 def _profile(args: argparse.Namespace) -> str:
-    from cellverify.profiles import PROFILES, default_profile
+    from cellverify.checks.profiles import PROFILES, default_profile
 
     profile = args.profile or default_profile()
     if profile not in PROFILES:  # argparse checks --profile; this is the env var
@@ -46,7 +46,7 @@ def _progress() -> Any:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from cellverify.executors import default_workers as default_jobs
+    from cellverify.training.executors import default_workers as default_jobs
 
     jobs = default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
@@ -61,11 +61,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
-    from cellverify.catalog import load_invariant_modules
-    from cellverify.executors import terminate_pool
-    from cellverify.factory import load_factory, validate_factory
-    from cellverify.report import render_check
-    from cellverify.suite import run_suite, select_invariants, start_workers
+    from cellverify.checks.catalog import load_invariant_modules
+    from cellverify.checks.runner import run_suite, select_invariants, start_workers
+    from cellverify.model.factory import load_factory, validate_factory
+    from cellverify.render.report import render_check
+    from cellverify.training.executors import terminate_pool
 
     modules = args.invariants or ()
     # The workers start up while this process imports TensorFlow and checks the factory.
@@ -106,10 +106,10 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     profile = _profile(args) if args.profile else None
     check_outputs(args)
     quiet_tensorflow()
-    from cellverify.catalog import load_invariant_modules
-    from cellverify.mutation import kill_matrix
-    from cellverify.report import render_kill_matrix
-    from cellverify.suite import select_invariants
+    from cellverify.checks.catalog import load_invariant_modules
+    from cellverify.checks.mutation import kill_matrix
+    from cellverify.checks.runner import select_invariants
+    from cellverify.render.report import render_kill_matrix
 
     load_invariant_modules(args.invariants or ())
     names = select_invariants(args.select)

@@ -28,8 +28,8 @@ from cellverify.config import (
     preset,
 )
 from cellverify.errors import InvalidConfig
-from cellverify.factory import DEFAULT_FACTORY
-from cellverify.outputs import check_writable, require_matplotlib
+from cellverify.model.factory import DEFAULT_FACTORY
+from cellverify.render.outputs import check_writable, require_matplotlib
 
 __all__ = [
     "CELL_OPTIONS",
@@ -171,8 +171,8 @@ def fit_to_data(
     before any work; a bad file is an error naming file, row and column."""
     if train.data == "synthetic":
         return cell, train
-    from cellverify.data import check_prices_fit
-    from cellverify.prices import resolve_data
+    from cellverify.data.market import check_prices_fit
+    from cellverify.data.prices import resolve_data
 
     history = resolve_data(train.data)
     assert history is not None

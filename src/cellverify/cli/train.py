@@ -21,7 +21,7 @@ from cellverify.cli.options import (
 )
 from cellverify.config import TASKS, preset
 from cellverify.errors import InvalidConfig
-from cellverify.outputs import check_writable, write_json
+from cellverify.render.outputs import check_writable, write_json
 
 __all__ = ["add_parsers"]
 
@@ -44,9 +44,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         runs[name] = fit_to_data(cell, train_cfg, set())
     check_outputs(args)
     quiet_tensorflow()
-    from cellverify.cell import conv_rnn_cell
-    from cellverify.report import render_trace_comparison
-    from cellverify.run import train
+    from cellverify.model.cell import conv_rnn_cell
+    from cellverify.render.report import render_trace_comparison
+    from cellverify.training.trainer import train
 
     traces = {
         name: train(conv_rnn_cell, cell, t, on_step=progress(name), fast=args.fast)
@@ -71,10 +71,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     quiet_tensorflow()
     from cellverify.diagnosis import diagnose
-    from cellverify.executors import make_executor
-    from cellverify.factory import load_factory
-    from cellverify.report import render_diagnosis
-    from cellverify.verify import run_seeds, verify_remedies
+    from cellverify.experiments.verify import run_seeds, verify_remedies
+    from cellverify.model.factory import load_factory
+    from cellverify.render.report import render_diagnosis
+    from cellverify.training.executors import make_executor
 
     load_factory(args.cell)  # a bad factory fails here, before any worker starts
     report_progress = progress("diagnose")
@@ -102,7 +102,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, report)
     if args.plot:
-        from cellverify.plots import plot_traces
+        from cellverify.render.plots import plot_traces
 
         plot_traces(traces, seeds, args.plot, f"{args.preset}: loss and gradient norms")
     return EXIT_OK
@@ -110,7 +110,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     """Run this shard of the sweep (or merge reports); None for a shard's raw runs."""
-    from cellverify.sweep import DEFAULT_GRID, load_report, parse_grid, parse_shard, sweep_tasks
+    from cellverify.experiments.sweep import (
+        DEFAULT_GRID,
+        load_report,
+        parse_grid,
+        parse_shard,
+        sweep_tasks,
+    )
 
     if args.merge:
         return [load_report(path) for path in args.merge]
@@ -123,9 +129,9 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     if args.checkpoint:
         check_writable(args.checkpoint, "--checkpoint")
     quiet_tensorflow()
-    from cellverify.executors import make_executor
-    from cellverify.factory import load_factory
-    from cellverify.sweep import run_sweep
+    from cellverify.experiments.sweep import run_sweep
+    from cellverify.model.factory import load_factory
+    from cellverify.training.executors import make_executor
 
     load_factory(args.cell)
     with make_executor(args.scheduler, args.jobs) as executor:
@@ -155,20 +161,20 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Map the probability of learning over a grid, or merge shards' reports."""
-    from cellverify.sweep import aggregate
+    from cellverify.experiments.sweep import aggregate
 
     check_outputs(args)
     reports = _sweep_reports(args)
     if reports is None:
         return EXIT_OK
-    from cellverify.report import render_sweep
+    from cellverify.render.report import render_sweep
 
     report = aggregate(reports)
     print(render_sweep(report))
     if args.json:
         write_json(args.json, report)
     if args.plot:
-        from cellverify.plots import plot_sweep
+        from cellverify.render.plots import plot_sweep
 
         plot_sweep(report, args.plot)
     return EXIT_OK

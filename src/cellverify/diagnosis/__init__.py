@@ -15,7 +15,7 @@ threshold and where the threshold comes from) or nothing.  Severities:
 each seed (dead, learned, stalled or undecided), adds the across-seed symptom
 (outcome variance, only among decided seeds), gives the configuration one
 :class:`Verdict`, and maps the findings to causes and remedies.  Re-running
-the remedies is the job of :mod:`cellverify.verify`.  docs/design.md,
+the remedies is the job of :mod:`cellverify.experiments.verify`.  docs/design.md,
 "Verdicts", says how the rules were measured.
 
 The diagnosis is split by stage: :mod:`~cellverify.diagnosis.findings`

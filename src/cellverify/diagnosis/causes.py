@@ -1,5 +1,5 @@
 """Likely causes, as rules over the findings, and the remedies they propose
-(each verified by re-running: :mod:`cellverify.verify`).
+(each verified by re-running: :mod:`cellverify.experiments.verify`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from cellverify.diagnosis.findings import (
     VANISHING_TIME_RATIO,
     Symptom,
 )
-from cellverify.outcome import (
+from cellverify.diagnosis.outcome import (
     LEARNED_GAP_FRACTION,
     loss_trend,
     outcome_of,

@@ -20,8 +20,8 @@ from cellverify.diagnosis.findings import (
     Symptom,
     Verdict,
 )
+from cellverify.diagnosis.outcome import Outcome, outcome_of
 from cellverify.diagnosis.verdict import outcome_variance, seed_state, verdict_of
-from cellverify.outcome import Outcome, outcome_of
 from cellverify.trace import Trace
 
 __all__ = ["Diagnosis", "diagnose"]

@@ -23,7 +23,7 @@ from cellverify.diagnosis.findings import (
     Symptom,
     Verdict,
 )
-from cellverify.outcome import (
+from cellverify.diagnosis.outcome import (
     DECISION_HORIZON,
     LEARNED_GAP_FRACTION,
     Outcome,

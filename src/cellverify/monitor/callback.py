@@ -15,8 +15,8 @@ from cellverify.diagnosis import Diagnosis, diagnose
 from cellverify.errors import InvalidConfig
 from cellverify.monitor.probes import CompiledProbes, find_rnn, snapshot, update_ratios
 from cellverify.monitor.tensorboard import TensorBoardLog
-from cellverify.probe import dense_gradients, gradient_statistics
 from cellverify.trace import Trace, TraceRecorder
+from cellverify.training.probe import dense_gradients, gradient_statistics
 
 __all__ = ["DEFAULT_EVERY", "Monitor"]
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cellverify.probe import (
+from cellverify.training.probe import (
     dense_gradients,
     gradient_statistics,
     sequence_activation_statistics,

@@ -1,0 +1,1 @@
+"""Checks: invariants, their regions and strategies, the runner, mutants, the plugin."""

@@ -1,0 +1,55 @@
+"""Every invariant, the built-in ones included: lookup, running one by name,
+and loading a user's invariant modules.
+
+Above both :mod:`cellverify.checks.registry` (the decorator, pure) and
+:mod:`cellverify.checks.invariants` (the built-in ones, which register themselves
+there): the registry never imports what it holds.  No TensorFlow at import
+time; the built-in invariants are imported on first lookup.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable
+
+from cellverify.checks.case import Case
+from cellverify.checks.registry import INVARIANTS, Invariant
+from cellverify.errors import BadInvariantModule, InvalidConfig, describe_exception
+from cellverify.model.factory import CellFactory
+
+__all__ = ["check", "load_invariant_modules", "registered"]
+
+
+def registered() -> dict[str, Invariant]:
+    """Every invariant, the built-in ones included (imported on first use)."""
+    import cellverify.checks.invariants  # noqa: F401 - registers the built-in ones
+
+    return INVARIANTS
+
+
+def check(name: str, factory: CellFactory, case: Case) -> None:
+    """Run the invariant called ``name`` on ``case``."""
+    invariants = registered()
+    if name not in invariants:
+        raise InvalidConfig("check", "name", f"one of {', '.join(invariants)}", name)
+    invariants[name](factory, case)
+
+
+def load_invariant_modules(modules: Iterable[str]) -> list[str]:
+    """Import each module (the current directory importable), which registers
+    its invariants (and mutants); returns the names of the invariants added."""
+    registered()
+    before = set(INVARIANTS)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise BadInvariantModule(
+                f"cannot import invariant module {module!r}: {describe_exception(exc)}. "
+                f"Received: --invariants {module}"
+            ) from exc
+    return [name for name in INVARIANTS if name not in before]

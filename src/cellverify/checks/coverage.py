@@ -1,0 +1,244 @@
+"""What an invariant's examples must cover, and what they did cover (plain data).
+
+An invariant is claimed on a region (and on adversarial inputs or the
+market's only).  Each categorical *dimension* of a case - the input kind,
+the conv and output activations, the initializer, the optimizer, the cash
+bias, dropout and the task - takes a few values there; a gate that never
+drew one of them has not tested it.  :func:`dimensions` lists, for one
+invariant's claim and a ``pinned`` mapping, the values each dimension must
+reach and the values left out, each with its reason (outside the region,
+pinned, market inputs only).  :class:`Coverage` tallies the values the
+examples reached.  No TensorFlow, no Hypothesis: the report renders this.
+
+docs/design.md, "Coverage", has the JSON form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cellverify.checks.case import Case
+from cellverify.checks.regions import WHOLE_SPACE, Region
+from cellverify.config import CellConfig
+from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
+
+__all__ = [
+    "DIMENSIONS",
+    "Coverage",
+    "Dimension",
+    "dimensions",
+    "input_label",
+    "label_pins",
+    "labels_of",
+    "with_label",
+]
+
+#: The dimensions, in the order the report shows them (and the covering
+#: cases and the shrinker visit them).
+DIMENSIONS: tuple[str, ...] = (
+    "inputs",
+    "activation",
+    "output_activation",
+    "initializer",
+    "optimizer",
+    "cash_bias",
+    "dropout",
+    "task",
+)
+
+_SCALED = "scaled"
+
+
+def input_label(spec: InputSpec) -> str:
+    """``market``, ``constant``, ``large_moves`` or ``scaled x<scale>``."""
+    return f"{_SCALED} x{spec.scale:g}" if spec.kind == _SCALED else spec.kind
+
+
+def _input_labels(adversarial: bool) -> tuple[str, ...]:
+    kinds = INPUT_KINDS if adversarial else INPUT_KINDS[:1]
+    return tuple(
+        label
+        for kind in kinds
+        for label in (
+            [input_label(InputSpec(_SCALED, s)) for s in SCALES] if kind == _SCALED else [kind]
+        )
+    )
+
+
+def _dropout_label(cell: CellConfig) -> str:
+    return f"rate {cell.dropout:g}" if cell.dropout_after else "off"
+
+
+def _dropout_labels(region: Region, pinned: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the strategies can draw: no dropout layer, or layers at rate 0 or
+    at the region's largest rate (a pinned rate or layer list narrows it)."""
+    rates = (pinned["dropout"],) if "dropout" in pinned else (0.0, region.max_dropout)
+    after = pinned.get("dropout_after")
+    labels = ["off"] if not after else []
+    if after is None or after:
+        labels += [f"rate {r:g}" for r in rates]
+    return tuple(dict.fromkeys(labels))
+
+
+def labels_of(case: Case) -> dict[str, str]:
+    """The value of each dimension in ``case``, as the report spells it."""
+    c, t = case.cell, case.train
+    return {
+        "inputs": input_label(case.inputs),
+        "activation": c.activation,
+        "output_activation": c.output_activation,
+        "initializer": c.initializer,
+        "optimizer": t.optimizer,
+        "cash_bias": str(c.cash_bias),
+        "dropout": _dropout_label(c),
+        "task": t.task,
+    }
+
+
+def label_pins(case: Case) -> dict[str, Any]:
+    """The configuration fields that hold each dimension but the inputs at
+    its value in ``case``: a ``pinned`` mapping for the strategies."""
+    c, t = case.cell, case.train
+    return {
+        "activation": c.activation,
+        "output_activation": c.output_activation,
+        "initializer": c.initializer,
+        "cash_bias": c.cash_bias,
+        "dropout": c.dropout if c.dropout_after else 0.0,
+        "dropout_after": c.dropout_after,
+        "optimizer": t.optimizer,
+        "task": t.task,
+    }
+
+
+def with_label(case: Case, dimension: str, label: str) -> Case:
+    """``case`` with ``dimension`` set to the value spelled ``label``."""
+    c, t = case.cell, case.train
+    if dimension == "inputs":
+        kind, _, scale = label.partition(" x")
+        spec = InputSpec(kind, float(scale) if scale else 1.0, case.inputs.seed)
+        return Case(c, t, spec)
+    if dimension == "dropout":
+        if label == "off":
+            return Case(c.replace(dropout=0.0, dropout_after=()), t, case.inputs)
+        after = c.dropout_after or (1,)
+        return Case(c.replace(dropout=float(label.split()[1]), dropout_after=after), t, case.inputs)
+    if dimension in ("optimizer", "task"):
+        return Case(c, t.replace(**{dimension: label}), case.inputs)
+    value: Any = label == "True" if dimension == "cash_bias" else label
+    return Case(c.replace(**{dimension: value}), t, case.inputs)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """The values one dimension must reach (simplest first), and those left
+    out, each with why."""
+
+    name: str
+    values: tuple[str, ...]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+#: Dimensions that are one configuration field each (``pinned`` may fix them).
+_FIELDS = ("activation", "output_activation", "initializer", "optimizer", "cash_bias", "task")
+
+
+def _choices(
+    region: Region, adversarial: bool, pinned: Mapping[str, Any]
+) -> dict[str, tuple[str, ...]]:
+    choices: dict[str, tuple[str, ...]] = {
+        "inputs": _input_labels(adversarial),
+        "activation": region.activations,
+        "output_activation": region.output_activations,
+        "initializer": region.initializers,
+        "optimizer": tuple(sorted(region.learning_rates)),
+        "cash_bias": tuple(str(b) for b in region.cash_bias),
+        "dropout": _dropout_labels(region, pinned),
+        "task": region.tasks,
+    }
+    return {**choices, **{name: (str(pinned[name]),) for name in _FIELDS if name in pinned}}
+
+
+def dimensions(
+    region: Region, adversarial: bool, pinned: Mapping[str, Any] | None = None
+) -> list[Dimension]:
+    """Each dimension's values for an invariant claimed on ``region`` (and on
+    adversarial inputs if ``adversarial``), with ``pinned`` fields held fixed.
+
+    A value of the whole space that the claim or the pins rule out is listed
+    in ``left_out`` with the reason, never silently dropped.
+    """
+    pins = dict(pinned or {})
+    everything = _choices(WHOLE_SPACE, True, {})
+    claimed = _choices(region, adversarial, {})
+    required = _choices(region, adversarial, pins)
+    result = []
+    for name in DIMENSIONS:
+        left_out = {
+            value: (
+                f"pinned ({_pin_text(name, pins)})"
+                if value in claimed[name]
+                else "market inputs only"
+                if name == "inputs"
+                else f"outside the region {region.name!r}"
+            )
+            for value in everything[name]
+            if value not in required[name]
+        }
+        result.append(Dimension(name, required[name], left_out))
+    return result
+
+
+def _pin_text(name: str, pins: Mapping[str, Any]) -> str:
+    keys = ("dropout", "dropout_after") if name == "dropout" else (name,)
+    return ", ".join(f"{k}={pins[k]!r}" for k in keys if k in pins)
+
+
+@dataclass
+class Coverage:
+    """How often the examples reached each value of each dimension."""
+
+    dims: list[Dimension]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def record(self, case: Case) -> None:
+        for name, label in labels_of(case).items():
+            row = self.counts.setdefault(name, {})
+            row[label] = row.get(label, 0) + 1
+
+    def missing(self) -> dict[str, list[str]]:
+        """Values that should have been reached and were not, by dimension."""
+        gaps = {
+            d.name: [v for v in d.values if not self.counts.get(d.name, {}).get(v)]
+            for d in self.dims
+        }
+        return {name: values for name, values in gaps.items() if values}
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing()
+
+    def summary(self) -> str:
+        """``inputs 6/6 · activation 3/3 · ...``: reached of required."""
+        missing = self.missing()
+        return " · ".join(
+            f"{d.name} {len(d.values) - len(missing.get(d.name, []))}/{len(d.values)}"
+            for d in self.dims
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        missing = self.missing()
+        return {
+            "complete": not missing,
+            "dimensions": {
+                d.name: {
+                    "values": list(d.values),
+                    "counts": {v: self.counts.get(d.name, {}).get(v, 0) for v in d.values},
+                    "missing": missing.get(d.name, []),
+                    "left_out": dict(d.left_out),
+                }
+                for d in self.dims
+            },
+        }

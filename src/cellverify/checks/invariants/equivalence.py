@@ -1,0 +1,233 @@
+"""Things that must not change the outputs: a rate-0 dropout layer, the
+execution mode, a rebuild from the same seed, a save and reload, and
+running a batch's examples one at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cellverify.checks.case import Case
+from cellverify.checks.invariants.harness import (
+    PERMUTATION_FLOOR,
+    build_rnn,
+    loss_and_gradients,
+    make_trainer,
+    outputs_of,
+    require_close,
+    require_identical,
+    run_batches,
+    run_forward,
+    shape_of,
+)
+from cellverify.checks.numerics.precision import output_tolerance
+from cellverify.checks.registry import fail, invariant
+from cellverify.errors import describe_exception
+from cellverify.model.rnn import CellFactory
+
+__all__ = [
+    "DETERMINISM_TRAIN_STEPS",
+    "MODE_FLOOR",
+    "batch_independence",
+    "deterministic",
+    "dropout_zero_is_identity",
+    "execution_modes_agree",
+    "serialization_roundtrip",
+]
+
+#: Eager, tf.function and XLA: XLA fuses and reorders float32 arithmetic and
+#: may use other exp/tanh approximations; measured worst difference ~1e-7.
+MODE_FLOOR = 1e-5
+#: Steps trained twice for the determinism check.
+DETERMINISM_TRAIN_STEPS = 2
+
+
+@invariant("dropout_zero_is_identity", adversarial_inputs=True)
+def dropout_zero_is_identity(factory: CellFactory, case: Case) -> None:
+    """A dropout rate of 0 after every layer gives the same outputs and gradients
+    as no dropout layer, in training mode, exactly."""
+    batch = case.batch()
+    with_dropout = case.cell.replace(dropout=0.0, dropout_after=(1, 2, 3))
+    without = case.cell.replace(dropout=0.0, dropout_after=())
+    y = batch.target(case.train.task)
+    _, grads_a, out_a = loss_and_gradients(build_rnn(factory(with_dropout)), case, batch.inputs, y)
+    _, grads_b, out_b = loss_and_gradients(build_rnn(factory(without)), case, batch.inputs, y)
+    require_identical(
+        "training-mode output with rate-0 dropout after layers 1-3, against none,",
+        out_a,
+        out_b,
+        "if the initial weights differ, adding a layer re-drew them",
+    )
+    for i, (ga, gb) in enumerate(zip(grads_a, grads_b, strict=False)):
+        require_identical(f"gradient {i} with rate-0 dropout, against none,", ga, gb)
+
+
+@contextlib.contextmanager
+def _without_retracing_warnings() -> Iterator[None]:
+    # Every example compiles a new model's forward pass, so TensorFlow's
+    # "N of the last N calls triggered retracing" warning, which assumes one
+    # function called again, is always raised here and is wrong.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@invariant("execution_modes_agree", adversarial_inputs=True)
+def execution_modes_agree(factory: CellFactory, case: Case) -> None:
+    """Eager, tf.function and XLA (jit_compile=True) give the same outputs,
+    within the rounding bound at the logits' scale (floor MODE_FLOOR)."""
+    batch = case.batch()
+    rnn = build_rnn(factory(case.cell))
+
+    def forward(x: Any) -> Any:
+        return run_forward(rnn, x)[0]
+
+    eager = outputs_of(rnn, batch.inputs, case)
+    tol, scale = output_tolerance(
+        factory, case, rnn.cell, rnn, batch.inputs, eager, floor=MODE_FLOOR
+    )
+    modes = {
+        # No AutoGraph: forward has no Python control flow on tensors (the RNN
+        # loops in its own while_loop). In long runs (200 examples of scaled
+        # inputs, after gradient_check) AutoGraph failed to convert it and
+        # warned on every example before running it as-is.
+        "tf.function": tf.function(forward, reduce_retracing=True, autograph=False),
+        "XLA": tf.function(forward, jit_compile=True, reduce_retracing=True, autograph=False),
+    }
+    for mode, fn in modes.items():
+        try:
+            with _without_retracing_warnings():
+                out = np.asarray(fn(tf.constant(batch.inputs)))
+        except Exception as exc:  # a compile failure is a finding, not a crash
+            fail(f"{mode} failed on inputs {shape_of(batch.inputs)}: {describe_exception(exc)}")
+        require_close(
+            f"the {mode} output, against eager (inputs {case.inputs.kind}),",
+            out,
+            eager,
+            tol,
+            scale,
+        )
+
+
+def _training_losses(factory: CellFactory, case: Case) -> list[float]:
+    run = case.train.replace(train_steps=DETERMINISM_TRAIN_STEPS)
+    trainer = make_trainer(factory, case, run)
+    return [trainer.update(batch) for batch in run_batches(case.cell, run, DETERMINISM_TRAIN_STEPS)]
+
+
+@invariant("deterministic", adversarial_inputs=True)
+def deterministic(factory: CellFactory, case: Case) -> None:
+    """The same seed gives bit-identical outputs and training losses.
+
+    Two builds from the same configuration must agree, one model called twice
+    at inference must agree, and two short training runs must agree.
+    """
+    batch = case.batch()
+    rnn_a, rnn_b = build_rnn(factory(case.cell)), build_rnn(factory(case.cell))
+    a1 = np.asarray(run_forward(rnn_a, batch.inputs)[0])
+    a2 = np.asarray(run_forward(rnn_a, batch.inputs)[0])
+    b1 = np.asarray(run_forward(rnn_b, batch.inputs)[0])
+    require_identical(
+        "one model's output, called twice at inference,",
+        a2,
+        a1,
+        "is something random at inference?",
+    )
+    require_identical(
+        f"the output of two cells built with seed {case.cell.seed}",
+        b1,
+        a1,
+        "is the seed honoured?",
+    )
+    first, second = (_training_losses(factory, case) for _ in range(2))
+    require_identical(
+        f"the losses of two {DETERMINISM_TRAIN_STEPS}-step runs with the same seeds "
+        f"({first} and {second})",
+        second,
+        first,
+    )
+
+
+@invariant("serialization_roundtrip", adversarial_inputs=True)
+def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
+    """get_config/from_config and saving to .keras reproduce outputs exactly."""
+    from cellverify.model.rnn import build_model
+
+    batch = case.batch()
+    cell = factory(case.cell)
+    model = build_model(cell, case.cell)
+    out = np.asarray(model(batch.inputs))
+    try:
+        clone = type(cell).from_config(cell.get_config())
+    except Exception as exc:
+        fail(
+            f"{type(cell).__name__}.from_config(cell.get_config()) failed: "
+            f"{describe_exception(exc)}"
+        )
+    clone_model = build_model(clone, case.cell)
+    clone_model(batch.inputs)
+    try:
+        clone_model.set_weights(model.get_weights())
+    except ValueError as exc:
+        fail(f"the cell rebuilt from get_config() has other weights: {exc}")
+    require_identical(
+        "the output of the cell rebuilt by from_config(get_config())",
+        clone_model(batch.inputs),
+        out,
+        "get_config() misses something",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        try:
+            model.save(path)
+            loaded = keras.models.load_model(path)
+        except Exception as exc:
+            fail(f"saving to / loading from .keras failed: {describe_exception(exc)}")
+    require_identical(
+        "the output of the model reloaded from .keras",
+        loaded(batch.inputs),
+        out,
+    )
+
+
+@invariant("batch_independence", adversarial_inputs=True, min_batch=2)
+def batch_independence(factory: CellFactory, case: Case) -> None:
+    """In inference mode each example's output depends on that example alone:
+    running a batch's examples one at a time gives the batch's outputs, within
+    the rounding bound at the logits' scale (floor PERMUTATION_FLOOR).
+
+    Batch statistics at inference, or a reduction over the wrong axis, leak
+    one example into another; a batch of 1 cannot show it, so the cases are
+    drawn with batches of 2 or more.  The same ops run on another batch size
+    may be blocked and summed in another order (oneDNN picks kernels by
+    shape): rounding, as for a permutation of the assets.
+    """
+    batch = case.batch()
+    cell = factory(case.cell)
+    rnn = build_rnn(cell)
+    together = outputs_of(rnn, batch.inputs, case)
+    tol, scale = output_tolerance(
+        factory, case, cell, rnn, batch.inputs, together, floor=PERMUTATION_FLOOR
+    )
+    size = batch.inputs.shape[0]
+    for i in range(size):
+        alone = outputs_of(rnn, batch.inputs[i : i + 1], case)
+        require_close(
+            f"example {i}'s output run alone, against its row of the batch of {size} "
+            f"(inputs {case.inputs.kind}),",
+            alone[0],
+            together[i],
+            tol[i],
+            scale,
+        )

@@ -1,0 +1,201 @@
+"""Gradients: finite, alive after training where the output depends on them,
+and equal to finite differences in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from cellverify.checks.case import Case
+from cellverify.checks.invariants.harness import (
+    PERMUTATION_FLOOR,
+    build_rnn,
+    loss_and_gradients,
+    make_trainer,
+    run_batches,
+    run_forward,
+    shape_of,
+)
+from cellverify.checks.numerics.gradcheck import check_variable
+from cellverify.checks.numerics.precision import float64_keras, output_tolerance
+from cellverify.checks.regions import ROBUST_REGION
+from cellverify.checks.registry import fail, invariant
+from cellverify.model.rnn import CellFactory, loss_for
+from cellverify.training.trainer import Trainer
+
+__all__ = [
+    "GRADIENT_TRAIN_STEPS",
+    "SHIFT_PROBE",
+    "SHIFT_UNIFORMITY",
+    "gradient_check",
+    "gradients_finite",
+    "gradients_nonzero",
+]
+
+#: Steps of training before gradients_nonzero looks (Adam kills the question's
+#: cell within 2-3 steps, docs/design.md, 'Measured facts').
+GRADIENT_TRAIN_STEPS = 10
+#: A nudge, in units of max(1, max |variable|), by which a variable with an
+#: exactly-zero gradient is moved both ways to see what depends on it: small
+#: enough to stay on one linear piece of the activations (where the zero
+#: gradient was measured), far above float32 rounding.
+SHIFT_PROBE = 1e-2
+#: With the logits in view, the nudge moved every logit alike when their
+#: spread is below this share of the move (float32 rounding of logits ~1 is
+#: ~1e-7 against a move of 1e-2).
+SHIFT_UNIFORMITY = 1e-3
+
+
+@invariant("gradients_finite", adversarial_inputs=True)
+def gradients_finite(factory: CellFactory, case: Case) -> None:
+    """The loss and every gradient are finite, for every configuration and input."""
+    batch = case.batch()
+    rnn = build_rnn(factory(case.cell))
+    loss, grads, _ = loss_and_gradients(rnn, case, batch.inputs, batch.target(case.train.task))
+    if not np.isfinite(float(loss)):
+        fail(
+            f"{case.train.task} loss is {float(loss)} on inputs "
+            f"{shape_of(batch.inputs)} ({case.inputs.kind})"
+        )
+    for v, g in zip(rnn.trainable_variables, grads, strict=True):
+        if g is not None and not np.all(np.isfinite(np.asarray(g))):
+            bad = int(np.sum(~np.isfinite(np.asarray(g))))
+            fail(
+                f"gradient of {v.path} {shape_of(g)} has {bad} non-finite entries "
+                f"(inputs {case.inputs.kind}, {case.train.task} loss {float(loss):.4g})"
+            )
+
+
+def _nudged(variable: Any, measure: Callable[[], np.ndarray]) -> Iterator[tuple[float, Any]]:
+    """``measure()`` after nudging ``variable`` by +/- SHIFT_PROBE (in units of
+    max(1, max |variable|)), restoring it afterwards."""
+    original = variable.numpy()
+    unit = max(1.0, float(np.max(np.abs(original)))) if original.size else 1.0
+    try:
+        for nudge in (SHIFT_PROBE * unit, -SHIFT_PROBE * unit):
+            variable.assign(original + nudge)
+            yield nudge, measure()
+    finally:
+        variable.assign(original)
+
+
+def _why_zero_gradient_is_wrong(
+    factory: CellFactory, case: Case, trainer: Trainer, variable: Any, x: Any
+) -> str:
+    """Why an exactly-zero gradient of ``variable`` is a fault, or "" when it
+    is right: the softmax cannot see the variable here.
+
+    With the logits in view (``step_activations``), the zero is right when a
+    nudge shifts every logit alike; a nudge that moves no logit at all marks a
+    dead unit.  Without them, the outputs are measured instead: the zero is
+    right when neither nudge moves the output beyond rounding (then, and only
+    then, the output does not depend on it).
+    """
+    rnn, cell = trainer.rnn, trainer.cell
+    if hasattr(cell, "step_activations"):
+        state = rnn.get_initial_state(x.shape[0])[0]
+
+        def logits() -> np.ndarray:
+            return np.asarray(cell.step_activations(x[:, 0], state)["logits"], np.float64)
+
+        before = logits()
+        reasons = []
+        for nudge, after in _nudged(variable, logits):
+            delta = after - before
+            size = float(np.max(np.abs(delta)))
+            if size > 0 and float(np.max(np.ptp(delta, axis=-1))) <= SHIFT_UNIFORMITY * size:
+                return ""  # a uniform shift: the softmax cannot see it
+            reasons.append(
+                f"nudging it by {nudge:+.3g} moves no logit (its units are dead)"
+                if size == 0
+                else f"nudging it by {nudge:+.3g} moves the logits unevenly (by up to {size:.3g})"
+            )
+        return reasons[0]
+
+    def outputs() -> np.ndarray:
+        return np.asarray(rnn(x, training=False), np.float64)
+
+    before = outputs()
+    tol_before, _ = output_tolerance(factory, case, cell, rnn, x, before, floor=PERMUTATION_FLOOR)
+    for nudge, after in _nudged(variable, outputs):
+        tol_after, _ = output_tolerance(factory, case, cell, rnn, x, after, floor=PERMUTATION_FLOOR)
+        allowed = np.maximum(tol_before, tol_after)
+        moved = np.abs(after - before)
+        if np.any(moved > allowed):
+            worst = int(np.argmax(moved - allowed))
+            return (
+                f"nudging it by {nudge:+.3g} moves the output by {moved.flat[worst]:.3g}, "
+                f"beyond the {allowed.flat[worst]:.3g} rounding allows"
+            )
+    return ""
+
+
+@invariant("gradients_nonzero", region=ROBUST_REGION)
+def gradients_nonzero(factory: CellFactory, case: Case) -> None:
+    """After GRADIENT_TRAIN_STEPS steps, every trainable variable still gets a nonzero gradient.
+
+    The claim the question breaks.  A variable with an exactly-zero gradient is
+    excused only when the softmax, measured, cannot see it at this point (the
+    bias of a linear last conv shifts every logit alike):
+    ``_why_zero_gradient_is_wrong``.  A cell whose every gradient is exactly 0
+    is dead, whatever a nudge says.
+    """
+    train = case.train.replace(train_steps=GRADIENT_TRAIN_STEPS)
+    trainer = make_trainer(factory, case, train)
+    if not trainer.variables:
+        fail("the cell has no trainable variables")
+    batches = run_batches(case.cell, train, GRADIENT_TRAIN_STEPS + 1)
+    for batch in batches[:-1]:
+        trainer.update(batch)
+    final = batches[-1]
+    record = trainer.measure(final)
+    after = f"after {GRADIENT_TRAIN_STEPS} {train.optimizer} steps (lr {train.learning_rate:.3g})"
+    if np.all(record.grad_zero_fraction == 1.0):
+        fail(
+            f"{after} the whole gradient is exactly 0: every one of the "
+            f"{len(trainer.variables)} variables gets none (loss {record.loss:.6g}); "
+            "the cell is dead"
+        )
+    for i, variable_name in enumerate(trainer.variable_names):
+        if record.grad_zero_fraction[i] < 1.0:
+            continue
+        why = _why_zero_gradient_is_wrong(
+            factory, case, trainer, trainer.variables[i], final.inputs
+        )
+        if why:
+            fail(
+                f"{after} the gradient of {variable_name} {shape_of(trainer.variables[i])} is "
+                f"exactly 0 in every entry, yet {why} (loss {record.loss:.6g})"
+            )
+
+
+@invariant("gradient_check", adversarial_inputs=True)
+def gradient_check(factory: CellFactory, case: Case) -> None:
+    """Autodiff gradients agree with finite differences, in float64.
+
+    One random direction per variable; inference mode, so dropout is off.
+    Near a kink the step shrinks until the one-sided differences agree;
+    exactly at one, coordinates are checked instead (:mod:`cellverify.checks.numerics.gradcheck`).
+    """
+    with float64_keras():
+        batch = case.batch()
+        x = batch.inputs.astype(np.float64)
+        y = batch.target(case.train.task).astype(np.float64)
+        rnn = build_rnn(factory(case.cell))
+        _, grads, _ = loss_and_gradients(rnn, case, x, y, training=False)
+        loss_fn = loss_for(case.train.task)
+
+        def loss_of() -> float:
+            return float(loss_fn(run_forward(rnn, x)[0], y))
+
+        rng = np.random.default_rng(case.train.seed)
+        for v, g in zip(rnn.trainable_variables, grads, strict=True):
+            grad = np.zeros(v.shape) if g is None else np.asarray(g, np.float64)
+            mismatch = check_variable(loss_of, v, grad, rng)
+            if mismatch is not None:
+                fail(
+                    f"derivative of the {case.train.task} loss with respect to {v.path} "
+                    f"{shape_of(v)} {mismatch.describe()} (float64)"
+                )

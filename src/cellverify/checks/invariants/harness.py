@@ -1,0 +1,152 @@
+"""What the built-in invariants share: building the RNN, running it, its
+loss and gradients, a trainer, and comparisons that say which tensor
+differs, by how much, and what rounding allows.
+
+Tolerances are named constants; the comment beside each says how it was chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cellverify.checks.case import Case
+from cellverify.checks.registry import fail
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.data.market import Batch, batch_for, market_for
+from cellverify.errors import BadCellFactory
+from cellverify.model.rnn import CellFactory, loss_for
+from cellverify.training.trainer import Trainer
+
+__all__ = [
+    "COMPILE_FROM_UPDATES",
+    "PERMUTATION_FLOOR",
+    "build_rnn",
+    "check_shape",
+    "loss_and_gradients",
+    "make_trainer",
+    "outputs_of",
+    "require_close",
+    "require_identical",
+    "run_batches",
+    "run_forward",
+    "shape_of",
+    "where_first",
+]
+
+#: Floors of the rounding bounds (cellverify.checks.numerics.tolerances): the absolute
+#: tolerances that held on every case measured at ordinary magnitudes, kept
+#: as the least ever allowed.  Above them the bound grows with the logits'
+#: magnitude, so raw prices x1e4 (logits ~1e2-1e4) do not fail a correct cell.
+#: Permutation and the RNN loop against stepping by hand: the same ops in
+#: another order, measured differences ~1e-7.
+PERMUTATION_FLOOR = 1e-6
+
+
+def build_rnn(cell: Any) -> keras.layers.RNN:
+    return keras.layers.RNN(cell, return_sequences=True, return_state=True)
+
+
+def run_forward(rnn: keras.layers.RNN, x: Any, *, training: bool = False) -> tuple[Any, Any]:
+    outputs, *states = rnn(x, training=training)
+    return outputs, states[0]
+
+
+def outputs_of(rnn: keras.layers.RNN, x: Any, case: Case, *, training: bool = False) -> np.ndarray:
+    """The RNN's outputs as NumPy, after checking their shape, so that an
+    invariant comparing entries reports a malformed output instead of crashing."""
+    out = np.asarray(run_forward(rnn, x, training=training)[0])
+    check_shape(out, x, case)
+    return out
+
+
+def check_shape(out: Any, x: Any, case: Case) -> None:
+    expected = (*np.shape(x)[:2], case.cell.outputs)
+    if tuple(out.shape) != expected:
+        fail(
+            f"output has shape {list(out.shape)}, expected [batch, steps, outputs] = "
+            f"{list(expected)}; see output_shape"
+        )
+
+
+def loss_and_gradients(
+    rnn: keras.layers.RNN,
+    case: Case,
+    x: Any,
+    y: Any,
+    *,
+    training: bool = True,
+) -> tuple[Any, list[Any], Any]:
+    """Loss, gradients of the trainable variables (None where unconnected), outputs."""
+    loss_fn = loss_for(case.train.task)
+    with tf.GradientTape() as tape:
+        out, _ = run_forward(rnn, x, training=training)
+        check_shape(out, x, case)
+        loss = loss_fn(out, y)
+    grads = tape.gradient(loss, rnn.trainable_variables)
+    return loss, grads, out
+
+
+#: An invariant that makes at least this many updates compiles them
+#: (tf.function); with fewer, tracing costs more than it saves.  Measured per
+#: example under ci (README, "Cost"): loss_decreases (20 updates) 2.7 s eager
+#: against 1.5 s compiled; gradients_nonzero (10) 1.5 s against 2.7 s;
+#: deterministic (2 x 2) 1.8 s against 3.3 s.
+COMPILE_FROM_UPDATES = 15
+
+
+def make_trainer(factory: CellFactory, case: Case, train: Any) -> Trainer:
+    """A Trainer for ``train.train_steps`` updates; a cell whose outputs do not
+    fit the contract is this invariant's violation."""
+    compiled = train.train_steps >= COMPILE_FROM_UPDATES
+    try:
+        return Trainer(factory, case.cell, train, compiled=compiled)
+    except BadCellFactory as exc:
+        fail(str(exc))
+
+
+def run_batches(cell: CellConfig, train: TrainConfig, count: int) -> list[Batch]:
+    """The first ``count`` batches of a run, from one market: generating its
+    4,000-odd periods per batch was a tenth of gradients_nonzero's time."""
+    market = market_for(cell, train)
+    return [batch_for(cell, train, market=market, draw=k) for k in range(count)]
+
+
+def require_identical(what: str, got: Any, expected: Any, hint: str = "") -> None:
+    """Raise unless ``got`` and ``expected`` are equal bit for bit; the message
+    says ``what`` differs, the shapes, by how much, and ``hint``."""
+    a, b = np.asarray(got), np.asarray(expected)
+    if a.shape == b.shape and np.array_equal(a, b):
+        return
+    by = f"by {np.max(np.abs(a - b)):.3g}" if a.shape == b.shape else f"in shape ({shape_of(b)})"
+    fail(f"{what} {shape_of(a)} differs {by} (tolerance: exact){'; ' + hint if hint else ''}")
+
+
+def shape_of(x: Any) -> list[int]:
+    return list(np.shape(x))
+
+
+def where_first(mask: np.ndarray) -> str:
+    index = tuple(int(i) for i in np.argwhere(mask)[0])
+    return f"at index {list(index)}"
+
+
+def require_close(what: str, got: np.ndarray, expected: np.ndarray, tol: Any, scale: float) -> None:
+    """Raise unless ``|got - expected| <= tol`` everywhere (``tol`` from the
+    rounding bound of :mod:`cellverify.checks.numerics.tolerances`, logit scale ``scale``)."""
+    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
+    excess = diff - tol
+    if np.all(excess <= 0):
+        return
+    worst = np.unravel_index(
+        int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess))), diff.shape
+    )
+    fail(
+        f"{what} {shape_of(got)} differs by {diff[worst]:.3g} at index {[int(i) for i in worst]}, "
+        f"where rounding allows {np.broadcast_to(tol, diff.shape)[worst]:.3g} (probability "
+        f"{float(np.asarray(expected)[worst]):.3g}, logits up to {scale:.3g}; "
+        "cellverify.checks.numerics.tolerances.probability_tolerance)"
+    )

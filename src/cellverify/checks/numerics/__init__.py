@@ -1,0 +1,1 @@
+"""Numerics: tolerances, the logit scale behind them, and the gradient check."""

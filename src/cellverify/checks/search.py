@@ -1,0 +1,275 @@
+"""The Hypothesis search of one invariant, for ``cellverify check`` and pytest.
+
+:class:`SearchTest` is the test object both runners execute: ``cellverify
+check`` through :func:`cellverify.checks.runner.run_invariant` (which records the
+shrunk failure as plain data) and the plugin's
+:class:`~cellverify.checks.testing.CellInvariants` (which lets Hypothesis report it).
+The same invariant under the same profile draws the same examples, so a case
+one runner finds, the other finds.
+
+A search covers what its invariant claims (docs/design.md, "Coverage"):
+
+* **its own sequence.**  Under a derandomized profile (``ci``) the seed comes
+  from the invariant's name (:func:`search_seed`).  Hypothesis would derive it
+  from the test function's source, which is the same function for every
+  invariant: every invariant of one region drew the same cases.
+* **covering cases first**, as explicit examples
+  (:func:`cellverify.checks.covering.covering_cases`): every input kind and every
+  value of each categorical field that the region and the pins allow.  Then
+  the random search, for the rest of the profile's examples.
+* **a tally** of what the examples reached (:class:`cellverify.checks.coverage.Coverage`),
+  in the report and, under pytest, as Hypothesis events.
+
+Hypothesis does not shrink an explicit example, so a failure on a covering
+case is shrunk here: each dimension is set to its simplest value while the
+failure persists, then a Hypothesis search with those values pinned shrinks
+the rest (shapes, kernel counts, batch, seeds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hypothesis import Phase, event, example, given, seed, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky, HypothesisException
+
+from cellverify.checks.case import Case
+from cellverify.checks.catalog import registered
+from cellverify.checks.coverage import Coverage, dimensions, label_pins, labels_of, with_label
+from cellverify.checks.covering import covering_cases
+from cellverify.checks.profiles import current_profile, register_profiles
+from cellverify.checks.registry import Invariant
+from cellverify.checks.strategies import cases, learning_rate_range
+from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
+from cellverify.model.factory import CellFactory
+
+__all__ = ["SearchTest", "cases_for", "search_seed", "search_test", "strategy_for"]
+
+#: The event under which each generated example shows the coverage so far,
+#: covering cases included (Hypothesis's statistics leave explicit examples out).
+COVERAGE_EVENT = "cellverify coverage so far (covering cases included)"
+
+
+def search_seed(name: str) -> int:
+    """The seed of the invariant called ``name``'s derandomized search: the
+    same on every run and machine, different for every name."""
+    return int.from_bytes(hashlib.sha256(f"cellverify/{name}".encode()).digest()[:8], "big")
+
+
+def strategy_for(
+    invariant: Invariant,
+    profile: str | None = None,
+    pinned: Mapping[str, Any] | None = None,
+    inputs: tuple[str, float] | None = None,
+) -> st.SearchStrategy[Case]:
+    """The cases an invariant is claimed on: its region, adversarial inputs if
+    it takes them (or the one ``(kind, scale)`` of ``inputs``), its least
+    batch, the question's full shape too under ``thorough`` (``profile``, by
+    default the one loaded), and the ``pinned`` fields fixed."""
+    return cases(
+        region=invariant.region,
+        adversarial_inputs=invariant.adversarial_inputs,
+        full_shape=(profile or current_profile()) == "thorough",
+        pinned=pinned,
+        inputs=inputs,
+        min_batch=invariant.min_batch,
+    )
+
+
+def cases_for(
+    name: str, profile: str | None = None, pinned: Mapping[str, Any] | None = None
+) -> st.SearchStrategy[Case]:
+    """The strategy of the invariant called ``name``, for ``@given`` in a property test."""
+    return strategy_for(registered()[name], profile, pinned)
+
+
+class SearchTest:
+    """A Hypothesis test of one invariant: its covering cases, then the random
+    search.  ``examples`` counts the examples run, ``coverage`` what they
+    reached, ``failures`` each failure seen as ``(case, message)``."""
+
+    def __init__(
+        self,
+        invariant: Invariant,
+        factory: CellFactory,
+        *,
+        profile: str | None,
+        pinned: Mapping[str, Any] | None,
+        strategy: st.SearchStrategy[Case] | None,
+        failures: list[tuple[Case, str]],
+        on_example: Callable[[int], None] | None,
+    ) -> None:
+        register_profiles()
+        self.invariant = invariant
+        self.failures = failures
+        self.examples = 0
+        self._factory = factory
+        self._profile = profile
+        self._pinned = dict(pinned or {})
+        self._on_example = on_example
+        loaded = settings.get_profile(profile) if profile is not None else settings.default
+        assert loaded is not None  # Hypothesis always has a default profile
+        self._settings = loaded
+        self.coverage = Coverage(
+            dimensions(invariant.region, invariant.adversarial_inputs, self._pinned)
+        )
+        # A strategy of the caller's own searches beyond the claim: no covering cases.
+        self.explicit = [] if strategy is not None else self._covering_cases()
+        chosen = strategy if strategy is not None else strategy_for(invariant, profile, pinned)
+        self._test = self._hypothesis_test(chosen, self.explicit)
+        self._last_error: InvariantViolation | None = None
+
+    def __call__(self) -> None:
+        try:
+            self._test()
+        except InvariantViolation:
+            failed = self.failures[-1][0] if self.failures else None
+            if failed is None or failed not in self.explicit:
+                raise
+            self._shrink(failed)
+
+    def _covering_cases(self) -> list[Case]:
+        return covering_cases(
+            region=self.invariant.region,
+            adversarial_inputs=self.invariant.adversarial_inputs,
+            seed=search_seed(self.invariant.name),
+            pinned=self._pinned,
+            min_batch=self.invariant.min_batch,
+        )
+
+    def _hypothesis_test(
+        self,
+        strategy: st.SearchStrategy[Case],
+        explicit: list[Case],
+        phases: tuple[Phase, ...] | None = None,
+    ) -> Callable[[], None]:
+        def search(case: Case) -> None:
+            for name, label in labels_of(case).items():
+                event(name, label)
+            self._run(case)
+            event(COVERAGE_EVENT, self.coverage.summary())
+
+        search.__name__ = search.__qualname__ = f"test_{self.invariant.name}"
+        test = given(case=strategy)(search)
+        for case in reversed(explicit):  # Hypothesis runs them last-added first
+            test = example(case=case)(test)
+        overrides: dict[str, Any] = {
+            # The profile's examples in all: the covering cases, then the search.
+            "max_examples": max(1, self._settings.max_examples - len(explicit)),
+            "report_multiple_bugs": False,
+        }
+        if phases is not None:
+            overrides["phases"] = phases
+        test = settings(self._settings, **overrides)(test)
+        if self._settings.derandomize:
+            test = seed(search_seed(self.invariant.name))(test)
+        return test
+
+    def _run(self, case: Case) -> None:
+        """One example: a fresh Keras session, the check; a failure is kept."""
+        from cellverify.model.rnn import fresh_session
+
+        self.examples += 1
+        if self._on_example is not None:
+            self._on_example(self.examples)
+        self.coverage.record(case)
+        fresh_session()
+        name = self.invariant.name
+        try:
+            self.invariant(self._factory, case)
+        except BadCellFactory:
+            raise
+        except InvariantViolation as exc:
+            self._keep(case, exc)
+            raise
+        except Exception as exc:  # the cell crashed on a generated case
+            message = f"the cell raised {describe_exception(exc)}"
+            violation = InvariantViolation(name, message)
+            self._keep(case, violation)
+            raise violation from exc
+
+    def _keep(self, case: Case, exc: InvariantViolation) -> None:
+        self.failures.append((case, str(exc)))
+        self._last_error = exc
+
+    def _fails(self, case: Case) -> bool:
+        try:
+            self._run(case)
+        except InvariantViolation:
+            return True
+        return False
+
+    def _shrink(self, failed: Case) -> None:
+        """Raise the simplest failure found from ``failed``, a covering case
+        (module doc): simplest values first, then a pinned search.  As
+        Hypothesis replays a failure before reporting it, the case is run
+        again first; a failure that does not reproduce is ``Flaky``."""
+        if not self._fails(failed):
+            raise Flaky(
+                f"[{self.invariant.name}] the covering case {failed.to_python()} failed once "
+                f"and passed when run again ({self.failures[-1][1]})"
+            )
+        case = failed
+        for d in self.coverage.dims:
+            if labels_of(case)[d.name] != d.values[0]:
+                candidate = self._relabelled(case, d.name, d.values[0])
+                case = candidate if self._fails(candidate) else case
+        error, message = self._last_error, self.failures[-1][1]
+        pinned = {**self._pinned, **label_pins(case)}
+        inputs = (case.inputs.kind, case.inputs.scale)
+        strategy = strategy_for(self.invariant, self._profile, pinned, inputs)
+        with contextlib.suppress(HypothesisException):  # then the case found stands
+            # A failure here propagates, shrunk by Hypothesis: the simplest.
+            self._hypothesis_test(strategy, [], phases=(Phase.generate, Phase.shrink))()
+        assert error is not None
+        self.failures.append((case, message))  # the one reported
+        if hasattr(error, "add_note"):  # Python 3.11+: pytest shows it
+            error.add_note(f"Falsifying case: {case.to_python()}")
+        raise error
+
+    def _relabelled(self, case: Case, dimension: str, label: str) -> Case:
+        """``case`` with one dimension changed; a new optimizer's learning rate
+        sits at the same place in its own (log) range, unless it is pinned."""
+        changed = with_label(case, dimension, label)
+        if dimension != "optimizer" or "learning_rate" in self._pinned:
+            return changed
+        region = self.invariant.region
+        low, high = learning_rate_range(region, case.train.optimizer)
+        new_low, new_high = learning_rate_range(region, label)
+        place = math.log(case.train.learning_rate / low) / math.log(high / low)
+        rate = new_low * (new_high / new_low) ** min(max(place, 0.0), 1.0)
+        return Case(changed.cell, changed.train.replace(learning_rate=float(rate)), case.inputs)
+
+
+def search_test(
+    invariant: Invariant,
+    factory: CellFactory,
+    *,
+    profile: str | None = None,
+    pinned: Mapping[str, Any] | None = None,
+    strategy: st.SearchStrategy[Case] | None = None,
+    failures: list[tuple[Case, str]] | None = None,
+    on_example: Callable[[int], None] | None = None,
+) -> SearchTest:
+    """The Hypothesis test that searches for a case breaking ``invariant``.
+
+    ``profile`` applies that settings profile (``None``: whatever is loaded,
+    as under pytest, where ``--hypothesis-profile`` decides).  ``strategy``
+    replaces the invariant's own cases (and its covering cases).  Each
+    failure seen is appended to ``failures`` as ``(case, message)``; a cell
+    that crashes on a case is a failure too, reported as such.
+    """
+    return SearchTest(
+        invariant,
+        factory,
+        profile=profile,
+        pinned=pinned,
+        strategy=strategy,
+        failures=failures if failures is not None else [],
+        on_example=on_example,
+    )

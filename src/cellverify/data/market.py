@@ -1,0 +1,300 @@
+"""Seeded synthetic markets and the two training tasks, in plain NumPy.
+
+The market has learnable structure: every asset's log-return follows the same
+AR(1) process ``r[t] = momentum * r[t-1] + volatility * noise``, so the last
+return in a window predicts the next one, and a cell whose weights are shared
+across assets (as EIIE's are) can learn the rule.  Highs and lows bracket the
+open-to-close move with a random wick.
+
+* Portfolio task: inputs are price windows normalised by the latest close, the
+  target is next period's price relatives ``close[t+1] / close[t]``.
+* Supervised task: the target is a distribution over assets that depends on the
+  input, ``softmax(last_return / volatility)``; a perfect learner's
+  cross-entropy is the target's entropy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cellverify.config import CellConfig, TrainConfig
+from cellverify.data.prices import PriceHistory, PricePaths, resolve_data
+from cellverify.data.tasks import task as task_of
+from cellverify.errors import InvalidConfig
+
+__all__ = [
+    "DEFAULT_MOMENTUM",
+    "DEFAULT_VOLATILITY",
+    "INPUT_KINDS",
+    "SCALES",
+    "Batch",
+    "InputSpec",
+    "Market",
+    "batch_for",
+    "batch_from_spec",
+    "check_prices_fit",
+    "market_for",
+    "market_from_prices",
+    "markets_for",
+    "reference_loss",
+    "sample_batch",
+    "synthetic_market",
+]
+
+#: Strong enough that the cross-sectional signal is visible within a few
+#: hundred small batches, weak enough that prices stay a random walk to the eye.
+DEFAULT_MOMENTUM = 0.3
+#: Per-period log-return scale, about a liquid asset's at half-hour periods.
+DEFAULT_VOLATILITY = 0.01
+# Spare periods beyond window + steps, so batches start at many places.
+_POOL = 4096
+# Wick size relative to volatility.
+_WICK = 0.5
+
+
+@dataclass(frozen=True)
+class Market(PricePaths):
+    """Price paths and the process that made them (for real prices: the
+    volatility measured, the momentum NaN)."""
+
+    log_returns: np.ndarray
+    momentum: float
+    volatility: float
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of sequences.
+
+    ``inputs`` ``[batch, steps, assets, window, features]`` (float32; features
+    are close, high, low, each divided by the window's latest close, then
+    repeated if more features are asked for), ``relatives`` ``[batch, steps,
+    assets]`` next-period price relatives, ``targets`` ``[batch, steps, assets]``
+    the supervised target distribution, and reference losses.
+    """
+
+    inputs: np.ndarray
+    relatives: np.ndarray
+    targets: np.ndarray
+
+    def target(self, task: str) -> np.ndarray:
+        """What the loss of ``task`` compares the output with."""
+        return task_of(task).target(self)
+
+    def uniform_loss(self, task: str) -> float:
+        """Loss of the uniform output: what a dead cell scores."""
+        return task_of(task).uniform_loss(self)
+
+    def reference_loss(self, task: str) -> float:
+        """Loss a learner that knows the process reaches on this batch
+        (:meth:`cellverify.data.tasks.Task.reference_loss`)."""
+        return task_of(task).reference_loss(self)
+
+
+def synthetic_market(
+    assets: int,
+    periods: int,
+    *,
+    seed: int,
+    momentum: float = DEFAULT_MOMENTUM,
+    volatility: float = DEFAULT_VOLATILITY,
+) -> Market:
+    """A seeded market of ``assets`` AR(1) log-return paths of ``periods`` periods."""
+    if not -1.0 < momentum < 1.0:
+        raise InvalidConfig("synthetic_market", "momentum", "in (-1, 1) (stationary)", momentum)
+    if not volatility > 0.0:
+        raise InvalidConfig("synthetic_market", "volatility", "positive", volatility)
+    if periods < 2 or assets < 1:
+        raise InvalidConfig(
+            "synthetic_market", "periods", "at least 2, with at least 1 asset", (periods, assets)
+        )
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((periods, assets)) * volatility
+    r = np.empty((periods, assets))
+    r[0] = noise[0] / np.sqrt(1.0 - momentum**2)
+    for t in range(1, periods):
+        r[t] = momentum * r[t - 1] + noise[t]
+    close = np.exp(np.cumsum(r, axis=0))
+    opens = np.vstack([close[:1], close[:-1]])
+    wick_up = np.abs(rng.standard_normal((periods, assets))) * volatility * _WICK
+    wick_down = np.abs(rng.standard_normal((periods, assets))) * volatility * _WICK
+    high = np.maximum(opens, close) * np.exp(wick_up)
+    low = np.minimum(opens, close) * np.exp(-wick_down)
+    return Market(close, high, low, r, momentum, volatility)
+
+
+def sample_batch(
+    market: Market,
+    *,
+    window: int,
+    steps: int,
+    batch_size: int,
+    features: int,
+    rng: np.random.Generator,
+) -> Batch:
+    """Draw ``batch_size`` sequences of ``steps`` consecutive windows from ``market``."""
+    last_start = market.periods - window - steps  # the last target needs close[t + 1]
+    if last_start < 0:
+        raise InvalidConfig(
+            "sample_batch",
+            "market",
+            f"at least window + steps + 1 = {window + steps + 1} periods",
+            market.periods,
+        )
+    starts = rng.integers(0, last_start + 1, size=batch_size)
+    # ends[b, s] is the index of the latest period seen by step s of sequence b.
+    ends = starts[:, None] + window - 1 + np.arange(steps)[None, :]
+    span = ends[..., None] - (window - 1) + np.arange(window)  # [batch, steps, window]
+    prices = np.stack([market.close, market.high, market.low], axis=-1)  # [periods, assets, 3]
+    windows = prices[span]  # [batch, steps, window, assets, 3]
+    latest = market.close[ends][:, :, None, :, None]
+    normalised = (windows / latest).transpose(0, 1, 3, 2, 4)  # [batch, steps, assets, window, 3]
+    reps = -(-features // 3)
+    inputs = np.tile(normalised, (1, 1, 1, 1, reps))[..., :features].astype(np.float32)
+    relatives = (market.close[ends + 1] / market.close[ends]).astype(np.float32)
+    last = market.log_returns[ends] / market.volatility
+    scores = np.exp(last - last.max(axis=-1, keepdims=True))
+    targets = (scores / scores.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return Batch(inputs, relatives, targets)
+
+
+def market_for(cell: CellConfig, train: TrainConfig) -> Market:
+    """The market a run with these configurations trains on (seeded by ``train.seed``)."""
+    return markets_for(cell, train)[0]
+
+
+def markets_for(cell: CellConfig, train: TrainConfig) -> tuple[Market, Market]:
+    """The training and evaluation markets of a run.  Synthetic: one seeded
+    market for both (the evaluation batch is a draw no training step takes).
+    Real prices (``train.data``): the periods before and after the date split
+    of :mod:`cellverify.data.prices`, never shuffled."""
+    if train.data == "synthetic":
+        market = synthetic_market(cell.assets, cell.window + train.steps + _POOL, seed=train.seed)
+        return market, market
+    history = resolve_data(train.data)
+    assert history is not None
+    check_prices_fit(history, cell, train)
+    split = history.split()
+    return (
+        market_from_prices(history, cell.assets, 0, split),
+        market_from_prices(history, cell.assets, split, history.periods),
+    )
+
+
+def check_prices_fit(history: PriceHistory, cell: CellConfig, train: TrainConfig) -> None:
+    """InvalidConfig unless the prices have the assets, features and periods
+    the configurations ask for, in both the training and evaluation periods."""
+    source = history.source
+    if cell.assets > history.assets:
+        allowed = f"at most the {history.assets} assets of {source}"
+        raise InvalidConfig("CellConfig", "assets", allowed, cell.assets)
+    if cell.features > history.features:
+        kind = "closes only" if history.features == 1 else "close, high and low"
+        allowed = f"at most {history.features} ({source} has {kind})"
+        raise InvalidConfig("CellConfig", "features", allowed, cell.features)
+    need = cell.window + train.steps + 1
+    shortest = min(history.split(), history.periods - history.split())
+    if shortest < need:
+        allowed = (
+            f"a history whose training and evaluation periods each hold window + steps + 1 "
+            f"= {need} rows ({source}: {history.split()} and {history.periods - history.split()})"
+        )
+        raise InvalidConfig("prices", "rows", allowed, history.periods)
+
+
+def market_from_prices(history: PriceHistory, assets: int, start: int, end: int) -> Market:
+    """Rows ``start:end`` of the first ``assets`` columns of a price history."""
+    close = history.close[start:end, :assets]
+    log_returns = np.vstack([np.zeros((1, assets)), np.diff(np.log(close), axis=0)])
+    volatility = float(np.std(log_returns[1:])) or DEFAULT_VOLATILITY
+    return Market(
+        close,
+        history.high[start:end, :assets],
+        history.low[start:end, :assets],
+        log_returns,
+        float("nan"),
+        volatility,
+    )
+
+
+def reference_loss(market: Market, batch: Batch, task: str) -> float:
+    """The loss a learner should reach on ``batch`` drawn from ``market``
+    (:meth:`cellverify.data.tasks.Task.market_reference_loss`: none for the
+    portfolio task on real prices)."""
+    return task_of(task).market_reference_loss(batch, market.momentum)
+
+
+def batch_for(
+    cell: CellConfig, train: TrainConfig, *, market: Market | None = None, draw: int = 0
+) -> Batch:
+    """The ``draw``-th batch of a run, reproducible from the two configurations alone."""
+    market = market if market is not None else market_for(cell, train)
+    rng = np.random.default_rng([train.seed, draw])
+    return sample_batch(
+        market,
+        window=cell.window,
+        steps=train.steps,
+        batch_size=train.batch_size,
+        features=cell.features,
+        rng=rng,
+    )
+
+
+#: Kinds of input window an :class:`InputSpec` can describe.  ``market`` is the
+#: training distribution; the rest are adversarial for numerics: ``constant``
+#: (every price equal, so every normalised value is exactly 1), ``large_moves``
+#: (20 % volatility per period), ``scaled`` (raw prices times ``scale``, not
+#: normalised by the latest close: tiny or huge magnitudes).
+INPUT_KINDS: tuple[str, ...] = ("market", "constant", "large_moves", "scaled")
+#: The factors by which ``scaled`` multiplies raw prices, simplest first: the
+#: raw level itself, then prices far below and far above 1 (float32 keeps
+#: ~7 digits, so 1e-4 and 1e4 put the normalised moves of 1e-2 at the edges
+#: of what a cell sees in practice, without overflowing a softmax of them).
+SCALES: tuple[float, ...] = (1.0, 1e-4, 1e4)
+_LARGE_VOLATILITY = 0.2
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A reproducible description of a batch of input windows (JSON-friendly)."""
+
+    kind: str = "market"
+    scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in INPUT_KINDS:
+            raise InvalidConfig("InputSpec", "kind", f"one of {', '.join(INPUT_KINDS)}", self.kind)
+        if not (isinstance(self.scale, (int, float)) and 0 < self.scale < float("inf")):
+            raise InvalidConfig("InputSpec", "scale", "a positive finite number", self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def batch_from_spec(cell: CellConfig, train: TrainConfig, spec: InputSpec) -> Batch:
+    """The batch ``spec`` describes, shaped for ``cell`` and ``train``."""
+    volatility = _LARGE_VOLATILITY if spec.kind == "large_moves" else DEFAULT_VOLATILITY
+    market = synthetic_market(
+        cell.assets, cell.window + train.steps + 8, seed=spec.seed, volatility=volatility
+    )
+    batch = sample_batch(
+        market,
+        window=cell.window,
+        steps=train.steps,
+        batch_size=train.batch_size,
+        features=cell.features,
+        rng=np.random.default_rng(spec.seed),
+    )
+    if spec.kind == "constant":
+        return dataclasses.replace(batch, inputs=np.ones_like(batch.inputs))
+    if spec.kind == "scaled":
+        # Undo the normalisation with a per-asset price level, then scale.
+        level = market.close[-1][None, None, :, None, None]
+        raw = (batch.inputs * level * spec.scale).astype(np.float32)
+        return dataclasses.replace(batch, inputs=raw)
+    return batch

@@ -1,0 +1,1 @@
+"""Experiments: remedies verified by re-running, sweeps, checkpoints."""

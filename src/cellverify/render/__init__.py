@@ -1,0 +1,1 @@
+"""Rendering: text tables, pictures and JSON files, from plain data (no TensorFlow)."""

@@ -1,0 +1,1 @@
+"""Maintainer tools: the verdict's calibration and a region's measurement."""

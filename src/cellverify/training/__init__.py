@@ -1,0 +1,1 @@
+"""Training: the trainer that records a trace, its probe, and the executors."""

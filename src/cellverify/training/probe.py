@@ -1,0 +1,104 @@
+"""What a training step measures, as TensorFlow reductions (shared by the
+kit's :class:`~cellverify.training.trainer.Trainer` and the user-side monitor).
+
+Each function returns a dict keyed as :mod:`cellverify.trace` names the
+statistics, so a :class:`~cellverify.trace.Trace` is filled the same way
+whoever trained.  The reductions are cheap enough to run inside a compiled
+step (benchmarks/ measures their cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from cellverify.trace import ACTIVATION_LAYERS, LAYER_STATISTICS, OUTPUT_STATISTICS
+
+__all__ = [
+    "SATURATION_LEVEL",
+    "activation_statistics",
+    "dense_gradients",
+    "gradient_statistics",
+    "norm",
+    "sequence_activation_statistics",
+    "zero_fraction",
+]
+
+#: An activation at least this large in magnitude counts as saturated: tanh's
+#: slope 1 - tanh² is below 0.02 there.
+SATURATION_LEVEL = 0.99
+
+
+def norm(x: Any) -> Any:
+    """L2 norm, accumulated in float64."""
+    return tf.sqrt(tf.reduce_sum(tf.square(tf.cast(x, tf.float64))))
+
+
+def zero_fraction(x: Any) -> Any:
+    """Share of entries exactly 0."""
+    return tf.reduce_mean(tf.cast(tf.equal(x, 0), tf.float64))
+
+
+def dense_gradients(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]:
+    """One dense gradient per variable, zeros where the loss does not reach it:
+    a zero, not no update (the optimizer's moments still decay), and counted
+    as exactly-zero entries by the statistics."""
+    return [
+        tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+        for g, v in zip(grads, variables, strict=True)
+    ]
+
+
+def gradient_statistics(grads: Sequence[Any], variables: Sequence[Any]) -> dict[str, Any]:
+    """Per-variable gradient norm, share of exactly-zero gradient entries, weight norm."""
+    return {
+        "grad_norm": tf.stack([norm(g) for g in grads]),
+        "grad_zero_fraction": tf.stack([zero_fraction(g) for g in grads]),
+        "weight_norm": tf.stack([norm(v) for v in variables]),
+    }
+
+
+def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer and output statistics of one step's activations (keys of
+    ``step_activations``: each of ACTIVATION_LAYERS, and ``output``)."""
+    per_layer: dict[str, list[Any]] = {key: [] for key in LAYER_STATISTICS}
+    for name in ACTIVATION_LAYERS:
+        a = acts[name]
+        channels = tf.reshape(a, [-1, a.shape[-1]])
+        alive = tf.reduce_any(tf.not_equal(channels, 0), axis=0)
+        per_layer["dead_fraction"].append(
+            tf.reduce_mean(tf.cast(tf.logical_not(alive), tf.float64))
+        )
+        per_layer["zero_fraction"].append(zero_fraction(a))
+        per_layer["saturated_fraction"].append(
+            tf.reduce_mean(tf.cast(tf.abs(a) >= SATURATION_LEVEL, tf.float64))
+        )
+    w = tf.cast(acts["output"], tf.float64)
+    n = tf.cast(tf.shape(w)[-1], tf.float64)
+    largest = tf.reduce_max(w, -1)
+    output = {
+        "uniform_rows": tf.reduce_mean(
+            tf.cast(tf.equal(largest, tf.reduce_min(w, -1)), tf.float64)
+        ),
+        "max_uniform_deviation": tf.reduce_max(tf.abs(w - 1.0 / n)),
+        "max_weight": tf.reduce_mean(largest),
+    }
+    assert tuple(output) == OUTPUT_STATISTICS
+    return {**{k: tf.stack(v) for k, v in per_layer.items()}, **output}
+
+
+def sequence_activation_statistics(
+    cell: Any, x: Any, outputs: Any, initial_state: Any
+) -> dict[str, Any]:
+    """:func:`activation_statistics` over every step of a sequence at once:
+    each step's input ``x[:, t]`` with the state entering it (the initial
+    state, then each output), flattened into one batch of the cell's
+    ``step_activations``."""
+    batch, steps = tf.shape(x)[0], tf.shape(x)[1]
+    first = tf.cast(initial_state, outputs.dtype)[:, None]
+    states = tf.concat([first, outputs[:, :-1]], axis=1)
+    flat_x = tf.reshape(x, tf.concat([[batch * steps], tf.shape(x)[2:]], 0))
+    flat_s = tf.reshape(states, [batch * steps, -1])
+    return activation_statistics(cell.step_activations(flat_x, flat_s, training=False))
