@@ -1,7 +1,7 @@
 """What watching costs: ``model.fit`` of the question's cell at its full shape
 (15 assets x 100 periods x 3 features, batch 100, sequences of 4), bare and
 with :class:`cellverify.keras.Monitor` at its default ``every`` and at
-``every=1``.  Compare the three as ratios within one run (README,
+``every=1``.  Compare the three as ratios within one run (docs/monitor.md,
 "Diagnosing your own training").
 
 Each timed round is one fit of STEPS batches on the same model; tracing of

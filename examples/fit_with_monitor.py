@@ -11,7 +11,7 @@ prints each finding once, with the step it appeared at, and the verdict.
 
 Whether a given seed dies depends on its initial weights and on the first
 batches: on these S&P 500 windows seeds 4 and 6 are dead from step 0, while
-seeds 0, 1, 3 and 8 were still alive after 16 steps (README, "The question
+seeds 0, 1, 3 and 8 were still alive after 16 steps (docs/question.md, "The question
 on real prices", gives the rates over seeds).
 """
 

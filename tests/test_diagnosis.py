@@ -259,7 +259,7 @@ def test_stalled_before_the_horizon_or_beside_a_learner_is_at_risk():
 
 
 def test_no_run_is_called_stalled_before_half_the_horizon():
-    """Extrapolating a short slope called healthy runs stalled (README,
+    """Extrapolating a short slope called healthy runs stalled (docs/verdicts.md,
     'Can the verdict be trusted'): below MIN_TREND_UPDATES it is too early."""
     flat = noisy_flat_trace(MIN_TREND_UPDATES - 1, sigma=1e-9)
     assert dx.detect_stalled_loss(flat) is None

@@ -367,10 +367,10 @@ REMEDIED = Preset(
     summary=(
         "ELU in the convs and a linear last conv, He-normal init, Adam at 1e-3: of six "
         "remedies measured over 8 seeds on both tasks, the only one that lowered the "
-        "evaluation loss on every seed of both (README, 'Which remedy')."
+        "evaluation loss on every seed of both (docs/question.md, 'Which remedy')."
     ),
 )
-"""The fix our measurements show most robust; see README "Which remedy".
+"""The fix our measurements show most robust; see docs/question.md "Which remedy".
 
 ELU keeps every conv unit's gradient nonzero (no unit can die), and a linear
 last conv keeps the logits from being clipped to exactly 0, which is what makes

@@ -100,8 +100,8 @@ WHOLE_SPACE = Region(
     why="every configuration the cell allows, the question's fragile one included",
 )
 
-#: Where the robustness invariants are claimed.  Measured (README, "The robust
-#: region"): no ReLU before the softmax (it zeroes logits: exactly uniform
+#: Where the robustness invariants are claimed.  Measured (docs/invariants.md,
+#: "Regions, and what was left out"): no ReLU before the softmax (it zeroes logits: exactly uniform
 #: output, zero gradient); no ReLU in the convs (a conv with few kernels can
 #: lose all of them at birth); no tanh in the convs (with one or two kernels it
 #: saturates and the loss does not move in 20 steps); no tanh last conv either

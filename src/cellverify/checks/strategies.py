@@ -11,7 +11,8 @@ Two regions of the configuration space:
   invariants must hold here.
 * :func:`robust_cases` - the region on which the robustness invariants
   (``gradients_nonzero``, ``loss_decreases``, ``init_near_uniform``) are
-  claimed; measured, see :data:`ROBUST_REGION` and README "The robust region".
+  claimed; measured, see :data:`ROBUST_REGION` and docs/invariants.md,
+  "Regions, and what was left out".
 
 Choices are listed simplest first, because Hypothesis shrinks towards the
 first: a falsifying case shrinks to the plainest configuration that still

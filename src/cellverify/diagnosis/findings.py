@@ -84,7 +84,7 @@ PREDICTIVE_WARNINGS: frozenset[str] = frozenset()
 
 #: "will not learn" is a claim about the configuration, not about the seeds
 #: that happened to be drawn.  A configuration that learns can still lose
-#: some seeds: on the labelled set (README, "Can the verdict be trusted") the
+#: some seeds: on the labelled set (docs/verdicts.md, "Can the verdict be trusted") the
 #: worst learners lost 2 of 10 diagnosis seeds at birth (the paper's ReLU +
 #: linear design: every conv1 filter negative) and stalled on 3 of 10 at the
 #: horizon (the remedied cell under SGD 1e-2, supervised).  So failures

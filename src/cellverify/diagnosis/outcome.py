@@ -42,11 +42,11 @@ __all__ = [
 LEARNED_GAP_FRACTION = 0.02
 #: Updates within which a run is expected to close LEARNED_GAP_FRACTION of the
 #: gap: the question's epoch (about 200 batches), and the budget at which the
-#: verdicts were measured (README, "Can the verdict be trusted").
+#: verdicts were measured (docs/verdicts.md, "Can the verdict be trusted").
 DECISION_HORIZON = 200
 #: A run is judged stalled only after this many updates: half the horizon.
 #: Extrapolating a 20-update slope tenfold called 1 of 3 seeds stalled in five
-#: configurations that all learned by 200 updates (the labelled set, README
+#: configurations that all learned by 200 updates (the labelled set, docs/verdicts.md
 #: "Can the verdict be trusted"): an early rise of the loss is often a
 #: transient, not a stall.
 MIN_TREND_UPDATES = DECISION_HORIZON // 2

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_EVERY", "Monitor"]
 
 #: Steps between two probes.  One probe costs about one training step (a
 #: forward and backward pass on the probe batch, plus the activation pass);
-#: measured overhead against a bare fit at the question's shape: README,
+#: measured overhead against a bare fit at the question's shape: docs/monitor.md,
 #: "Diagnosing your own training".
 DEFAULT_EVERY = 50
 

@@ -12,7 +12,7 @@ a configuration that learns is called anything but ``healthy`` or ``too early
 to tell``.
 
 Runs are appended to a JSON-lines file as they finish, so an interrupted
-measurement resumes where it stopped.  README "Can the verdict be trusted"
+measurement resumes where it stopped.  docs/verdicts.md "Can the verdict be trusted"
 holds the table this module prints.
 """
 
@@ -48,7 +48,7 @@ LABEL_BUDGET = 200
 #: as ``cellverify diagnose`` uses by default.  (With the first 3 of them
 #: only, two dead-at-birth seeds had made 4 learning configurations "will not
 #: learn" under a plain majority rule; the verdict now asks that so many
-#: failures be unlikely for a learner: README, "Can the verdict be trusted".)
+#: failures be unlikely for a learner: docs/verdicts.md, "Can the verdict be trusted".)
 DIAGNOSIS_SEEDS: tuple[int, ...] = tuple(range(100, 110))
 DIAGNOSIS_BUDGETS: tuple[int, ...] = (20, 200)
 

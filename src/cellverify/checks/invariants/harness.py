@@ -92,7 +92,7 @@ def loss_and_gradients(
 
 #: An invariant that makes at least this many updates compiles them
 #: (tf.function); with fewer, tracing costs more than it saves.  Measured per
-#: example under ci (README, "Cost"): loss_decreases (20 updates) 2.7 s eager
+#: example under ci (docs/cost.md, "Cost"): loss_decreases (20 updates) 2.7 s eager
 #: against 1.5 s compiled; gradients_nonzero (10) 1.5 s against 2.7 s;
 #: deterministic (2 x 2) 1.8 s against 3.3 s.
 COMPILE_FROM_UPDATES = 15

@@ -55,7 +55,7 @@ FLOAT64_EPS = float(np.finfo(np.float64).eps)
 ROUNDING_DEPTH = 32
 
 #: |sum(row) - 1| never needs to be allowed less than this: the bound below is
-#: smaller for short rows, but 1e-5 held on every case measured (README,
+#: smaller for short rows, but 1e-5 held on every case measured (docs/design.md,
 #: "Tolerances") and still catches a row that is not normalised at all.
 SIMPLEX_SUM_FLOOR = 1e-5
 
