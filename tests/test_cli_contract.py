@@ -155,7 +155,7 @@ def _stub_work(monkeypatch):
         names = list(invariants or [])
         return KillMatrix(names, ["M"], {"M": tuple(names)}, {("M", n): "killed" for n in names})
 
-    monkeypatch.setattr("cellverify.checks.mutation.kill_matrix", kill_matrix)
+    monkeypatch.setattr("cellverify.checks.kill_matrix.kill_matrix", kill_matrix)
 
 
 OUT = Path(__import__("tempfile").mkdtemp(prefix="cellverify-cli-"))

@@ -26,6 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                "checks.invariants.gradients", "checks.invariants.learning",
                "checks.invariants.equivalence", "checks.invariants.initial", "checks.invariants",
                "checks.catalog", "checks.search", "checks.runner", "checks.mutation",
+               "checks.kill_matrix",
                "checks.testing", "checks.pytest_plugin", "checks"),
     "diagnosis": ("diagnosis.outcome", "diagnosis.findings", "diagnosis.detectors",
                   "diagnosis.causes", "diagnosis.verdict", "diagnosis.diagnose", "diagnosis"),

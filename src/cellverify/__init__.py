@@ -35,7 +35,8 @@ from cellverify.trace import Trace
 
 if TYPE_CHECKING:
     from cellverify.checks.invariants import INVARIANTS
-    from cellverify.checks.mutation import Mutant, kill_matrix
+    from cellverify.checks.kill_matrix import kill_matrix
+    from cellverify.checks.mutation import Mutant
     from cellverify.checks.testing import CellInvariants
     from cellverify.data.market import Batch, Market, batch_for, synthetic_market
     from cellverify.diagnosis import diagnose
@@ -59,7 +60,7 @@ _LAZY: dict[str, str] = {
     "INVARIANTS": "cellverify.checks.invariants",
     "CellInvariants": "cellverify.checks.testing",
     "Mutant": "cellverify.checks.mutation",
-    "kill_matrix": "cellverify.checks.mutation",
+    "kill_matrix": "cellverify.checks.kill_matrix",
     "build_model": "cellverify.model",
     "cross_entropy_loss": "cellverify.model",
     "portfolio_loss": "cellverify.model",

@@ -1,14 +1,21 @@
-"""``cellverify.mutation``, a public path: everything lives in :mod:`cellverify.checks.mutation`."""
+"""``cellverify.mutation``, a public path: the mutants live in
+:mod:`cellverify.checks.mutation`, the kill matrix in :mod:`cellverify.checks.kill_matrix`."""
 
 from __future__ import annotations
 
-from cellverify.checks.mutation import (
+from cellverify.checks.kill_matrix import (
     CRASHED,
-    DEFAULT_CASE,
     KILL_RESULTS,
     KILLED,
-    MUTANTS,
     SURVIVED,
+    KillMatrix,
+    KillResult,
+    kill_matrix,
+    kill_result,
+)
+from cellverify.checks.mutation import (
+    DEFAULT_CASE,
+    MUTANTS,
     AssetsMixed,
     BatchLeak,
     ConfigForgetsKernels,
@@ -17,8 +24,6 @@ from cellverify.checks.mutation import (
     DropoutRedrawsWeights,
     EagerGraphDiffer,
     GradientSignFlipped,
-    KillMatrix,
-    KillResult,
     Mutant,
     NanGradient,
     NanOnLargeMoves,
@@ -30,8 +35,6 @@ from cellverify.checks.mutation import (
     StopGradientConv1,
     WrongGradientAtKink,
     WrongOutputShape,
-    kill_matrix,
-    kill_result,
     mutant_factory,
     register_mutant,
 )

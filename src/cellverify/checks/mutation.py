@@ -1,9 +1,10 @@
-"""Mutation testing as a public API: deliberately broken cells, and the kill matrix.
+"""Mutation testing as a public API: deliberately broken cells.
 
 An invariant that no broken cell can fail tests nothing.  A :class:`Mutant`
 is a cell factory that breaks one thing, the invariants it is written to
-break (``kills``), and the case it is run on.  :func:`kill_matrix` runs
-invariants against mutants and says which ones caught which; ``cellverify
+break (``kills``), and the case it is run on.
+:func:`~cellverify.checks.kill_matrix.kill_matrix` runs invariants against
+mutants and says which ones caught which; ``cellverify
 mutants`` prints it and exits 1 when an invariant is caught by no mutant, or
 a mutant escapes the invariant it targets.
 
@@ -11,40 +12,31 @@ The built-in mutants each change one thing of the shipped cell, so that the
 rest of the kit still runs on them.  Register your own next to your own
 invariants (``--invariants MODULE`` imports both)::
 
-    from cellverify.checks.mutation import Mutant, register_mutant
+    from cellverify.mutation import Mutant, register_mutant
 
     register_mutant(Mutant("ShortSells", make_short_selling_cell, kills=("long_only",)))
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from cellverify.checks.case import Case
-from cellverify.checks.catalog import registered
-from cellverify.checks.registry import Invariant
-from cellverify.checks.runner import CheckStatus, run_invariant
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import InputSpec
-from cellverify.errors import InvariantViolation, describe_exception
 from cellverify.model.cell import ConvRNNCell, initializer, slot_seed
 from cellverify.model.factory import CellFactory
 
 __all__ = [
     "DEFAULT_CASE",
-    "KILL_RESULTS",
     "MUTANTS",
-    "KillMatrix",
-    "KillResult",
     "Mutant",
-    "kill_matrix",
-    "kill_result",
     "mutant_factory",
     "register_mutant",
 ]
@@ -342,109 +334,3 @@ _builtin(ConfigForgetsKernels, ("serialization_roundtrip",))
 _builtin(EagerGraphDiffer, ("execution_modes_agree",))
 _builtin(SaturatedAtInit, ("init_near_uniform",))
 _builtin(DeadAtBirth, ("init_near_uniform", "gradients_nonzero"))
-
-
-# -- the matrix ------------------------------------------------------------------
-
-#: A cell of the matrix: the invariant caught the mutant, held, or crashed
-#: (a bug in the kit or the invariant, never a kill).
-KillResult = Literal["killed", "survived", "crashed"]
-KILL_RESULTS: tuple[KillResult, ...] = get_args(KillResult)
-KILLED, SURVIVED, CRASHED = KILL_RESULTS
-
-
-def kill_result(status: CheckStatus) -> KillResult:
-    """What a search's status says of a mutant: a failure caught it, a pass
-    let it survive, anything else (an error, nothing run) is no verdict."""
-    if status == "failed":
-        return KILLED
-    return SURVIVED if status == "passed" else CRASHED
-
-
-@dataclass(frozen=True)
-class KillMatrix:
-    """Which invariant caught which mutant (plain data)."""
-
-    invariants: list[str]
-    mutants: list[str]
-    targets: dict[str, tuple[str, ...]]
-    cells: dict[tuple[str, str], KillResult]
-    messages: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def unkilled(self) -> list[str]:
-        """Invariants that no mutant made fail: they are not tested."""
-        return [i for i in self.invariants if all(self.cells[m, i] != KILLED for m in self.mutants)]
-
-    def escaped(self) -> list[tuple[str, str]]:
-        """(mutant, invariant) pairs where the mutant escaped the invariant it targets."""
-        return [
-            (m, i)
-            for m in self.mutants
-            for i in self.targets[m]
-            if i in self.invariants and self.cells[m, i] != KILLED
-        ]
-
-    @property
-    def complete(self) -> bool:
-        return not self.unkilled() and not self.escaped()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "invariants": self.invariants,
-            "mutants": [
-                {
-                    "name": m,
-                    "targets": list(self.targets[m]),
-                    "cells": {i: self.cells[m, i] for i in self.invariants},
-                }
-                for m in self.mutants
-            ],
-            "unkilled": self.unkilled(),
-            "escaped": [list(pair) for pair in self.escaped()],
-            "complete": self.complete,
-        }
-
-
-def _verdict(invariant: Invariant, mutant: Mutant, profile: str | None) -> tuple[KillResult, str]:
-    from cellverify.model.rnn import fresh_session
-
-    fresh_session()
-    try:
-        invariant(mutant.factory, mutant.case)
-    except InvariantViolation as exc:
-        return KILLED, str(exc)
-    except Exception as exc:
-        return CRASHED, describe_exception(exc)
-    if profile is None:
-        return SURVIVED, ""
-    result = run_invariant(invariant, mutant.factory, profile=profile)
-    return kill_result(result.status), result.message
-
-
-def kill_matrix(
-    invariants: Iterable[str] | None = None,
-    mutants: Iterable[str] | None = None,
-    profile: str | None = None,
-    *,
-    on_cell: Callable[[str, str, str], None] | None = None,
-) -> KillMatrix:
-    """Run every invariant (by name; default all registered) on every mutant
-    (default all registered).
-
-    Each pair is first checked on the mutant's own case; with a ``profile``,
-    an invariant the case did not break then searches generated cases too
-    (Hypothesis, that profile).  ``on_cell(mutant, invariant, status)`` reports
-    progress.
-    """
-    known = registered()
-    names = list(invariants) if invariants is not None else list(known)
-    chosen = list(mutants) if mutants is not None else list(MUTANTS)
-    cells: dict[tuple[str, str], KillResult] = {}
-    messages: dict[tuple[str, str], str] = {}
-    for m in chosen:
-        for i in names:
-            cells[m, i], messages[m, i] = _verdict(known[i], MUTANTS[m], profile)
-            if on_cell is not None:
-                on_cell(m, i, cells[m, i])
-    targets = {m: MUTANTS[m].kills for m in chosen}
-    return KillMatrix(names, chosen, targets, cells, messages)

@@ -107,7 +107,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     check_outputs(args)
     quiet_tensorflow()
     from cellverify.checks.catalog import load_invariant_modules
-    from cellverify.checks.mutation import kill_matrix
+    from cellverify.checks.kill_matrix import kill_matrix
     from cellverify.checks.runner import select_invariants
     from cellverify.render.report import render_kill_matrix
 
