@@ -179,23 +179,27 @@ def run_invariant(
         failures=failures,
         on_example=on_example,
     )
-    outside = tuple(invariant.region.outside(pinned or {}))
     start = time.perf_counter()
+    status, case, message = _search_outcome(test, failures)
+    return InvariantResult(
+        invariant.name,
+        status,
+        test.examples,
+        time.perf_counter() - start,
+        case,
+        message,
+        invariant.region.name,
+        tuple(invariant.region.outside(pinned or {})),
+        test.coverage.to_dict() if test.examples else None,
+    )
 
-    def result(status: CheckStatus, case: Case | None = None, message: str = "") -> InvariantResult:
-        seconds = time.perf_counter() - start
-        return InvariantResult(
-            invariant.name,
-            status,
-            test.examples,
-            seconds,
-            case,
-            message,
-            invariant.region.name,
-            outside,
-            test.coverage.to_dict() if test.examples else None,
-        )
 
+def _search_outcome(
+    test: SearchTest, failures: list[tuple[Case, str]]
+) -> tuple[CheckStatus, Case | None, str]:
+    """Run the search: passed, failed with the shrunk case and its message,
+    or an error that says why there is no verdict."""
+    name = test.invariant.name
     try:
         with reporting.with_reporter(lambda _: None):
             test()
@@ -204,18 +208,16 @@ def run_invariant(
     except HypothesisException as exc:
         # Hypothesis's own verdict on the search (health check, unsatisfiable,
         # flaky), raised instead of a failure: report it, never as a violation.
-        return result("error", message=f"[{invariant.name}] {_hypothesis_error(exc, failures)}")
+        return "error", None, f"[{name}] {_hypothesis_error(exc, failures)}"
     except Exception as exc:
         if not failures:  # raised outside the test body: a bug, not a finding
-            return result(
-                "error", message=f"[{invariant.name}] the search failed: {describe_exception(exc)}"
-            )
+            return "error", None, f"[{name}] the search failed: {describe_exception(exc)}"
         # Hypothesis replays the shrunk example last, so it is the last failure.
         case, message = failures[-1]
-        return result("failed", case, message)
+        return "failed", case, message
     if test.examples == 0:
-        return result("error", message=f"[{invariant.name}] no example was run")
-    return result("passed")
+        return "error", None, f"[{name}] no example was run"
+    return "passed", None, ""
 
 
 def select_invariants(select: Iterable[str] | None) -> list[str]:

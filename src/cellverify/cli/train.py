@@ -181,6 +181,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    _add_compare(sub)
+    _add_diagnose(sub)
+    _add_sweep(sub)
+
+
+def _add_compare(sub: Any) -> None:
     compare = sub.add_parser(
         "compare",
         help="train presets side by side (default: as-asked vs remedied) and print traces",
@@ -198,6 +204,8 @@ def add_parsers(sub: Any) -> None:
     compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")
     compare.set_defaults(func=cmd_compare)
 
+
+def _add_diagnose(sub: Any) -> None:
     diagnose = sub.add_parser(
         "diagnose",
         help="train across seeds, explain why a configuration is fragile, verify remedies",
@@ -208,6 +216,8 @@ def add_parsers(sub: Any) -> None:
     add_training_options(diagnose, plot="PNG of loss and gradient norms per seed")
     diagnose.set_defaults(func=cmd_diagnose)
 
+
+def _add_sweep(sub: Any) -> None:
     sweep = sub.add_parser(
         "sweep", help="fragility map: P(learns) over a grid of configurations, across seeds"
     )

@@ -149,6 +149,26 @@ def sweep_header(
     }
 
 
+def _run_record(key: str, values: Any, seed: int, trace: dict[str, Any]) -> dict[str, Any]:
+    """One run as the report keeps it: its key, grid values, seed and outcome."""
+    outcome = outcome_of(Trace.from_dict(trace)).to_dict()
+    return {"key": key, "values": _jsonable(values), "seed": seed, **outcome}
+
+
+def _execute(
+    jobs: Sequence[RunJob],
+    keep: Callable[[RunJob, dict[str, Any]], None],
+    executor: Executor | None,
+    workers: int,
+) -> None:
+    """The jobs on ``executor``, or on ``workers`` local processes."""
+    if executor is not None:
+        executor.map(jobs, keep)
+        return
+    with LocalExecutor(workers) as local:
+        local.map(jobs, keep)
+
+
 def run_sweep(
     factory: str,
     grid: Mapping[str, Sequence[Any]],
@@ -186,14 +206,7 @@ def run_sweep(
     total = len(tasks)
 
     def keep(job: RunJob, trace: dict[str, Any]) -> None:
-        values, seed = by_key[job.key]
-        run = {
-            "key": job.key,
-            "values": _jsonable(values),
-            "seed": seed,
-            **outcome_of(Trace.from_dict(trace)).to_dict(),
-        }
-        done[job.key] = run
+        run = done[job.key] = _run_record(job.key, *by_key[job.key], trace)
         if record is not None:
             record.append(run)
         if on_done is not None:
@@ -201,11 +214,7 @@ def run_sweep(
 
     if on_done is not None and resumed:
         on_done(resumed, total)
-    if executor is not None:
-        executor.map(jobs, keep)
-    else:
-        with LocalExecutor(workers) as local:
-            local.map(jobs, keep)
+    _execute(jobs, keep, executor, workers)
     runs = [{k: v for k, v in done[key].items() if k != "key"} for key in by_key]
     return {**header, "runs": runs, "executed": len(jobs), "resumed": resumed}
 

@@ -47,27 +47,29 @@ def measure_case(factory: Any, case: Any) -> dict[str, Any]:
     return row
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cellverify.tools.measure_region", description=__doc__
+def _line(n: int, case: Any, r: dict[str, Any]) -> str:
+    """One sampled case on one line, as it is measured."""
+    c, t = case.cell, case.train
+    return (
+        f"{n:4d} drop {r['loss_drop_share']:+.4f} dev {r['init_deviation']:.3f} "
+        f"| {c.activation}/{c.output_activation} {c.initializer} k{c.kernels[:2]} "
+        f"{c.assets}x{c.window}x{c.features} drop{c.dropout}@{c.dropout_after} "
+        f"cash={c.cash_bias} | {t.optimizer} {t.learning_rate:.2g} {t.task} "
+        f"b{t.batch_size}x{t.steps} | grad {r['gradients_nonzero'][:60]} init {r['init'][:60]}"
     )
-    from cellverify.checks.regions import REGIONS
 
-    parser.add_argument("--region", choices=sorted(REGIONS), default="robust")
-    parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def _sample(region: Any, samples: int) -> list[dict[str, Any]]:
+    """Measure ``samples`` derandomized draws from ``region`` (a line each on stderr)."""
     from hypothesis import HealthCheck, given, settings
 
     from cellverify.checks.strategies import cases
     from cellverify.model.cell import conv_rnn_cell
 
-    region = REGIONS[args.region]
     rows: list[dict[str, Any]] = []
 
     @settings(
-        max_examples=args.samples,
+        max_examples=samples,
         derandomize=True,
         database=None,
         deadline=None,
@@ -77,31 +79,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     @given(cases(region=region))
     def sample(case: Any) -> None:
         rows.append(measure_case(conv_rnn_cell, case))
-        r = rows[-1]
-        c, t = case.cell, case.train
-        print(
-            f"{len(rows):4d} drop {r['loss_drop_share']:+.4f} dev {r['init_deviation']:.3f} "
-            f"| {c.activation}/{c.output_activation} {c.initializer} k{c.kernels[:2]} "
-            f"{c.assets}x{c.window}x{c.features} drop{c.dropout}@{c.dropout_after} "
-            f"cash={c.cash_bias} | {t.optimizer} {t.learning_rate:.2g} {t.task} "
-            f"b{t.batch_size}x{t.steps} | grad {r['gradients_nonzero'][:60]} init {r['init'][:60]}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(_line(len(rows), case, rows[-1]), file=sys.stderr, flush=True)
 
     sample()
+    return rows
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     drops = np.array([r["loss_drop_share"] for r in rows])
     devs = np.array([r["init_deviation"] for r in rows])
-    summary = {
+    relative = [r["loss_drop_relative"] for r in rows]
+    return {
         "samples": len(rows),
         "gradients_nonzero_failures": sum(r["gradients_nonzero"] != "ok" for r in rows),
         "init_failures": sum(r["init"] != "ok" for r in rows),
         "loss_drop_share_quantiles": np.nanquantile(drops, [0, 0.01, 0.05, 0.5]).tolist(),
-        "loss_drop_relative_quantiles": np.quantile(
-            [r["loss_drop_relative"] for r in rows], [0, 0.01, 0.05, 0.5]
-        ).tolist(),
+        "loss_drop_relative_quantiles": np.quantile(relative, [0, 0.01, 0.05, 0.5]).tolist(),
         "init_deviation_quantiles": np.quantile(devs, [0.5, 0.95, 0.99, 1.0]).tolist(),
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from cellverify.checks.regions import REGIONS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cellverify.tools.measure_region", description=__doc__
+    )
+    parser.add_argument("--region", choices=sorted(REGIONS), default="robust")
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    rows = _sample(REGIONS[args.region], args.samples)
+    summary = _summary(rows)
     print(json.dumps(summary, indent=1))
     if args.json:
         with open(args.json, "w") as f:
