@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                     "experiments"),
     "render": ("render.report", "render.plots", "render.outputs", "render"),
     "tools": ("tools.calibrate", "tools.measure_region", "tools"),
-    "cli": ("cli", "cli.__main__", "cli.check", "cli.options", "cli.train"),
+    "cli": ("cli.progress", "cli", "cli.__main__", "cli.check", "cli.options", "cli.train"),
     "faces": ("cell", "prices", "testing", "mutation", "keras", "calibrate"),
 }  # fmt: skip
 #: The package's face re-exports from every layer (lazily), as chex's does.

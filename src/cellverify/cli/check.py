@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from collections.abc import Callable
 from typing import Any
 
 from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -15,6 +15,7 @@ from cellverify.cli.options import (
     pinned_from_args,
     quiet_tensorflow,
 )
+from cellverify.cli.progress import Progress
 from cellverify.config import CellConfig
 from cellverify.errors import InvalidConfig
 from cellverify.render.outputs import write_json
@@ -31,16 +32,16 @@ def _profile(args: argparse.Namespace) -> str:
     return profile
 
 
-def _progress() -> Any:
-    tty = sys.stderr.isatty()
-    started: set[str] = set()
+def _progress(bar: Progress, total: int, parallel: bool) -> Callable[[str, int], None]:
+    """Invariants finished, of ``total``: in parallel each call is one that
+    finished; run here, each call is an example of the one now running."""
+    seen: list[str] = []
 
     def report(name: str, examples: int) -> None:
-        if tty:
-            print(f"\r{name}: example {examples}   ", end="", file=sys.stderr, flush=True)
-        elif name not in started:  # a log line per invariant
-            started.add(name)
-            print(f"checked {name}" if examples else f"checking {name} ...", file=sys.stderr)
+        if name not in seen:
+            seen.append(name)
+        done = len(seen) if parallel else len(seen) - 1
+        bar(done, total, "" if parallel else f"{name}: example {examples}")
 
     return report
 
@@ -68,11 +69,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from cellverify.training.executors import terminate_pool
 
     modules = args.invariants or ()
+    bar = Progress("check", "invariants")
     # The workers start up while this process imports TensorFlow and checks the factory.
     pool = start_workers(jobs, modules) if jobs > 1 else None
     try:
         load_invariant_modules(modules)
-        select_invariants(args.select)  # an unmatched -k fails here, before any work
+        total = len(select_invariants(args.select))  # an unmatched -k fails here, before any work
         factory = load_factory(args.cell)
         validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
         result = run_suite(
@@ -83,15 +85,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             pinned=pinned,
             jobs=jobs,
             modules=modules,
-            on_progress=_progress(),
+            on_progress=_progress(bar, total, jobs > 1 and total > 1),
             pool=pool,
         )
+        bar(total, total)
     finally:
+        bar.close()
         if pool is not None:
             terminate_pool(pool)
-    tty = sys.stderr.isatty()
-    if tty:
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     report = result.to_dict()
     print(render_check(report))
     if args.json:

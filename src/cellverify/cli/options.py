@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cellverify.cli.progress import Progress
 from cellverify.config import (
     ACTIVATIONS,
     BOOLEAN_WORDS,
@@ -222,28 +221,6 @@ def pinned_from_args(preset_name: str | None, sets: Mapping[str, Any]) -> dict[s
     return pinned
 
 
-def _duration(seconds: float) -> str:
-    whole = max(0, round(seconds))
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
-
-
-def progress(label: str) -> Callable[[int, int], None]:
-    """Progress on stderr, with the time so far and an estimate of the rest:
-    a live line on a terminal, a line per tenth in a log."""
-    tty = sys.stderr.isatty()
-    start = time.monotonic()
-    shown = [-1]
-
-    def report(done: int, total: int) -> None:
-        elapsed = time.monotonic() - start
-        eta = (
-            f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
-        )
-        line = f"{label}: {done}/{total} runs, {_duration(elapsed)}{eta}"
-        if tty:
-            print(f"\r{line}   ", end="\n" if done == total else "", file=sys.stderr, flush=True)
-        elif done == total or done // max(1, total // 10) != shown[0]:
-            shown[0] = done // max(1, total // 10)
-            print(line, file=sys.stderr, flush=True)
-
-    return report
+def progress(label: str) -> Progress:
+    """Progress of ``label``'s runs on stderr (:class:`cellverify.cli.progress.Progress`)."""
+    return Progress(label)
