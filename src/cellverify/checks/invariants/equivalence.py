@@ -18,6 +18,7 @@ from cellverify.checks.case import Case
 from cellverify.checks.invariants.harness import (
     PERMUTATION_FLOOR,
     build_rnn,
+    forward_run,
     loss_and_gradients,
     make_trainer,
     outputs_of,
@@ -213,16 +214,11 @@ def batch_independence(factory: CellFactory, case: Case) -> None:
     may be blocked and summed in another order (oneDNN picks kernels by
     shape): rounding, as for a permutation of the assets.
     """
-    batch = case.batch()
-    cell = factory(case.cell)
-    rnn = build_rnn(cell)
-    together = outputs_of(rnn, batch.inputs, case)
-    tol, scale = output_tolerance(
-        factory, case, cell, rnn, batch.inputs, together, floor=PERMUTATION_FLOOR
-    )
+    run = forward_run(factory, case, floor=PERMUTATION_FLOOR)
+    batch, together, tol, scale = run.batch, run.outputs, run.tol, run.scale
     size = batch.inputs.shape[0]
     for i in range(size):
-        alone = outputs_of(rnn, batch.inputs[i : i + 1], case)
+        alone = outputs_of(run.rnn, batch.inputs[i : i + 1], case)
         require_close(
             f"example {i}'s output run alone, against its row of the batch of {size} "
             f"(inputs {case.inputs.kind}),",

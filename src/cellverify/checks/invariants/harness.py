@@ -7,6 +7,7 @@ Tolerances are named constants; the comment beside each says how it was chosen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from cellverify.checks.case import Case
+from cellverify.checks.numerics.precision import output_tolerance
 from cellverify.checks.registry import fail
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import Batch, batch_for, market_for
@@ -24,8 +26,10 @@ from cellverify.training.trainer import Trainer
 __all__ = [
     "COMPILE_FROM_UPDATES",
     "PERMUTATION_FLOOR",
+    "ForwardRun",
     "build_rnn",
     "check_shape",
+    "forward_run",
     "loss_and_gradients",
     "make_trainer",
     "outputs_of",
@@ -96,6 +100,30 @@ def loss_and_gradients(
 #: against 1.5 s compiled; gradients_nonzero (10) 1.5 s against 2.7 s;
 #: deterministic (2 x 2) 1.8 s against 3.3 s.
 COMPILE_FROM_UPDATES = 15
+
+
+@dataclass(frozen=True)
+class ForwardRun:
+    """One inference run of a fresh cell on a case's batch: the batch, the
+    cell, its RNN, the outputs (shape checked) and their rounding bound."""
+
+    batch: Batch
+    cell: Any
+    rnn: keras.layers.RNN
+    outputs: np.ndarray
+    tol: np.ndarray
+    scale: float
+
+
+def forward_run(factory: CellFactory, case: Case, *, floor: float) -> ForwardRun:
+    """Build ``factory(case.cell)``, run it on ``case.batch()`` and bound the
+    outputs' rounding (floor ``floor``)."""
+    batch = case.batch()
+    cell = factory(case.cell)
+    rnn = build_rnn(cell)
+    out = outputs_of(rnn, batch.inputs, case)
+    tol, scale = output_tolerance(factory, case, cell, rnn, batch.inputs, out, floor=floor)
+    return ForwardRun(batch, cell, rnn, out, tol, scale)
 
 
 def make_trainer(factory: CellFactory, case: Case, train: Any) -> Trainer:

@@ -9,6 +9,7 @@ from cellverify.checks.case import Case
 from cellverify.checks.invariants.harness import (
     PERMUTATION_FLOOR,
     build_rnn,
+    forward_run,
     outputs_of,
     require_close,
     require_identical,
@@ -87,12 +88,14 @@ def state_is_output(factory: CellFactory, case: Case) -> None:
     Steps the cell by hand, checking each returned state against the output,
     then checks that the RNN's outputs match the hand-stepped ones.
     """
-    batch = case.batch()
-    cell = factory(case.cell)
-    rnn = build_rnn(cell)
-    seq = outputs_of(rnn, batch.inputs, case)
-    tol, scale = output_tolerance(
-        factory, case, cell, rnn, batch.inputs, seq, floor=PERMUTATION_FLOOR
+    run = forward_run(factory, case, floor=PERMUTATION_FLOOR)
+    batch, cell, rnn, seq, tol, scale = (
+        run.batch,
+        run.cell,
+        run.rnn,
+        run.outputs,
+        run.tol,
+        run.scale,
     )
     state = rnn.get_initial_state(batch.inputs.shape[0])[0]
     for t in range(batch.inputs.shape[1]):
