@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                "checks.invariants.equivalence", "checks.invariants.initial", "checks.invariants",
                "checks.catalog", "checks.search", "checks.runner", "checks.mutation",
                "checks.kill_matrix",
-               "checks.testing", "checks.pytest_plugin", "checks"),
+               "checks.testing", "checks"),
     "diagnosis": ("diagnosis.outcome", "diagnosis.findings", "diagnosis.detectors",
                   "diagnosis.causes", "diagnosis.verdict", "diagnosis.diagnose", "diagnosis"),
     "monitor": ("monitor.probes", "monitor.tensorboard", "monitor.callback", "monitor"),
@@ -36,7 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "render": ("render.report", "render.plots", "render.outputs", "render"),
     "tools": ("tools.calibrate", "tools.measure_region", "tools"),
     "cli": ("cli.progress", "cli", "cli.__main__", "cli.check", "cli.options", "cli.train"),
-    "faces": ("cell", "prices", "testing", "mutation", "keras", "calibrate"),
+    "faces": ("cell", "prices", "testing", "mutation", "keras", "calibrate", "pytest_plugin"),
 }  # fmt: skip
 #: The package's face re-exports from every layer (lazily), as chex's does.
 FACE = ""
