@@ -37,3 +37,11 @@ def test_a_log_gets_a_line_per_tenth_and_the_last_with_what_is_left():
     assert lines[0].startswith("sweep: 1/100 runs, ") and "left" in lines[0]
     assert lines[-1].startswith("sweep: 100/100 runs, ") and "left" not in lines[-1]
     assert "\x1b[" not in out.getvalue()
+
+
+def test_an_empty_run_still_says_so_once():
+    out = io.StringIO()
+    bar = Progress("sweep", stream=out)
+    bar(0, 0)
+    bar(0, 0)
+    assert out.getvalue().splitlines() == ["sweep: 0/0 runs, 0s"]

@@ -35,11 +35,13 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         self._last: tuple[int, int, str] | None = None
+        self._finished = False
 
     def __call__(self, done: int, total: int, note: str = "") -> None:
-        if self._last == (done, total, note) or (self._last or (0, 0))[0:2] == (total, total):
-            return  # nothing new, or already finished
+        if self._finished or self._last == (done, total, note):
+            return  # already at its total, or nothing new
         self._last = (done, total, note)
+        self._finished = done >= total
         if self._stream.isatty():
             self._live(done, total, note)
         else:
