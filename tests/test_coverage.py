@@ -12,9 +12,10 @@ from cellverify.checks.coverage import Coverage, dimensions, labels_of, with_lab
 from cellverify.checks.covering import covering_cases
 from cellverify.checks.invariants import INVARIANTS
 from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE
-from cellverify.checks.registry import Invariant
+from cellverify.checks.registry import Invariant, fail
 from cellverify.checks.runner import SuiteResult, run_invariant
 from cellverify.checks.search import search_seed, search_test
+from cellverify.errors import InvariantViolation
 from cellverify.render.report import render_check
 
 from .outside_cells import eiie_cell, minmax_scaled_cell, pgportfolio_cell
@@ -158,3 +159,26 @@ def test_correct_cells_pass_batch_independence_under_ci(factory):
     result = run_invariant(INVARIANTS["batch_independence"], factory, profile="ci")
     assert result.status == "passed", result.message
     assert result.coverage["complete"]
+
+
+def test_a_failing_covering_case_shrinks_in_a_region_with_one_learning_rate():
+    """A user's region may give an optimizer a single rate; trying the failing
+    case with the simplest optimizer must not divide by log(1)."""
+    import dataclasses
+
+    narrow = dataclasses.replace(
+        WHOLE_SPACE, name="narrow", learning_rates={"adam": (1e-3, 1e-3), "sgd": (1e-2, 1e-2)}
+    )
+
+    def fails_on_sgd(factory, case):
+        if case.train.optimizer == "sgd":
+            fail("sgd")
+
+    search = search_test(
+        Invariant("sgd_only", fails_on_sgd, narrow, True), conv_rnn_cell, profile="ci"
+    )
+    # Called directly: run_invariant would report an error after a failure as that failure.
+    with pytest.raises(InvariantViolation, match=r"\[sgd_only\] sgd"):
+        search()
+    case, _ = search.failures[-1]
+    assert (case.train.optimizer, case.train.learning_rate) == ("sgd", 1e-2)

@@ -241,7 +241,10 @@ class SearchTest:
         region = self.invariant.region
         low, high = learning_rate_range(region, case.train.optimizer)
         new_low, new_high = learning_rate_range(region, label)
-        place = math.log(case.train.learning_rate / low) / math.log(high / low)
+        # A range of one rate (a user's region may have one) has no place to keep.
+        place = (
+            math.log(case.train.learning_rate / low) / math.log(high / low) if high > low else 0.0
+        )
         rate = new_low * (new_high / new_low) ** min(max(place, 0.0), 1.0)
         return Case(changed.cell, changed.train.replace(learning_rate=float(rate)), case.inputs)
 
