@@ -83,3 +83,47 @@ def test_fast_path_takes_an_initial_state():
     plain = keras.layers.RNN(cell, return_sequences=True)(x, initial_state=[state])
     fast = FastConvRNN(cell)(x, initial_state=[state])
     np.testing.assert_allclose(np.asarray(fast), np.asarray(plain), atol=OUTPUT_ATOL_PER_INPUT)
+
+
+def test_fast_path_scans_a_long_sequence_as_it_unrolls_a_short_one(monkeypatch):
+    from cellverify import CellConfig, TrainConfig, batch_for
+    from cellverify.model import fast as fast_module
+
+    config = CellConfig(assets=3, window=6, kernels=(2, 3, 1), output_activation="linear")
+    x = batch_for(config, TrainConfig(batch_size=2, steps=4)).inputs
+    layer = FastConvRNN(ConvRNNCell(config))
+    unrolled = np.asarray(layer(x))
+    monkeypatch.setattr(fast_module, "UNROLL_MAX_STEPS", 0)
+    scanned = np.asarray(layer(x))
+    # The same float32 operations in the same order, in a loop or not.
+    np.testing.assert_array_equal(scanned, unrolled)
+
+
+def test_fast_path_activations_are_the_cell_s_at_every_step():
+    from cellverify import CellConfig, TrainConfig, batch_for
+
+    config = CellConfig(assets=3, window=6, kernels=(2, 3, 1), cash_bias=True)
+    x = batch_for(config, TrainConfig(batch_size=2, steps=3)).inputs
+    cell = ConvRNNCell(config)
+    layer = FastConvRNN(cell)
+    outputs = np.asarray(layer(x))
+    fast = layer.sequence_activations(x)
+    state = cell.get_initial_state(2)[0]
+    for t in range(3):
+        plain = cell.step_activations(x[:, t], state)
+        rows = slice(t, None, 3)  # steps are flattened into the batch, example-major
+        np.testing.assert_array_equal(np.asarray(fast["conv1"])[rows], np.asarray(plain["conv1"]))
+        np.testing.assert_allclose(
+            np.asarray(fast["conv2"]).reshape(2, 3, 3, -1)[:, t],
+            np.asarray(plain["conv2"])[:, :, 0],
+            atol=OUTPUT_ATOL_PER_INPUT,
+            err_msg=f"conv2 at step {t}",
+        )
+        for name in ("logits", "output"):
+            np.testing.assert_allclose(
+                np.asarray(fast[name])[rows],
+                np.asarray(plain[name]),
+                atol=OUTPUT_ATOL_PER_INPUT,
+                err_msg=f"{name} at step {t}",
+            )
+        state = outputs[:, t]

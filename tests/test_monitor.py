@@ -176,3 +176,12 @@ def test_the_monitor_rejects_bad_options():
         Monitor(stop_on=("zero_gradients",))
     with pytest.raises(InvalidConfig, match=r"Monitor\.probe must be a pair \(x, y\)"):
         Monitor(probe=np.zeros(3))
+
+
+def test_share_counts_true_entries_exactly():
+    from cellverify.training.probe import share
+
+    mask = np.zeros((3, 4, 5), bool)
+    mask[0, 1, 2] = mask[2, 3, 4] = mask[1, 0, 0] = True
+    assert float(share(tf.constant(mask))) == 3 / 60
+    assert float(share(tf.constant(True))) == 1.0

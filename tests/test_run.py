@@ -150,3 +150,33 @@ def test_fast_path_training_tracks_the_plain_one_and_is_deterministic(small_cell
     np.testing.assert_allclose(fast.loss, plain.loss, rtol=1e-5)
     np.testing.assert_allclose(fast.grad_norm, plain.grad_norm, rtol=1e-3, atol=1e-7)
     assert fast.same_as(train(conv_rnn_cell, cell, run, fast=True))
+
+
+def test_a_step_that_does_not_update_measures_what_measure_does(small_cell, small_train):
+    trainer = Trainer(conv_rnn_cell, small_cell, small_train)
+    batch = batch_for(small_cell, small_train)
+    before = [np.asarray(v) for v in trainer.variables]
+    record = trainer.step(batch, update=False)
+    for v, b in zip(trainer.variables, before, strict=True):
+        np.testing.assert_array_equal(np.asarray(v), b, err_msg=f"{v.path} moved")
+    measured = trainer.measure(batch)
+    assert record.update_ratio is None
+    assert record.loss == measured.loss
+    np.testing.assert_array_equal(record.grad_norm, measured.grad_norm)
+    np.testing.assert_array_equal(record.state_grad_norm, measured.state_grad_norm)
+    assert trainer.step(batch).update_ratio is not None
+
+
+def test_fast_path_training_records_what_the_plain_one_records(small_cell):
+    # The fast path measures the state gradient and the activations from its
+    # own passes; they must be the same measurements as the plain path's.
+    cell = small_cell.replace(activation="relu", output_activation="linear")
+    run = TrainConfig(batch_size=4, steps=3, train_steps=3)
+    plain = train(conv_rnn_cell, cell, run)
+    fast = train(conv_rnn_cell, cell, run, fast=True)
+    # Float32 sums in another order (tests/test_fast.py); fractions of exact
+    # zeros and of dead units are counts, and agree exactly.
+    np.testing.assert_allclose(fast.state_grad_norm, plain.state_grad_norm, rtol=1e-4)
+    for name in ("dead_fraction", "zero_fraction", "saturated_fraction", "uniform_rows"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name), err_msg=name)
+    np.testing.assert_allclose(fast.max_weight, plain.max_weight, rtol=1e-5)

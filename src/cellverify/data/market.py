@@ -148,18 +148,33 @@ def sample_batch(
     starts = rng.integers(0, last_start + 1, size=batch_size)
     # ends[b, s] is the index of the latest period seen by step s of sequence b.
     ends = starts[:, None] + window - 1 + np.arange(steps)[None, :]
-    span = ends[..., None] - (window - 1) + np.arange(window)  # [batch, steps, window]
-    prices = np.stack([market.close, market.high, market.low], axis=-1)  # [periods, assets, 3]
-    windows = prices[span]  # [batch, steps, window, assets, 3]
-    latest = market.close[ends][:, :, None, :, None]
-    normalised = (windows / latest).transpose(0, 1, 3, 2, 4)  # [batch, steps, assets, window, 3]
-    reps = -(-features // 3)
-    inputs = np.tile(normalised, (1, 1, 1, 1, reps))[..., :features].astype(np.float32)
+    # One gather of contiguous blocks from a strided view of the prices,
+    # divided in place and cast once: two copies of the batch where fancy
+    # indexing, a transpose and a tile made four (docs/performance.md, 'A diagnose run').
+    assets = np.arange(market.assets)[None, None, :]
+    windows = _windows_view(market, window)[assets, (ends - (window - 1))[:, :, None]]
+    windows /= market.close[ends][:, :, :, None, None]  # [batch, steps, assets, window, 3]
+    inputs = _with_features(windows, features).astype(np.float32, order="C")
     relatives = (market.close[ends + 1] / market.close[ends]).astype(np.float32)
     last = market.log_returns[ends] / market.volatility
     scores = np.exp(last - last.max(axis=-1, keepdims=True))
     targets = (scores / scores.sum(axis=-1, keepdims=True)).astype(np.float32)
     return Batch(inputs, relatives, targets)
+
+
+def _windows_view(market: Market, window: int) -> np.ndarray:
+    """``view[a, e]`` is asset ``a``'s window of prices starting at period ``e``,
+    ``[window, 3]``: a view of the market's prices, nothing copied."""
+    view = np.lib.stride_tricks.sliding_window_view(market.by_asset, window, axis=1)
+    return view.transpose(0, 1, 3, 2)
+
+
+def _with_features(windows: np.ndarray, features: int) -> np.ndarray:
+    """The three price features repeated until there are ``features`` of them."""
+    if features == 3:
+        return windows
+    reps = -(-features // 3)
+    return np.tile(windows, (1, 1, 1, 1, reps))[..., :features]
 
 
 def market_for(cell: CellConfig, train: TrainConfig) -> Market:

@@ -28,7 +28,7 @@ import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,15 @@ class PricePaths:
     @property
     def assets(self) -> int:
         return int(self.close.shape[1])
+
+    @cached_property
+    def by_asset(self) -> np.ndarray:
+        """Close, high and low as one ``[assets, periods, 3]`` array, built once
+        per paths: each asset's window is one contiguous block of it, which is
+        what every batch drawn from these paths reads."""
+        return np.ascontiguousarray(
+            np.stack([self.close, self.high, self.low], axis=-1).swapaxes(0, 1)
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,12 @@ import tensorflow as tf
 
 from cellverify.model.cell import ConvRNNCell
 
-__all__ = ["FastConvRNN"]
+__all__ = ["UNROLL_MAX_STEPS", "FastConvRNN"]
+
+#: Sequences up to this many steps are unrolled, longer ones scanned: the
+#: unrolled graph grows with the steps, and past a few dozen its tracing
+#: costs more than the loop it saves.
+UNROLL_MAX_STEPS = 16
 
 
 class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
@@ -48,40 +53,85 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
     def get_initial_state(self, batch_size: Any) -> list[Any]:
         return self.cell.get_initial_state(batch_size)
 
-    def features(self, inputs: Any, training: Any = None) -> Any:
-        """Steps 1-3: the state-free part, ``g`` of shape ``[batch, steps, assets]``."""
+    def hidden(self, inputs: Any, training: Any = None) -> tuple[Any, Any]:
+        """Steps 1-2 on every window of every sequence at once: conv1's output
+        ``[batch*steps, assets, window-2, k1]`` and conv2's, ``[batch*steps*assets, k2]``."""
         cell, c = self.cell, self.cell.cell_config
-        shape = tf.shape(inputs)
-        batch, steps = shape[0], shape[1]
-        flat = tf.reshape(inputs, [batch * steps, c.assets, c.window, c.features])
+        flat = tf.reshape(inputs, [-1, c.assets, c.window, c.features])
         h1 = cell.apply_dropout(1, cell.conv1(flat), training)
         k1, k2, _ = c.kernels
         rows = tf.reshape(h1, [-1, (c.window - 2) * k1])
         conv2 = cell.conv2
         pre = tf.matmul(rows, tf.reshape(conv2.kernel, [(c.window - 2) * k1, k2])) + conv2.bias
-        h2 = cell.apply_dropout(2, conv2.activation(pre), training)
-        w3 = tf.reshape(cell.conv3.kernel, [k2 + 1])
-        g = tf.linalg.matvec(h2, w3[:k2]) + cell.conv3.bias[0]
-        return tf.reshape(g, [batch, steps, c.assets])
+        return h1, cell.apply_dropout(2, conv2.activation(pre), training)
 
-    def call(self, inputs: Any, initial_state: Any = None, training: Any = None) -> Any:
+    def features(self, inputs: Any, training: Any = None) -> Any:
+        """Steps 1-3: the state-free part, ``g`` of shape ``[batch, steps, assets]``."""
+        return self._folded(inputs, self.hidden(inputs, training)[1])
+
+    def _folded(self, inputs: Any, h2: Any) -> Any:
+        c = self.cell.cell_config
+        k2 = c.kernels[1]
+        w3 = tf.reshape(self.cell.conv3.kernel, [k2 + 1])
+        g = tf.linalg.matvec(h2, w3[:k2]) + self.cell.conv3.bias[0]
+        shape = tf.shape(inputs)
+        return tf.reshape(g, [shape[0], shape[1], c.assets])
+
+    def step_logits(self, g_t: Any, previous: Any, training: Any = None) -> Any:
+        """One step of the recurrence: the softmax's input ``[batch, outputs]``
+        from that step's ``g`` and the state entering it."""
         cell, c = self.cell, self.cell.cell_config
-        g = self.features(inputs, training)
-        if initial_state is None:
-            state = cell.get_initial_state(tf.shape(inputs)[0])[0]
-        else:
-            state = initial_state[0]
         k2 = c.kernels[1]
         w_state = tf.reshape(cell.conv3.kernel, [k2 + 1])[k2]
-        activation = cell.conv3.activation
+        z = cell.conv3.activation(g_t + w_state * previous[:, -c.assets :])
+        logits = cell.apply_dropout(3, z[:, :, None, None], training)[:, :, 0, 0]
+        if cell.cash_logit is not None:
+            cash = tf.ones_like(logits[:, :1]) * cell.cash_logit
+            logits = tf.concat([cash, logits], axis=-1)
+        return logits
+
+    def recur(self, g: Any, state: Any, training: Any = None) -> Any:
+        """Step 4 over the sequence: every step's output ``[batch, steps, outputs]``.
+
+        A sequence of known length up to :data:`UNROLL_MAX_STEPS` is unrolled:
+        a while loop's bookkeeping, forward and backward, cost 11 % of the
+        question's training step (docs/performance.md, 'The fast path')."""
+        steps = g.shape[1]
+        if steps is not None and steps <= UNROLL_MAX_STEPS:
+            outputs = []
+            for t in range(steps):
+                state = tf.nn.softmax(self.step_logits(g[:, t], state, training), axis=-1)
+                outputs.append(state)
+            return tf.stack(outputs, axis=1)
 
         def step(previous: Any, g_t: Any) -> Any:
-            z = activation(g_t + w_state * previous[:, -c.assets :])
-            logits = cell.apply_dropout(3, z[:, :, None, None], training)[:, :, 0, 0]
-            if cell.cash_logit is not None:
-                cash = tf.ones_like(logits[:, :1]) * cell.cash_logit
-                logits = tf.concat([cash, logits], axis=-1)
-            return tf.nn.softmax(logits, axis=-1)
+            return tf.nn.softmax(self.step_logits(g_t, previous, training), axis=-1)
 
         outputs = tf.scan(step, tf.transpose(g, [1, 0, 2]), initializer=state)
         return tf.transpose(outputs, [1, 0, 2])
+
+    def initial(self, inputs: Any, initial_state: Any = None) -> Any:
+        """The state entering the first step: ``initial_state[0]``, or the cell's."""
+        if initial_state is None:
+            return self.cell.get_initial_state(tf.shape(inputs)[0])[0]
+        return initial_state[0]
+
+    def call(self, inputs: Any, initial_state: Any = None, training: Any = None) -> Any:
+        g = self.features(inputs, training)
+        return self.recur(g, self.initial(inputs, initial_state), training)
+
+    def sequence_activations(self, inputs: Any, training: Any = None) -> dict[str, Any]:
+        """Every step's intermediate tensors at once, keyed like
+        :meth:`ConvRNNCell.step_activations` (steps flattened into the batch;
+        conv2's as ``[batch*steps*assets, k2]``), from one pass of the fast path."""
+        h1, h2 = self.hidden(inputs, training)
+        g = self._folded(inputs, h2)
+        state = self.initial(inputs)
+        outputs = self.recur(g, state, training)
+        previous = tf.concat([state[:, None], outputs[:, :-1]], axis=1)
+        logits = self.step_logits(
+            tf.reshape(g, [-1, g.shape[-1]]),
+            tf.reshape(previous, [-1, outputs.shape[-1]]),
+            training,
+        )
+        return {"conv1": h1, "conv2": h2, "logits": logits, "output": tf.nn.softmax(logits, -1)}

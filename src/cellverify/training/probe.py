@@ -23,6 +23,7 @@ __all__ = [
     "gradient_statistics",
     "norm",
     "sequence_activation_statistics",
+    "share",
     "zero_fraction",
 ]
 
@@ -38,7 +39,19 @@ def norm(x: Any) -> Any:
 
 def zero_fraction(x: Any) -> Any:
     """Share of entries exactly 0."""
-    return tf.reduce_mean(tf.cast(tf.equal(x, 0), tf.float64))
+    return share(tf.equal(x, 0))
+
+
+def share(mask: Any) -> Any:
+    """Share of true entries, exact: counted in int32 per example, then summed
+    in float64.  (A float64 mean of the whole mask made a copy 8x its size,
+    most of the activation probe's cost; docs/performance.md, 'A diagnose run'.)"""
+    if mask.shape.rank == 0:
+        return tf.cast(mask, tf.float64)
+    rows = tf.reshape(mask, [tf.shape(mask)[0], -1])
+    counts = tf.reduce_sum(tf.cast(rows, tf.int32), axis=-1)
+    total = tf.cast(tf.size(mask), tf.float64)
+    return tf.reduce_sum(tf.cast(counts, tf.float64)) / total
 
 
 def dense_gradients(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]:
@@ -72,9 +85,7 @@ def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
             tf.reduce_mean(tf.cast(tf.logical_not(alive), tf.float64))
         )
         per_layer["zero_fraction"].append(zero_fraction(a))
-        per_layer["saturated_fraction"].append(
-            tf.reduce_mean(tf.cast(tf.abs(a) >= SATURATION_LEVEL, tf.float64))
-        )
+        per_layer["saturated_fraction"].append(share(tf.abs(a) >= SATURATION_LEVEL))
     w = tf.cast(acts["output"], tf.float64)
     n = tf.cast(tf.shape(w)[-1], tf.float64)
     largest = tf.reduce_max(w, -1)

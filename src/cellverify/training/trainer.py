@@ -17,11 +17,14 @@ import tensorflow as tf
 
 from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
 from cellverify.data.market import Batch, batch_for, markets_for, reference_loss
+from cellverify.data.stream import prefetched
 from cellverify.errors import BadCellFactory, InvalidConfig
+from cellverify.model.fast import FastConvRNN
 from cellverify.model.rnn import CellFactory, build_model, example_losses, loss_for
 from cellverify.trace import GRADIENT_STATISTICS, Trace, TraceRecorder, no_activations
 from cellverify.training.probe import (
     SATURATION_LEVEL,
+    activation_statistics,
     dense_gradients,
     gradient_statistics,
     norm,
@@ -124,26 +127,40 @@ class Trainer:
         s0 = self.rnn.get_initial_state(batch)[0]
         with tf.GradientTape() as tape:
             tape.watch(s0)
-            out = self.rnn(x, initial_state=[s0], training=True)
+            out, g = self._forward(x, s0)
             loss = self.loss_fn(out, y)
         grads = tape.gradient(loss, [*self.variables, s0])
         weight_grads = dense_gradients(grads[:-1], self.variables)
         state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
-        stats = tf.stack([norm(state_grad), self._last_state_gradnorm(x, y, out)])
+        stats = tf.stack([norm(state_grad), self._last_state_gradnorm(x, y, out, g)])
         return loss, weight_grads, stats
 
-    def _last_state_gradnorm(self, x: Any, y: Any, out: Any) -> Any:
-        """‖∂L_last/∂s‖ for the state entering the last step, by re-running that step."""
+    def _forward(self, x: Any, s0: Any) -> tuple[Any, Any]:
+        """The training forward pass, and the fast path's state-free part
+        ``g`` (None through ``keras.layers.RNN``), which the last step reuses."""
+        if isinstance(self.rnn, FastConvRNN):
+            g = self.rnn.features(x, training=True)
+            return self.rnn.recur(g, s0, training=True), g
+        return self.rnn(x, initial_state=[s0], training=True), None
+
+    def _last_state_gradnorm(self, x: Any, y: Any, out: Any, g: Any) -> Any:
+        """‖∂L_last/∂s‖ for the state entering the last step, by re-running that
+        step: through the fast path only its recurrence, whose convs do not see
+        the state (a fifth of the recorded step, when it re-ran the convs)."""
         if self.train_config.steps == 1:
             s = self.rnn.get_initial_state(tf.shape(x)[0])[0]
         else:
             s = tf.stop_gradient(out[:, -2])
         with tf.GradientTape() as tape:
             tape.watch(s)
-            last, _ = self.cell(x[:, -1], [s], training=True)
+            if g is None:
+                last, _ = self.cell(x[:, -1], [s], training=True)
+            else:
+                logits = self.rnn.step_logits(tf.stop_gradient(g[:, -1]), s, training=True)
+                last = tf.nn.softmax(logits, axis=-1)
             loss = self.loss_fn(last[:, None], y[:, -1:])
-        g = tape.gradient(loss, s)
-        return tf.constant(0.0, tf.float64) if g is None else norm(g)
+        grad = tape.gradient(loss, s)
+        return tf.constant(0.0, tf.float64) if grad is None else norm(grad)
 
     def _summaries(self, loss: Any, grads: list[Any], state_stats: Any) -> dict[str, Any]:
         return {
@@ -164,28 +181,45 @@ class Trainer:
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return loss
 
-    def _train_step(self, x: Any, y: Any) -> dict[str, Any]:
+    def _train_step(self, x: Any, y: Any, update: Any) -> dict[str, Any]:
         loss, grads, state_stats = self._forward_and_gradients(x, y)
         summary = self._summaries(loss, grads, state_stats)
-        before = [tf.identity(v) for v in self.variables]
-        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
-        summary["update_norm"] = tf.stack(
-            [norm(v - b) for v, b in zip(self.variables, before, strict=True)]
+        summary["update_norm"] = tf.cond(
+            update,
+            lambda: self._apply(grads),
+            lambda: tf.zeros([len(self.variables)], tf.float64),
         )
         return summary
 
+    def _apply(self, grads: list[Any]) -> Any:
+        """Apply ``grads``; each variable's update norm."""
+        before = [tf.identity(v) for v in self.variables]
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        return tf.stack([norm(v - b) for v, b in zip(self.variables, before, strict=True)])
+
     def _activation_stats(self, x: Any) -> dict[str, Any]:
+        if isinstance(self.rnn, FastConvRNN):
+            # One pass of the fast path, not a plain one and then the cell's
+            # convs again over every step (docs/performance.md, 'A diagnose run').
+            return activation_statistics(self.rnn.sequence_activations(x, training=False))
         out = self.rnn(x, training=False)
         s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
         return sequence_activation_statistics(self.cell, x, out, s0)
 
-    def step(self, batch: Batch) -> StepRecord:
-        """One optimizer update on ``batch``, with the gradients measured before it."""
-        r = self._step(batch.inputs, batch.target(self.train_config.task))
-        update = r["update_norm"].numpy()
+    def step(self, batch: Batch, *, update: bool = True) -> StepRecord:
+        """One optimizer update on ``batch``, with the gradients measured before it.
+
+        ``update=False`` measures without updating, like :meth:`measure`, but
+        through the same compiled function: a run that ends on a measurement
+        traces one step function, not two (0.24 s of a 2.6 s diagnose run)."""
+        task = self.train_config.task
+        r = self._step(batch.inputs, batch.target(task), tf.constant(update))
+        if not update:
+            return self._record(r, None)
+        update_norm = r["update_norm"].numpy()
         weight = r["weight_norm"].numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(weight > 0, update / weight, np.nan)
+            ratio = np.where(weight > 0, update_norm / weight, np.nan)
         return self._record(r, ratio)
 
     def update(self, batch: Batch) -> float:
@@ -264,11 +298,13 @@ def train(
     n = train_config.train_steps
     recorder = TraceRecorder(trainer.variable_names)
     recorder.eval_start = eval_start
-    for k in range(n + 1):
-        batch = batch_for(cell_config, train_config, market=market, draw=k)
+    batches = prefetched(
+        lambda draw: batch_for(cell_config, train_config, market=market, draw=draw), n + 1
+    )
+    for k, batch in enumerate(batches):
         if k in (0, n) or (probe_every > 0 and k % probe_every == 0):
             recorder.acts[k] = trainer.activations(batch)
-        _record(recorder, k, trainer.step(batch) if k < n else trainer.measure(batch))
+        _record(recorder, k, trainer.step(batch, update=k < n))
         if on_step is not None:
             on_step(k + 1, n + 1)
     recorder.eval_end = trainer.loss(eval_batch)

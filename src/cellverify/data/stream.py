@@ -1,0 +1,30 @@
+"""A run's batches, each made one step ahead in a thread while the model trains.
+
+Making a batch is NumPy work that releases the GIL (a gather and a division),
+and a training step leaves a core partly idle between its TensorFlow ops, so
+the two overlap: in a diagnose run this hid most of the batches' 2 ms against
+a 9 ms update (docs/performance.md, 'A diagnose run').  The batches are the
+same as made in turn: each depends on its draw number alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from cellverify.data.market import Batch
+
+__all__ = ["prefetched"]
+
+
+def prefetched(make: Callable[[int], Batch], count: int) -> Iterator[Batch]:
+    """``make(0), ..., make(count - 1)``, each made while the previous one is used."""
+    if count <= 0:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cellverify-batches") as pool:
+        upcoming = pool.submit(make, 0)
+        for draw in range(count):
+            batch = upcoming.result()
+            if draw + 1 < count:
+                upcoming = pool.submit(make, draw + 1)
+            yield batch
