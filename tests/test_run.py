@@ -180,3 +180,30 @@ def test_fast_path_training_records_what_the_plain_one_records(small_cell):
     for name in ("dead_fraction", "zero_fraction", "saturated_fraction", "uniform_rows"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name), err_msg=name)
     np.testing.assert_allclose(fast.max_weight, plain.max_weight, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cell_options", "run_options"),
+    [
+        ({}, {"optimizer": "adam"}),
+        ({"dropout": 0.3, "dropout_after": (1, 3), "cash_bias": True}, {"optimizer": "adagrad"}),
+    ],
+)
+def test_a_reused_trainer_gives_the_trace_a_fresh_one_gives(small_cell, cell_options, run_options):
+    from cellverify.model import fresh_session
+
+    cell = small_cell.replace(**cell_options)
+    run = TrainConfig(batch_size=4, steps=2, train_steps=4, **run_options)
+    train(conv_rnn_cell, cell, run, reuse=True)  # leaves this process a trainer to reuse
+    fresh_session()  # as a worker does between jobs
+    reused = train(conv_rnn_cell, cell.replace(seed=1), run.replace(seed=1), reuse=True)
+    fresh = train(conv_rnn_cell, cell.replace(seed=1), run.replace(seed=1))
+    assert reused.same_as(fresh)
+
+
+def test_a_trainer_restarts_only_for_another_seed_of_the_shipped_cell(small_cell, small_train):
+    trainer = Trainer(conv_rnn_cell, small_cell, small_train)
+    assert trainer.restart(small_cell.replace(seed=3), small_train.replace(seed=3))
+    assert not trainer.restart(small_cell.replace(kernels=(2, 3, 1)), small_train)
+    assert not trainer.restart(small_cell, small_train.replace(learning_rate=0.5))
+    assert trainer.cell_config.seed == 3  # the refused restarts changed nothing

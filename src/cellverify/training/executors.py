@@ -120,6 +120,7 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
         TrainConfig.from_dict(job.train),
         probe_every=job.probe_every,
         fast=job.fast,
+        reuse=True,
     )
     return trace.to_dict()
 

@@ -19,6 +19,7 @@ from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
 from cellverify.data.market import Batch, batch_for, markets_for, reference_loss
 from cellverify.data.stream import prefetched
 from cellverify.errors import BadCellFactory, InvalidConfig
+from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
 from cellverify.model.fast import FastConvRNN
 from cellverify.model.rnn import CellFactory, build_model, example_losses, loss_for
 from cellverify.trace import GRADIENT_STATISTICS, Trace, TraceRecorder, no_activations
@@ -96,6 +97,8 @@ class Trainer:
         self.optimizer = make_optimizer(train_config.optimizer, train_config.learning_rate)
         self.variables = list(self.model.trainable_variables)
         self.optimizer.build(self.variables)
+        self.compile_flags = (jit_compile, compiled, fast)
+        self._optimizer_start = [v.numpy() for v in self.optimizer.variables]
         self.loss_fn = loss_for(train_config.task)
         self._step: Callable[..., dict[str, Any]] = self._train_step
         self._update: Callable[..., Any] = self._lean_step
@@ -114,6 +117,29 @@ class Trainer:
             self._measure = compile_(self._measure_step)
             self._activations = compile_(self._activation_stats)
             self._loss = compile_(self._inference_loss)
+
+    def restart(self, cell_config: CellConfig, train_config: TrainConfig) -> bool:
+        """Start over as a new Trainer of these configurations would, keeping
+        the compiled steps; False, changing nothing, where that cannot be done.
+
+        Another seed of the same configuration of the shipped cell needs no
+        tracing: the weights (dropout's seed states included) are copied from
+        a freshly built cell of the new seed, and the optimizer's variables
+        are set back to their values after it was built.  Tracing was 0.5 s
+        of a 4 s diagnose run (docs/performance.md, 'A diagnose run')."""
+        same_cell = cell_config.replace(seed=self.cell_config.seed) == self.cell_config
+        same_run = train_config.replace(seed=self.train_config.seed) == self.train_config
+        if not (same_cell and same_run and type(self.cell) is ConvRNNCell):
+            return False
+        fresh = ConvRNNCell(cell_config)
+        c = cell_config
+        fresh.build((None, c.assets, c.window, c.features))
+        for mine, theirs in zip(self.cell.variables, fresh.variables, strict=True):
+            mine.assign(theirs)
+        for variable, start in zip(self.optimizer.variables, self._optimizer_start, strict=True):
+            variable.assign(start)
+        self.cell_config, self.train_config = cell_config, train_config
+        return True
 
     @property
     def variable_names(self) -> tuple[str, ...]:
@@ -277,6 +303,7 @@ def train(
     probe_every: int = 1,
     fast: bool = False,
     on_step: Callable[[int, int], None] | None = None,
+    reuse: bool = False,
 ) -> Trace:
     """Train a fresh cell from ``factory`` for ``train_config.train_steps`` and trace it.
 
@@ -286,11 +313,13 @@ def train(
     rows of the activation statistics are NaN; ``probe_every=0`` probes only
     the first and last steps.  ``on_step(done, total)`` is called after each
     step, for progress.  ``fast`` trains a ConvRNNCell through the fast path
-    (:func:`cellverify.model.build_model`).
+    (:func:`cellverify.model.build_model`).  ``reuse`` restarts this
+    process's last Trainer where :meth:`Trainer.restart` can (the same trace,
+    without tracing its steps again): for workers that run seed after seed.
     """
     if probe_every < 0:
         raise InvalidConfig("train", "probe_every", "0 or a positive step count", probe_every)
-    trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
+    trainer = _trainer(factory, cell_config, train_config, (jit_compile, True, fast), reuse)
     market, eval_market = markets_for(cell_config, train_config)
     eval_batch = batch_for(cell_config, train_config, market=eval_market, draw=EVAL_DRAW)
     eval_start = trainer.loss(eval_batch)
@@ -316,6 +345,27 @@ def train(
         uniform_loss=eval_batch.uniform_loss(train_config.task),
         eval_example_loss=np.stack([eval_examples_start, eval_examples_end]),
     )
+
+
+# This process's last Trainer, for train(reuse=True): at most one is kept.
+_LAST_TRAINER: list[Trainer] = []
+
+
+def _trainer(
+    factory: CellFactory,
+    cell_config: CellConfig,
+    train_config: TrainConfig,
+    flags: tuple[bool, bool, bool],
+    reuse: bool,
+) -> Trainer:
+    for last in _LAST_TRAINER if reuse and factory is conv_rnn_cell else []:
+        if last.compile_flags == flags and last.restart(cell_config, train_config):
+            return last
+    jit_compile, _, fast = flags
+    trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
+    if reuse:
+        _LAST_TRAINER[:] = [trainer]
+    return trainer
 
 
 def _record(recorder: TraceRecorder, step: int, record: StepRecord) -> None:
