@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-
-from cellverify.data.market import Batch
+from typing import TypeVar
 
 __all__ = ["prefetched"]
 
+T = TypeVar("T")
 
-def prefetched(make: Callable[[int], Batch], count: int) -> Iterator[Batch]:
+
+def prefetched(make: Callable[[int], T], count: int) -> Iterator[T]:
     """``make(0), ..., make(count - 1)``, each made while the previous one is used."""
     if count <= 0:
         return
