@@ -11,6 +11,7 @@ LSTM in the same mode.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections import defaultdict
 from typing import Any
@@ -37,6 +38,107 @@ def _floor_rates(rows: list[dict[str, Any]]) -> dict[str, float]:
     return rates
 
 
+def _median(rows: list[dict[str, Any]], name: str) -> float:
+    return next(r["stats"]["median"] for r in rows if r["name"] == name)
+
+
+def roofline(rows: list[dict[str, Any]]) -> None:
+    """The roofline table: each layer's floor at the matmul rate and at the
+    bandwidth of a conv1-sized stream, against its time alone (less one
+    ``tf.function`` call's fixed cost), and the step against the sum."""
+    layers = [r for r in rows if r["name"].startswith("test_layer[")]
+    if not layers:
+        return
+    rate = _floor_rates(rows)["question"]
+    dispatch = _median(rows, "test_dispatch[cpu]")
+    bandwidth = {
+        size: r["info"]["bytes"] / (r["stats"]["median"] - dispatch)
+        for r in rows
+        if r["name"].startswith("test_stream[")
+        for size in [r["name"].split("[")[1].rsplit("-", 1)[0]]
+    }
+    cache, dram = bandwidth["conv1-sized"], bandwidth["64MB"]
+    print(f"- matmul rate (conv2's matmul alone): {rate / 1e9:.1f} GFLOP/s")
+    print(f"- bandwidth: {cache / 1e9:.1f} GB/s conv1-sized, {dram / 1e9:.1f} GB/s at 64 MB")
+    print(f"- one tf.function call's fixed cost: {dispatch * 1e3:.3f} ms\n")
+    columns = ("layer", "direction", "MFLOP", "MB", "floor ms", "bound by", "DRAM floor ms")
+    print("| " + " | ".join((*columns, "alone ms", "x floor")) + " |")
+    print("|---" * (len(columns) + 2) + "|")
+    floor = dram_floor = alone = 0.0
+    for r in layers:
+        f, d, a = _layer_row(r, rate, cache, dram, dispatch)
+        floor, dram_floor, alone = floor + f, dram_floor + d, alone + a
+    print(f"| **step** | | | | **{_ms(floor)}** | | {_ms(dram_floor)} | {_ms(alone)} | |\n")
+    lstm = {
+        m: _median(rows, f"test_train_step[lstm-question-{m}-cpu]") for m in ("function", "xla")
+    }
+    for impl in ("fast", "plain"):
+        for mode in ("function", "xla"):
+            name = f"test_train_step[{impl}-question-{mode}-cpu]"
+            if not any(r["name"] == name for r in rows):
+                continue
+            step = _median(rows, name)
+            print(
+                f"- training step, {impl} path, {mode}: {_ms(step)} ms = {step / floor:.2f}x the "
+                f"floor ({step / dram_floor:.2f}x at DRAM bandwidth), "
+                f"{step / lstm[mode]:.2f}x the LSTM"
+            )
+    print()
+
+
+def _layer_row(
+    r: dict[str, Any], rate: float, cache: float, dram: float, dispatch: float
+) -> tuple[float, float, float]:
+    """Print one layer's row; return its floor, DRAM floor and time alone."""
+    info = r["info"]
+    compute, memory = info["flops"] / rate, info["bytes"] / cache
+    floor, dram_floor = max(compute, memory), max(compute, info["bytes"] / dram)
+    alone = max(r["stats"]["median"] - dispatch, 0.0)
+    bound = "FLOPs" if compute >= memory else "bytes"
+    print(
+        f"| {info['layer']} | {info['direction']} | {info['flops'] / 1e6:.2f} | "
+        f"{info['bytes'] / 1e6:.2f} | {_ms(floor)} | {bound} | {_ms(dram_floor)} | "
+        f"{_ms(alone)} | {alone / floor:.1f} |"
+    )
+    return floor, dram_floor, alone
+
+
+def _spread(values: list[float]) -> str:
+    """Median of per-round values, and their range."""
+    ordered = sorted(values)
+    return f"{statistics.median(ordered):.2f} ({ordered[0]:.2f}-{ordered[-1]:.2f})"
+
+
+def in_turns(rows: list[dict[str, Any]]) -> None:
+    """Ratios from timings taken in turns (benchmarks/test_in_turns.py)."""
+    for r in rows:
+        if r["name"].startswith("test_step_against_lstm_in_turns["):
+            m = r["info"]["medians"]
+            ratios = [a / b for a, b in zip(m["fast"], m["lstm"], strict=True)]
+            mode = r["name"].split("[")[1].rstrip("]")
+            print(
+                f"- in turns, {mode}: fast step {_ms(statistics.median(m['fast']))} ms, LSTM "
+                f"{_ms(statistics.median(m['lstm']))} ms; fast / LSTM per round {_spread(ratios)}"
+            )
+        if r["name"] == "test_step_against_its_roofline_in_turns":
+            _roofline_in_turns(r["info"])
+    print()
+
+
+def _roofline_in_turns(info: dict[str, Any]) -> None:
+    m, work = info["medians"], info["work"]
+    rounds = len(m["step"])
+    per_round = []
+    for i in range(rounds):
+        fixed = m["dispatch"][i]
+        rate = info["matmul_flops"] / (m["matmul"][i] - fixed)
+        size = "conv1-sized"
+        bandwidth = info["stream_bytes"][size] / (m[f"stream {size}"][i] - fixed)
+        floor = sum(max(x["flops"] / rate, x["bytes"] / bandwidth) for x in work.values())
+        per_round.append(m["step"][i] / floor)
+    print(f"- in turns: fast step / its roofline floor per round {_spread(per_round)}")
+
+
 def main(path: str) -> int:
     with open(path) as f:
         data = json.load(f)
@@ -51,11 +153,13 @@ def main(path: str) -> int:
     for shape, rate in rates.items():
         print(f"- attainable rate, conv2's matmul at the {shape} shape: {rate / 1e9:.1f} GFLOP/s")
     print()
+    roofline(rows)
+    in_turns(rows)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[r["group"]].append(r)
     for group, members in groups.items():
-        if group.startswith("floor"):
+        if group.startswith(("floor", "roofline", "in turns")):
             continue
         lstm = {
             (m["info"].get("mode"), m["info"].get("shape")): m["stats"]["median"]

@@ -147,36 +147,30 @@ def floor_matmul(m: int, k: int, n: int) -> Workload:
     return Workload(tf.function(lambda: tf.matmul(a, b)), {"m": m, "k": k, "n": n})
 
 
+#: What a diagnose run does per update (question shape, batch 100, 4 steps).
+DIAGNOSE_RUN = TrainConfig(batch_size=100, steps=4, train_steps=1)
+
+
 def recorded_training(record: str) -> Workload:
-    """One step of cellverify's recording run: ``recorded`` (update, gradient
-    statistics and the activation probe, as ``train`` does by default),
-    ``gradients-only`` (no probe), or ``bare`` (the update alone)."""
+    """One piece of a diagnose run at its defaults (:data:`DIAGNOSE_RUN`):
+    ``bare`` (the update alone), ``recorded`` (the update with gradient
+    statistics and the state-gradient norm, as ``train`` runs it), ``probe``
+    (the activation probe, which ``diagnose`` runs every 10th step), each on a
+    batch already made; and ``batch`` (making one: drawing its windows and
+    handing them to TensorFlow, which ``train`` does in a thread)."""
+    from cellverify.data.market import market_for
     from cellverify.training.trainer import Trainer
 
     fresh_session()
-    config, _ = SHAPES["question"]
-    run = TrainConfig(batch_size=32, steps=4, train_steps=1)
-    trainer = Trainer(__import__("cellverify").conv_rnn_cell, config, run)
-    batch = batch_for(config, run)
+    config, run = CellConfig(), DIAGNOSE_RUN
+    info = {"record": record, "batch": run.batch_size, "steps": run.steps}
+    trainer = Trainer(__import__("cellverify").conv_rnn_cell, config, run, fast=True)
+    if record == "batch":
+        market = market_for(config, run)
+        return Workload(lambda: trainer.feed(batch_for(config, run, market=market)).inputs, info)
+    feed = trainer.feed(batch_for(config, run))
     if record == "recorded":
-
-        def step() -> Any:
-            trainer.activations(batch)
-            return trainer.step(batch).loss
-
-        return Workload(step, {"record": record, "batch": 32, "steps": 4})
-    if record == "gradients-only":
-        return Workload(lambda: trainer.step(batch).loss, {"record": record})
-    x, y = tf.constant(batch.inputs), tf.constant(batch.relatives)
-    variables = trainer.variables
-
-    @tf.function
-    def bare() -> Any:
-        with tf.GradientTape() as tape:
-            loss = portfolio_loss(trainer.rnn(x, training=True), y)
-        trainer.optimizer.apply_gradients(
-            zip(tape.gradient(loss, variables), variables, strict=True)
-        )
-        return loss
-
-    return Workload(bare, {"record": record, "batch": 32, "steps": 4})
+        return Workload(lambda: trainer.step(feed).loss, info)
+    if record == "probe":
+        return Workload(lambda: trainer.activations(feed)["uniform_rows"], info)
+    return Workload(lambda: trainer._update(feed.inputs, feed.target), info)
