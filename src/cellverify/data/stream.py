@@ -1,10 +1,11 @@
 """A run's batches, each made one step ahead in a thread while the model trains.
 
-Making a batch is NumPy work that releases the GIL (a gather and a division),
-and a training step leaves a core partly idle between its TensorFlow ops, so
-the two overlap: in a diagnose run this hid most of the batches' 2 ms against
-a 9 ms update (docs/performance.md, 'A diagnose run').  The batches are the
-same as made in turn: each depends on its draw number alone.
+Making a batch is NumPy and TensorFlow work that releases the GIL (a gather,
+a division, a copy into a tensor), so where a core is idle between a
+training step's ops it overlaps with the step; on a machine whose every core
+runs a worker it only moves the work off the training thread.  The batches
+are the same as made in turn: each depends on its draw number alone
+(docs/performance.md, 'A diagnose run').
 """
 
 from __future__ import annotations
