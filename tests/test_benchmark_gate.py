@@ -128,3 +128,20 @@ def test_a_baseline_takes_each_benchmark_from_its_middle_run(tmp_path):
     picked = {b["fullname"]: b["stats"] for b in merged["benchmarks"]}
     assert picked == {"a": {"median": 2.0, "run": 2}, "b": {"median": 5.0, "run": 2}}
     assert merged["baseline_runs"] == 3
+
+
+def test_every_gated_benchmark_exists_on_cpu_and_on_gpu():
+    repo = Path(__file__).resolve().parents[1]
+    collect = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--collect-only",
+        "-q",
+        "benchmarks/test_cell_step.py",
+    ]
+    listed = subprocess.run(collect, cwd=repo, capture_output=True, text=True, timeout=300).stdout
+    ids = set(listed.split())
+    for device in ("cpu", "gpu"):
+        missing = [g.format(device=device) for g in GATED if g.format(device=device) not in ids]
+        assert not missing, f"gated but not collected on {device}: {missing}"
