@@ -25,6 +25,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import cellverify
     from cellverify.training.devices import benchmark_devices
 
+    from .machine import visible_gpus
+
     build = tf.sysconfig.get_build_info()
     machine_info["tensorflow"] = {
         "version": tf.__version__,
@@ -36,9 +38,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         {"name": d.name, "tf_name": d.tf_name, "available": d.available}
         for d in benchmark_devices()
     ]
-    machine_info["gpus"] = [
-        tf.config.experimental.get_device_details(g).get("device_name", str(g))
-        for g in tf.config.list_physical_devices("GPU")
-    ]
+    machine_info["gpus"] = visible_gpus()
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["cellverify"] = cellverify.__version__

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .machine import machine_kind
+from .machine import machine_kind, visible_gpus
 
 __all__ = ["GATED", "REGRESSION_BOUND_PERCENT", "baseline_path", "main", "middle_runs"]
 
@@ -75,15 +75,6 @@ def middle_runs(paths: Sequence[Path]) -> dict[str, Any]:
     return merged
 
 
-def _visible_gpus() -> list[str]:
-    import tensorflow as tf
-
-    return [
-        tf.config.experimental.get_device_details(g).get("device_name", g.name)
-        for g in tf.config.list_physical_devices("GPU")
-    ]
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.gate", description=__doc__.split("\n")[0]
@@ -122,7 +113,7 @@ def _refresh(command: list[str], baseline: Path, kind: str, runs: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    gpus = [] if args.benchmarks else _visible_gpus()
+    gpus = [] if args.benchmarks else visible_gpus()
     kind = machine_kind(gpus)
     device = "gpu" if gpus else "cpu"
     baseline = args.baseline or baseline_path(kind)

@@ -13,7 +13,7 @@ import platform
 import re
 from pathlib import Path
 
-__all__ = ["cpu_flags", "cpu_model", "kind_of", "machine_kind"]
+__all__ = ["cpu_flags", "cpu_model", "kind_of", "machine_kind", "visible_gpus"]
 
 #: Vector extensions that set the speed of TensorFlow's CPU kernels, widest first.
 VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx")
@@ -50,6 +50,16 @@ def kind_of(model: str, flags: frozenset[str], gpus: list[str]) -> str:
         return f"gpu-{_slug(gpus[0])}"
     widest = next((f for f in VECTOR_EXTENSIONS if f in flags), "novector")
     return f"cpu-{_slug(model)}-{widest.removesuffix('f')}"
+
+
+def visible_gpus() -> list[str]:
+    """The names of the GPUs TensorFlow sees (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return [
+        tf.config.experimental.get_device_details(g).get("device_name", g.name)
+        for g in tf.config.list_physical_devices("GPU")
+    ]
 
 
 def machine_kind(gpus: list[str] | None = None) -> str:

@@ -16,6 +16,8 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from cellverify.model.flops import LayerWork
+
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g}"
@@ -94,8 +96,9 @@ def _layer_row(
 ) -> tuple[float, float, float]:
     """Print one layer's row; return its floor, DRAM floor and time alone."""
     info = r["info"]
-    compute, memory = info["flops"] / rate, info["bytes"] / cache
-    floor, dram_floor = max(compute, memory), max(compute, info["bytes"] / dram)
+    work = LayerWork(info["layer"], info["direction"], info["flops"], info["bytes"])
+    floor, dram_floor = work.floor_seconds(rate, cache), work.floor_seconds(rate, dram)
+    compute, memory = work.flops / rate, work.bytes / cache
     alone = max(r["stats"]["median"] - dispatch, 0.0)
     bound = "FLOPs" if compute >= memory else "bytes"
     print(
@@ -137,7 +140,10 @@ def _roofline_in_turns(info: dict[str, Any]) -> None:
         rate = info["matmul_flops"] / (m["matmul"][i] - fixed)
         size = "conv1-sized"
         bandwidth = info["stream_bytes"][size] / (m[f"stream {size}"][i] - fixed)
-        floor = sum(max(x["flops"] / rate, x["bytes"] / bandwidth) for x in work.values())
+        floor = sum(
+            LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(rate, bandwidth)
+            for name, x in work.items()
+        )
         per_round.append(m["step"][i] / floor)
     print(f"- in turns: fast step / its roofline floor per round {_spread(per_round)}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from cellverify.model.flops import layer_work, step_flops
+from cellverify.model.flops import floor_matmul_shape, layer_work, step_flops
 
 from . import roofline as r
 from . import workloads as w
@@ -41,7 +41,7 @@ def test_step_against_lstm_in_turns(benchmark, mode):
 def test_step_against_its_roofline_in_turns(benchmark):
     benchmark.group = "in turns: training step and its layers"
     config, batch = w.SHAPES["question"]
-    m, k, n = 100 * config.assets, (config.window - 2) * config.kernels[0], config.kernels[1]
+    m, k, n = floor_matmul_shape(config, batch)
     workloads = {
         "step": w.train_step("fast", "question", "function"),
         "matmul": w.floor_matmul(m, k, n),
