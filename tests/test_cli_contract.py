@@ -204,3 +204,22 @@ def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, c
     assert code in (EXIT_OK, EXIT_FAILED, EXIT_USAGE), (argv, code)
     err = capsys.readouterr().err
     assert "Traceback" not in err, (argv, err)
+
+
+def test_a_crash_of_the_search_after_a_failure_is_an_error_not_that_failure(monkeypatch):
+    """The shrinker's own bug must not pass off the last failure seen as the
+    search's verdict: the user would be shown a case nobody shrank."""
+    from cellverify.checks import search
+    from cellverify.mutation import WrongOutputShape, mutant_factory
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(search, "label_pins", broken)  # used only once a case failed
+    result = run_invariant(
+        INVARIANTS["output_shape"], mutant_factory(WrongOutputShape), profile="ci"
+    )
+    assert result.status == "error"
+    assert "ZeroDivisionError" in result.message
+    assert "the failure seen last" in result.message
+    assert result.falsifying is None

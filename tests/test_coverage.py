@@ -177,7 +177,7 @@ def test_a_failing_covering_case_shrinks_in_a_region_with_one_learning_rate():
     search = search_test(
         Invariant("sgd_only", fails_on_sgd, narrow, True), conv_rnn_cell, profile="ci"
     )
-    # Called directly: run_invariant would report an error after a failure as that failure.
+    # Called directly, to read the case it shrank to from its failures.
     with pytest.raises(InvariantViolation, match=r"\[sgd_only\] sgd"):
         search()
     case, _ = search.failures[-1]

@@ -23,7 +23,12 @@ from cellverify.checks.case import Case
 from cellverify.checks.catalog import registered
 from cellverify.checks.registry import Invariant
 from cellverify.checks.search import SearchTest, cases_for, search_test, strategy_for
-from cellverify.errors import BadCellFactory, UnknownInvariant, describe_exception
+from cellverify.errors import (
+    BadCellFactory,
+    InvariantViolation,
+    UnknownInvariant,
+    describe_exception,
+)
 from cellverify.model.factory import CellFactory
 
 __all__ = [
@@ -210,11 +215,15 @@ def _search_outcome(
         # flaky), raised instead of a failure: report it, never as a violation.
         return "error", None, f"[{name}] {_hypothesis_error(exc, failures)}"
     except Exception as exc:
-        if not failures:  # raised outside the test body: a bug, not a finding
-            return "error", None, f"[{name}] the search failed: {describe_exception(exc)}"
-        # Hypothesis replays the shrunk example last, so it is the last failure.
-        case, message = failures[-1]
-        return "failed", case, message
+        if failures and isinstance(exc, InvariantViolation):
+            # The test body raises nothing else (a crash of the cell becomes a
+            # violation), and Hypothesis replays the shrunk example last.
+            case, message = failures[-1]
+            return "failed", case, message
+        # Raised outside the test body (the search's own code): a bug, not a
+        # finding, even after a failure was seen.
+        seen = f"; the failure seen last: {failures[-1][1]}" if failures else ""
+        return "error", None, f"[{name}] the search failed: {describe_exception(exc)}{seen}"
     if test.examples == 0:
         return "error", None, f"[{name}] no example was run"
     return "passed", None, ""
