@@ -128,6 +128,8 @@ def in_turns(rows: list[dict[str, Any]]) -> None:
             )
         if r["name"] == "test_step_against_its_roofline_in_turns":
             _roofline_in_turns(r["info"])
+        if r["name"] == "test_diagnose_run_against_its_updates_in_turns":
+            _run_in_turns(r["info"]["medians"])
     print()
 
 
@@ -146,6 +148,14 @@ def _roofline_in_turns(info: dict[str, Any]) -> None:
         )
         per_round.append(m["step"][i] / floor)
     print(f"- in turns: fast step / its roofline floor per round {_spread(per_round)}")
+
+
+def _run_in_turns(m: dict[str, list[float]]) -> None:
+    parts = ", ".join(
+        f"{part} / bare {_spread([a / b for a, b in zip(m[part], m['bare'], strict=True)])}"
+        for part in ("recorded", "probed", "run")
+    )
+    print(f"- in turns, a diagnose run: bare updates {statistics.median(m['bare']):.2f} s; {parts}")
 
 
 def main(path: str) -> int:

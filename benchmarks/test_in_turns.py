@@ -18,6 +18,8 @@ from .paired import in_turns
 
 ROUNDS = 7
 CALLS = 40
+#: A diagnose run's parts take 2-3 s a call: one call a round, fewer rounds.
+RUN_ROUNDS = 5
 
 
 def _record(benchmark, measure):
@@ -60,3 +62,19 @@ def test_step_against_its_roofline_in_turns(benchmark):
     }
     benchmark.extra_info["step_flops"] = step_flops(config, batch)["total"]
     _record(benchmark, lambda: in_turns(workloads, ROUNDS, CALLS))
+
+
+def test_diagnose_run_against_its_updates_in_turns(benchmark):
+    """In a spawned process of one thread, as ``diagnose``'s workers run."""
+    from cellverify.training.executors import spawn_pool
+
+    benchmark.group = "in turns: a diagnose run and its parts"
+
+    def measure():
+        pool = spawn_pool(1)
+        try:
+            return pool.submit(w.diagnose_run_in_turns, RUN_ROUNDS).result()
+        finally:
+            pool.shutdown()
+
+    _record(benchmark, measure)

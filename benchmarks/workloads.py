@@ -174,3 +174,76 @@ def recorded_training(record: str) -> Workload:
     if record == "probe":
         return Workload(lambda: trainer.activations(feed)["uniform_rows"], info)
     return Workload(lambda: trainer._update(feed.inputs, feed.target), info)
+
+
+#: Distinct batches a run's parts cycle through: a run's worth of them
+#: (201 x 7.2 MB) would not fit in cache either, and would take 1.4 GB.
+RUN_FEEDS = 25
+
+
+def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
+    """A diagnose run at its defaults and what it is made of, each a whole
+    run's worth of calls, on batches made beforehand: ``bare`` (the updates
+    alone), ``recorded`` (the updates with their statistics, and the last
+    measurement), ``probed`` (that, with the activation probe every
+    ``DIAGNOSE_PROBE_EVERY`` steps); and ``run`` (``train`` itself, a new seed
+    each call, which makes its batches as it goes, on the prefetch thread)."""
+    import itertools
+
+    from cellverify.data.market import market_for
+    from cellverify.experiments.verify import DIAGNOSE_PROBE_EVERY
+    from cellverify.model.cell import conv_rnn_cell
+    from cellverify.training.trainer import Trainer, train
+
+    fresh_session()
+    config, run = CellConfig(), DIAGNOSE_RUN.replace(train_steps=updates)
+    trainer = Trainer(conv_rnn_cell, config, run, fast=True)
+    market = market_for(config, run)
+    made = [trainer.feed(batch_for(config, run, market=market, draw=k)) for k in range(RUN_FEEDS)]
+    feeds = [made[k % RUN_FEEDS] for k in range(updates + 1)]
+
+    def bare() -> Any:
+        for f in feeds[:-1]:
+            loss = trainer._update(f.inputs, f.target)
+        return loss
+
+    def recorded(probe_every: int = 0) -> float:
+        for k, f in enumerate(feeds):
+            if probe_every and (k in (0, updates) or k % probe_every == 0):
+                trainer.activations(f)
+            record = trainer.step(f, update=k < updates)
+        return record.loss
+
+    seeds = itertools.count(1)
+
+    def whole() -> int:
+        s = next(seeds)
+        trace = train(
+            conv_rnn_cell,
+            config.replace(seed=s),
+            run.replace(seed=s),
+            probe_every=DIAGNOSE_PROBE_EVERY,
+            fast=True,
+            reuse=True,
+        )
+        return len(trace.loss)
+
+    info = {"batch": run.batch_size, "steps": run.steps, "updates": updates}
+    return {
+        "bare": Workload(bare, info),
+        "recorded": Workload(recorded, info),
+        "probed": Workload(lambda: recorded(DIAGNOSE_PROBE_EVERY), info),
+        "run": Workload(whole, info),
+    }
+
+
+def diagnose_run_in_turns(rounds: int) -> dict[str, list[float]]:
+    """:func:`diagnose_run_parts` timed in turns, one call a round each, in
+    this process pinned to one thread as a diagnose worker is (call it in a
+    fresh process: the pin holds only before TensorFlow starts)."""
+    from cellverify.training.executors import pin_tensorflow_threads
+
+    from .paired import in_turns
+
+    pin_tensorflow_threads()
+    return in_turns(diagnose_run_parts(), rounds, calls=1)
