@@ -185,3 +185,25 @@ def test_share_counts_true_entries_exactly():
     mask[0, 1, 2] = mask[2, 3, 4] = mask[1, 0, 0] = True
     assert float(share(tf.constant(mask))) == 3 / 60
     assert float(share(tf.constant(True))) == 1.0
+
+
+@pytest.mark.parametrize("shape", [(7, 4, 5, 3), (6, 20), (2, 1, 1, 1)])
+def test_layer_statistics_are_the_exact_shares_of_zeros_dead_channels_and_saturation(shape):
+    from cellverify.trace import ACTIVATION_LAYERS
+    from cellverify.training.probe import SATURATION_LEVEL, activation_statistics
+
+    rng = np.random.default_rng(len(shape))
+    a = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)  # ReLU-like: many zeros
+    a[..., 0] = 0.0  # a dead channel
+    a.flat[1] = np.nan  # NaN is not 0: it keeps its channel alive
+    acts = {name: tf.constant(a) for name in ACTIVATION_LAYERS}
+    acts["output"] = tf.nn.softmax(tf.constant(rng.standard_normal((5, 3)), tf.float32))
+    stats = activation_statistics(acts)
+    channels = a.reshape(-1, a.shape[-1])
+    expected = {
+        "dead_fraction": np.mean(~np.any(channels != 0, axis=0)),
+        "zero_fraction": np.count_nonzero(a == 0) / a.size,
+        "saturated_fraction": np.count_nonzero(np.abs(a) >= SATURATION_LEVEL) / a.size,
+    }
+    for key, value in expected.items():
+        assert stats[key].numpy().tolist() == [value] * len(ACTIVATION_LAYERS), key

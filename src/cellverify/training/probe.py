@@ -79,12 +79,9 @@ def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
     per_layer: dict[str, list[Any]] = {key: [] for key in LAYER_STATISTICS}
     for name in ACTIVATION_LAYERS:
         a = acts[name]
-        channels = tf.reshape(a, [-1, a.shape[-1]])
-        alive = tf.reduce_any(tf.not_equal(channels, 0), axis=0)
-        per_layer["dead_fraction"].append(
-            tf.reduce_mean(tf.cast(tf.logical_not(alive), tf.float64))
-        )
-        per_layer["zero_fraction"].append(zero_fraction(a))
+        dead, zeros = _zero_statistics(a)
+        per_layer["dead_fraction"].append(dead)
+        per_layer["zero_fraction"].append(zeros)
         per_layer["saturated_fraction"].append(share(tf.abs(a) >= SATURATION_LEVEL))
     w = tf.cast(acts["output"], tf.float64)
     n = tf.cast(tf.shape(w)[-1], tf.float64)
@@ -98,6 +95,19 @@ def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
     }
     assert tuple(output) == OUTPUT_STATISTICS
     return {**{k: tf.stack(v) for k, v in per_layer.items()}, **output}
+
+
+def _zero_statistics(a: Any) -> tuple[Any, Any]:
+    """Share of channels (last axis) that are 0 everywhere, and share of
+    entries that are 0: both from one count of zeros per example and channel
+    (int32 within an example, float64 across them, so exact), where a pass
+    for each cost a fifth more of the probe's statistics."""
+    per_example = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
+    zeros = tf.reduce_sum(tf.cast(tf.equal(per_example, 0), tf.int32), axis=1)
+    per_channel = tf.reduce_sum(tf.cast(zeros, tf.float64), axis=0)
+    rows = tf.cast(tf.shape(per_example)[0] * tf.shape(per_example)[1], tf.float64)
+    dead = tf.reduce_mean(tf.cast(tf.equal(per_channel, rows), tf.float64))
+    return dead, tf.reduce_sum(per_channel) / tf.cast(tf.size(a), tf.float64)
 
 
 def sequence_activation_statistics(
