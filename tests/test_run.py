@@ -207,3 +207,20 @@ def test_a_trainer_restarts_only_for_another_seed_of_the_shipped_cell(small_cell
     assert not trainer.restart(small_cell.replace(kernels=(2, 3, 1)), small_train)
     assert not trainer.restart(small_cell, small_train.replace(learning_rate=0.5))
     assert trainer.cell_config.seed == 3  # the refused restarts changed nothing
+
+
+@pytest.mark.parametrize("task", ["portfolio", "supervised"])
+def test_an_evaluation_is_the_inference_loss_and_each_examples_loss(small_cell, task):
+    from cellverify.model.rnn import example_losses
+
+    run = TrainConfig(batch_size=5, steps=3, train_steps=1, task=task)
+    trainer = Trainer(conv_rnn_cell, small_cell, run, fast=True)
+    batch = batch_for(small_cell, run, draw=3)
+    loss, per_example = trainer.evaluate(batch)
+    assert loss == trainer.loss(batch)  # the same compiled computation
+    eager = np.asarray(trainer.rnn(batch.inputs, training=False))
+    expected = example_losses(task, eager, batch.target(task))
+    # Compiled against eager: float32 sums that may run in another order.
+    np.testing.assert_allclose(per_example, expected, rtol=1e-5)
+    assert per_example.shape == (run.batch_size,)
+    np.testing.assert_allclose(per_example.mean(), loss, rtol=1e-5)
