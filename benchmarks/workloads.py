@@ -209,9 +209,8 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
 
     def recorded(probe_every: int = 0) -> float:
         for k, f in enumerate(feeds):
-            if probe_every and (k in (0, updates) or k % probe_every == 0):
-                trainer.activations(f)
-            record = trainer.step(f, update=k < updates)
+            probe = bool(probe_every) and (k in (0, updates) or k % probe_every == 0)
+            record = trainer.step(f, update=k < updates, probe=probe)
         return record.loss
 
     seeds = itertools.count(1)

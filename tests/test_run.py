@@ -224,3 +224,39 @@ def test_an_evaluation_is_the_inference_loss_and_each_examples_loss(small_cell, 
     np.testing.assert_allclose(per_example, expected, rtol=1e-5)
     assert per_example.shape == (run.batch_size,)
     np.testing.assert_allclose(per_example.mean(), loss, rtol=1e-5)
+
+
+def _probed_and_plain(cell, run):
+    """Two trainers of one configuration, one step each on the same batch:
+    the first probed, the second not; and the separate probe taken before."""
+    batch = batch_for(cell, run, draw=2)
+    probed, plain = (Trainer(conv_rnn_cell, cell, run, fast=True) for _ in range(2))
+    before = probed.activations(batch)
+    return probed.step(batch, probe=True), plain.step(batch), before, (probed, plain)
+
+
+@pytest.mark.parametrize("options", [{}, {"activation": "tanh", "cash_bias": True}])
+def test_a_step_probes_from_its_own_pass_what_the_probe_measures_before_the_update(
+    small_cell, options
+):
+    cell = small_cell.replace(**options)
+    run = TrainConfig(batch_size=4, steps=3, train_steps=1)
+    record, unprobed, before, (probed, plain) = _probed_and_plain(cell, run)
+    assert probed.probes_in_step
+    assert record.activations is not None and unprobed.activations is None
+    for key, value in before.items():
+        np.testing.assert_array_equal(record.activations[key], value, err_msg=key)
+    # Probing changes nothing the step does.
+    assert record.loss == unprobed.loss
+    np.testing.assert_array_equal(record.update_ratio, unprobed.update_ratio)
+    for a, b in zip(probed.variables, plain.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_step_with_dropout_probes_by_a_separate_inference_pass(small_cell):
+    cell = small_cell.replace(dropout=0.3, dropout_after=(1, 2))
+    run = TrainConfig(batch_size=4, steps=2, train_steps=1)
+    record, _, before, (probed, _) = _probed_and_plain(cell, run)
+    assert not probed.probes_in_step  # its training pass drops units the probe must see
+    for key, value in before.items():
+        np.testing.assert_array_equal(record.activations[key], value, err_msg=key)

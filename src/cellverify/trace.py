@@ -250,6 +250,17 @@ class TraceRecorder:
         self.eval_start = float("nan")
         self.eval_end = float("nan")
 
+    def record_step(self, step: int, record: Any) -> None:
+        """Step ``step`` of the kit's own run, as measured by
+        :meth:`cellverify.training.trainer.Trainer.step` (a ``StepRecord``)."""
+        self.loss.append(record.loss)
+        self.rows[step] = {key: getattr(record, key) for key in GRADIENT_STATISTICS}
+        self.state[step] = record.state_grad_norm
+        if record.update_ratio is not None:
+            self.ratios[step] = record.update_ratio
+        if record.activations is not None:
+            self.acts[step] = record.activations
+
     def _rows(self, source: dict[int, np.ndarray], n: int, width: int) -> np.ndarray:
         out = np.full((n, width), np.nan)
         for k, row in source.items():

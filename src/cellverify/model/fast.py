@@ -120,14 +120,26 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         g = self.features(inputs, training)
         return self.recur(g, self.initial(inputs, initial_state), training)
 
+    def passes(self, inputs: Any, state: Any, training: Any = None) -> tuple[Any, Any, Any, Any]:
+        """The sequence from ``state``, with what it passed through: conv1's
+        and conv2's outputs (:meth:`hidden`), ``g`` (:meth:`features`) and
+        every step's output (:meth:`recur`)."""
+        h1, h2 = self.hidden(inputs, training)
+        g = self._folded(inputs, h2)
+        return h1, h2, g, self.recur(g, state, training)
+
     def sequence_activations(self, inputs: Any, training: Any = None) -> dict[str, Any]:
         """Every step's intermediate tensors at once, keyed like
         :meth:`ConvRNNCell.step_activations` (steps flattened into the batch;
         conv2's as ``[batch*steps*assets, k2]``), from one pass of the fast path."""
-        h1, h2 = self.hidden(inputs, training)
-        g = self._folded(inputs, h2)
         state = self.initial(inputs)
-        outputs = self.recur(g, state, training)
+        return self.activations_of(*self.passes(inputs, state, training), state, training)
+
+    def activations_of(
+        self, h1: Any, h2: Any, g: Any, outputs: Any, state: Any, training: Any = None
+    ) -> dict[str, Any]:
+        """:meth:`sequence_activations` from a pass already made (:meth:`passes`
+        from ``state``): only every step's logits are computed again."""
         previous = tf.concat([state[:, None], outputs[:, :-1]], axis=1)
         logits = self.step_logits(
             tf.reshape(g, [-1, g.shape[-1]]),

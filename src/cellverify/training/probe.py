@@ -9,7 +9,7 @@ step (benchmarks/ measures their cost).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -21,6 +21,7 @@ __all__ = [
     "activation_statistics",
     "dense_gradients",
     "gradient_statistics",
+    "last_state_gradient_norm",
     "norm",
     "sequence_activation_statistics",
     "share",
@@ -71,6 +72,30 @@ def gradient_statistics(grads: Sequence[Any], variables: Sequence[Any]) -> dict[
         "grad_zero_fraction": tf.stack([zero_fraction(g) for g in grads]),
         "weight_norm": tf.stack([norm(v) for v in variables]),
     }
+
+
+def last_state_gradient_norm(
+    rnn: Any, loss_fn: Callable[[Any, Any], Any], x: Any, y: Any, out: Any, g: Any
+) -> Any:
+    """‖∂L_last/∂s‖ for the state entering the last step of ``x``, whose
+    outputs are ``out``, by re-running that step: through ``keras.layers.RNN``
+    (``g`` None) the cell's whole step; through the fast path only its
+    recurrence from ``g``, whose convs do not see the state (a fifth of the
+    recorded step, when it re-ran the convs)."""
+    if x.shape[1] == 1:
+        s = rnn.get_initial_state(tf.shape(x)[0])[0]
+    else:
+        s = tf.stop_gradient(out[:, -2])
+    with tf.GradientTape() as tape:
+        tape.watch(s)
+        if g is None:
+            last, _ = rnn.cell(x[:, -1], [s], training=True)
+        else:
+            logits = rnn.step_logits(tf.stop_gradient(g[:, -1]), s, training=True)
+            last = tf.nn.softmax(logits, axis=-1)
+        loss = loss_fn(last[:, None], y[:, -1:])
+    grad = tape.gradient(loss, s)
+    return tf.constant(0.0, tf.float64) if grad is None else norm(grad)
 
 
 def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:

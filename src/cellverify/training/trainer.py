@@ -22,12 +22,13 @@ from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
 from cellverify.model.fast import FastConvRNN
 from cellverify.model.rnn import CellFactory, build_model, example_losses, loss_for
-from cellverify.trace import GRADIENT_STATISTICS, Trace, TraceRecorder, no_activations
+from cellverify.trace import Trace, TraceRecorder, no_activations
 from cellverify.training.probe import (
     SATURATION_LEVEL,
     activation_statistics,
     dense_gradients,
     gradient_statistics,
+    last_state_gradient_norm,
     norm,
     sequence_activation_statistics,
 )
@@ -67,6 +68,8 @@ class StepRecord:
     weight_norm: np.ndarray
     state_grad_norm: np.ndarray
     update_ratio: np.ndarray | None
+    #: Activation statistics, on a step asked to probe them.
+    activations: dict[str, np.ndarray] | None = None
 
 
 class Trainer:
@@ -111,25 +114,28 @@ class Trainer:
         self.compile_flags = (jit_compile, compiled, fast)
         self._optimizer_start = [v.numpy() for v in self.optimizer.variables]
         self.loss_fn = loss_for(train_config.task)
-        self._step: Callable[..., dict[str, Any]] = self._train_step
-        self._update: Callable[..., Any] = self._lean_step
-        self._measure: Callable[..., dict[str, Any]] = self._measure_step
-        self._activations: Callable[..., dict[str, Any]] = self._activation_stats
-        self._loss: Callable[..., Any] = self._inference_loss
-        self._evaluate: Callable[..., Any] = self._evaluation
-        if compiled:
+        self.probes_in_step = self._can_probe_in_step()
+
+        def compile_(fn: Callable[..., Any]) -> Callable[..., Any]:
             # Without AutoGraph, as Keras's own fit() compiles its step: a cell
             # that trains under model.fit traces here too, and the conversion
             # was 90 % of the tracing (loss_decreases: 0.32 of 0.35 s per model).
-            def compile_(fn: Callable[..., Any]) -> Any:
-                return tf.function(fn, jit_compile=jit_compile, autograph=False)
+            return tf.function(fn, jit_compile=jit_compile, autograph=False) if compiled else fn
 
-            self._step = compile_(self._train_step)
-            self._update = compile_(self._lean_step)
-            self._measure = compile_(self._measure_step)
-            self._activations = compile_(self._activation_stats)
-            self._loss = compile_(self._inference_loss)
-            self._evaluate = compile_(self._evaluation)
+        self._step = compile_(self._train_step)
+        self._update = compile_(self._lean_step)
+        self._measure = compile_(self._measure_step)
+        self._activations = compile_(self._activation_stats)
+        self._loss = compile_(self._inference_loss)
+        self._evaluate = compile_(self._evaluation)
+
+    def _can_probe_in_step(self) -> bool:
+        """Whether a step can measure the activations from its own pass: the
+        shipped cell through the fast path, and no dropout, whose training
+        pass is not the inference pass the probe measures."""
+        if not isinstance(self.rnn, FastConvRNN) or type(self.cell) is not ConvRNNCell:
+            return False
+        return not self.cell.dropouts or self.cell_config.dropout == 0
 
     def restart(self, cell_config: CellConfig, train_config: TrainConfig) -> bool:
         """Start over as a new Trainer of these configurations would, keeping
@@ -161,45 +167,26 @@ class Trainer:
         marker = f"{self.cell.name}/"
         return tuple(v.path.split(marker, 1)[-1] for v in self.variables)
 
-    def _forward_and_gradients(self, x: Any, y: Any) -> tuple[Any, list[Any], Any]:
+    def _forward_and_gradients(self, x: Any, y: Any) -> tuple[Any, list[Any], Any, Any]:
+        """Loss, gradients, state-gradient norms, and the fast path's pass
+        (:meth:`FastConvRNN.passes` and the initial state; None through
+        ``keras.layers.RNN``), which the last step and the probe reuse."""
         batch = tf.shape(x)[0]
         s0 = self.rnn.get_initial_state(batch)[0]
         with tf.GradientTape() as tape:
             tape.watch(s0)
-            out, g = self._forward(x, s0)
+            if isinstance(self.rnn, FastConvRNN):
+                passes = self.rnn.passes(x, s0, training=True)
+                out, g = passes[3], passes[2]
+            else:
+                out, g, passes = self.rnn(x, initial_state=[s0], training=True), None, None
             loss = self.loss_fn(out, y)
         grads = tape.gradient(loss, [*self.variables, s0])
         weight_grads = dense_gradients(grads[:-1], self.variables)
         state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
-        stats = tf.stack([norm(state_grad), self._last_state_gradnorm(x, y, out, g)])
-        return loss, weight_grads, stats
-
-    def _forward(self, x: Any, s0: Any) -> tuple[Any, Any]:
-        """The training forward pass, and the fast path's state-free part
-        ``g`` (None through ``keras.layers.RNN``), which the last step reuses."""
-        if isinstance(self.rnn, FastConvRNN):
-            g = self.rnn.features(x, training=True)
-            return self.rnn.recur(g, s0, training=True), g
-        return self.rnn(x, initial_state=[s0], training=True), None
-
-    def _last_state_gradnorm(self, x: Any, y: Any, out: Any, g: Any) -> Any:
-        """‖∂L_last/∂s‖ for the state entering the last step, by re-running that
-        step: through the fast path only its recurrence, whose convs do not see
-        the state (a fifth of the recorded step, when it re-ran the convs)."""
-        if self.train_config.steps == 1:
-            s = self.rnn.get_initial_state(tf.shape(x)[0])[0]
-        else:
-            s = tf.stop_gradient(out[:, -2])
-        with tf.GradientTape() as tape:
-            tape.watch(s)
-            if g is None:
-                last, _ = self.cell(x[:, -1], [s], training=True)
-            else:
-                logits = self.rnn.step_logits(tf.stop_gradient(g[:, -1]), s, training=True)
-                last = tf.nn.softmax(logits, axis=-1)
-            loss = self.loss_fn(last[:, None], y[:, -1:])
-        grad = tape.gradient(loss, s)
-        return tf.constant(0.0, tf.float64) if grad is None else norm(grad)
+        last = last_state_gradient_norm(self.rnn, self.loss_fn, x, y, out, g)
+        stats = tf.stack([norm(state_grad), last])
+        return loss, weight_grads, stats, None if passes is None else (*passes, s0)
 
     def _summaries(self, loss: Any, grads: list[Any], state_stats: Any) -> dict[str, Any]:
         return {
@@ -209,7 +196,7 @@ class Trainer:
         }
 
     def _measure_step(self, x: Any, y: Any) -> dict[str, Any]:
-        loss, grads, state_stats = self._forward_and_gradients(x, y)
+        loss, grads, state_stats, _ = self._forward_and_gradients(x, y)
         return self._summaries(loss, grads, state_stats)
 
     def _lean_step(self, x: Any, y: Any) -> Any:
@@ -220,9 +207,16 @@ class Trainer:
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return loss
 
-    def _train_step(self, x: Any, y: Any, update: Any) -> dict[str, Any]:
-        loss, grads, state_stats = self._forward_and_gradients(x, y)
+    def _train_step(self, x: Any, y: Any, update: Any, probe: Any) -> dict[str, Any]:
+        loss, grads, state_stats, passes = self._forward_and_gradients(x, y)
         summary = self._summaries(loss, grads, state_stats)
+        if self.probes_in_step:
+            # Before the update: the probe reads conv3's weights again.
+            summary["activations"] = tf.cond(
+                probe,
+                lambda: activation_statistics(self.rnn.activations_of(*passes)),
+                lambda: {k: tf.constant(v) for k, v in no_activations().items()},
+            )
         summary["update_norm"] = tf.cond(
             update,
             lambda: self._apply(grads),
@@ -255,20 +249,26 @@ class Trainer:
             return batch.inputs, batch.target
         return batch.inputs, batch.target(self.train_config.task)
 
-    def step(self, batch: Batch | Feed, *, update: bool = True) -> StepRecord:
+    def step(self, batch: Batch | Feed, *, update: bool = True, probe: bool = False) -> StepRecord:
         """One optimizer update on ``batch``, with the gradients measured before it.
 
         ``update=False`` measures without updating, like :meth:`measure`, but
         through the same compiled function: a run that ends on a measurement
-        traces one step function, not two (0.24 s of a 2.6 s diagnose run)."""
-        r = self._step(*self._tensors(batch), tf.constant(update))
+        traces one step function, not two (0.24 s of a 2.6 s diagnose run).
+        ``probe`` measures the activations too (:meth:`activations`), from the
+        step's own pass where :attr:`probes_in_step`, which spares a second
+        pass (docs/performance.md, 'A diagnose run')."""
+        acts = self.activations(batch) if probe and not self.probes_in_step else None
+        r = self._step(*self._tensors(batch), tf.constant(update), tf.constant(probe))
+        if probe and acts is None:
+            acts = {k: np.asarray(v.numpy()) for k, v in r["activations"].items()}
         if not update:
-            return self._record(r, None)
+            return self._record(r, None, acts)
         update_norm = r["update_norm"].numpy()
         weight = r["weight_norm"].numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(weight > 0, update_norm / weight, np.nan)
-        return self._record(r, ratio)
+        return self._record(r, ratio, acts)
 
     def update(self, batch: Batch | Feed) -> float:
         """One optimizer update on ``batch``, measuring nothing but the loss
@@ -280,7 +280,9 @@ class Trainer:
         return self._record(self._measure(*self._tensors(batch)), None)
 
     @staticmethod
-    def _record(r: dict[str, Any], ratio: np.ndarray | None) -> StepRecord:
+    def _record(
+        r: dict[str, Any], ratio: np.ndarray | None, acts: dict[str, np.ndarray] | None = None
+    ) -> StepRecord:
         return StepRecord(
             loss=float(r["loss"].numpy()),
             grad_norm=r["grad_norm"].numpy(),
@@ -288,6 +290,7 @@ class Trainer:
             weight_norm=r["weight_norm"].numpy(),
             state_grad_norm=r["state_grad_norm"].numpy(),
             update_ratio=ratio,
+            activations=acts,
         )
 
     def activations(self, batch: Batch | Feed) -> dict[str, np.ndarray]:
@@ -354,9 +357,8 @@ def train(
         n + 1,
     )
     for k, batch in enumerate(batches):
-        if k in (0, n) or (probe_every > 0 and k % probe_every == 0):
-            recorder.acts[k] = trainer.activations(batch)
-        _record(recorder, k, trainer.step(batch, update=k < n))
+        probe = k in (0, n) or (probe_every > 0 and k % probe_every == 0)
+        recorder.record_step(k, trainer.step(batch, update=k < n, probe=probe))
         if on_step is not None:
             on_step(k + 1, n + 1)
     recorder.eval_end, eval_examples_end = trainer.evaluate(eval_batch)
@@ -388,11 +390,3 @@ def _trainer(
     if reuse:
         _LAST_TRAINER[:] = [trainer]
     return trainer
-
-
-def _record(recorder: TraceRecorder, step: int, record: StepRecord) -> None:
-    recorder.loss.append(record.loss)
-    recorder.rows[step] = {key: getattr(record, key) for key in GRADIENT_STATISTICS}
-    recorder.state[step] = record.state_grad_norm
-    if record.update_ratio is not None:
-        recorder.ratios[step] = record.update_ratio
