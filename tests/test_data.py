@@ -129,3 +129,20 @@ def test_each_window_is_its_asset_s_prices_over_the_latest_close(features):
                         b.inputs[i, s, a, :, f], expected.astype(np.float32)
                     )
     assert b.inputs.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.parametrize("features", [3, 5])
+def test_a_batch_made_in_chunks_is_the_batch_made_at_once(monkeypatch, features):
+    from cellverify.data import market as market_module
+
+    m = synthetic_market(3, 60, seed=6)
+
+    def made(chunk_bytes: int) -> np.ndarray:
+        monkeypatch.setattr(market_module, "_CHUNK_BYTES", chunk_bytes)
+        rng = np.random.default_rng(7)
+        return sample_batch(m, window=6, steps=2, batch_size=7, features=features, rng=rng).inputs
+
+    one_example = 2 * 3 * 6 * 3 * 8  # float64 bytes of one example's windows
+    at_once = made(2**30)
+    for examples in (1, 2, 3):  # 3 leaves a remainder of 1
+        np.testing.assert_array_equal(made(examples * one_example), at_once)

@@ -148,18 +148,36 @@ def sample_batch(
     starts = rng.integers(0, last_start + 1, size=batch_size)
     # ends[b, s] is the index of the latest period seen by step s of sequence b.
     ends = starts[:, None] + window - 1 + np.arange(steps)[None, :]
-    # One gather of contiguous blocks from a strided view of the prices,
-    # divided in place and cast once: two copies of the batch where fancy
-    # indexing, a transpose and a tile made four (docs/performance.md, 'A diagnose run').
-    assets = np.arange(market.assets)[None, None, :]
-    windows = _windows_view(market, window)[assets, (ends - (window - 1))[:, :, None]]
-    windows /= market.close[ends][:, :, :, None, None]  # [batch, steps, assets, window, 3]
-    inputs = _with_features(windows, features).astype(np.float32, order="C")
+    inputs = _normalised_windows(market, window, ends, features)
     relatives = (market.close[ends + 1] / market.close[ends]).astype(np.float32)
     last = market.log_returns[ends] / market.volatility
     scores = np.exp(last - last.max(axis=-1, keepdims=True))
     targets = (scores / scores.sum(axis=-1, keepdims=True)).astype(np.float32)
     return Batch(inputs, relatives, targets)
+
+
+#: The float64 windows normalised at a time: a few examples' worth, which
+#: stays in cache while it is divided and cast (docs/performance.md, 'A diagnose run').
+_CHUNK_BYTES = 2**21
+
+
+def _normalised_windows(market: Market, window: int, ends: np.ndarray, features: int) -> np.ndarray:
+    """``[batch, steps, assets, window, features]`` float32: each window
+    divided by its latest close in float64, then cast.  One gather of
+    contiguous blocks from a strided view of the prices per chunk of
+    examples, divided in place and written into the batch: one float32 copy
+    of the batch, where fancy indexing, a transpose and a tile made four."""
+    batch, steps = ends.shape
+    out = np.empty((batch, steps, market.assets, window, features), np.float32)
+    view = _windows_view(market, window)
+    assets = np.arange(market.assets)[None, None, :]
+    per_chunk = max(1, _CHUNK_BYTES // (steps * market.assets * window * 3 * 8))
+    for i in range(0, batch, per_chunk):
+        e = ends[i : i + per_chunk]
+        chunk = view[assets, (e - (window - 1))[:, :, None]]
+        chunk /= market.close[e][:, :, :, None, None]
+        out[i : i + per_chunk] = _with_features(chunk, features)
+    return out
 
 
 def _windows_view(market: Market, window: int) -> np.ndarray:
