@@ -100,3 +100,26 @@ def test_computation_free_modules_do_not_import_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_interrupted_command_ends_the_process_at_once_with_130(monkeypatch):
+    """No interpreter shutdown after an interruption: it once turned the 130
+    into death by SIGINT.  Any other code exits the ordinary way."""
+    from cellverify.cli import EXIT_INTERRUPTED, interrupt
+
+    class Ended(Exception):
+        pass
+
+    ended: list[int] = []
+
+    def end_now(code: int) -> None:
+        ended.append(code)
+        raise Ended
+
+    monkeypatch.setattr(interrupt.os, "_exit", end_now)
+    with pytest.raises(Ended):
+        interrupt.exit_with(EXIT_INTERRUPTED)
+    assert ended == [EXIT_INTERRUPTED]
+    with pytest.raises(SystemExit) as exited:
+        interrupt.exit_with(0)
+    assert exited.value.code == 0 and ended == [EXIT_INTERRUPTED]

@@ -15,10 +15,18 @@ from collections.abc import Sequence
 
 from cellverify.cli import check, train
 from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from cellverify.cli.interrupt import EXIT_INTERRUPTED, terminate_as_interrupt
+from cellverify.cli.interrupt import EXIT_INTERRUPTED, exit_with, terminate_as_interrupt
 from cellverify.errors import CellVerifyError
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+    "run",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,3 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def run() -> None:
+    """The ``cellverify`` command: :func:`main` on the process's arguments,
+    then exit with its code (:func:`~cellverify.cli.interrupt.exit_with`)."""
+    exit_with(main())

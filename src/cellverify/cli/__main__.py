@@ -1,7 +1,5 @@
 """``python -m cellverify.cli``: the same as the ``cellverify`` command."""
 
-import sys
+from cellverify.cli import run
 
-from cellverify.cli import main
-
-sys.exit(main())
+run()
