@@ -126,7 +126,6 @@ class Trainer:
         self._update = compile_(self._lean_step)
         self._measure = compile_(self._measure_step)
         self._activations = compile_(self._activation_stats)
-        self._loss = compile_(self._inference_loss)
         self._evaluate = compile_(self._evaluation)
 
     def _can_probe_in_step(self) -> bool:
@@ -177,7 +176,7 @@ class Trainer:
             tape.watch(s0)
             if isinstance(self.rnn, FastConvRNN):
                 passes = self.rnn.passes(x, s0, training=True)
-                out, g = passes[3], passes[2]
+                *_, g, out = passes
             else:
                 out, g, passes = self.rnn(x, initial_state=[s0], training=True), None, None
             loss = self.loss_fn(out, y)
@@ -300,12 +299,9 @@ class Trainer:
         inputs = self._tensors(batch)[0]
         return {k: np.asarray(v.numpy()) for k, v in self._activations(inputs).items()}
 
-    def _inference_loss(self, x: Any, y: Any) -> Any:
-        return self.loss_fn(self.rnn(x, training=False), y)
-
     def loss(self, batch: Batch) -> float:
         """Loss on ``batch`` without gradients (inference mode)."""
-        return float(self._loss(batch.inputs, batch.target(self.train_config.task)))
+        return float(self._evaluate(batch.inputs, batch.target(self.train_config.task))[0])
 
     def _evaluation(self, x: Any, y: Any) -> tuple[Any, Any]:
         out = self.rnn(x, training=False)
