@@ -155,9 +155,12 @@ def recorded_training(record: str) -> Workload:
     """One piece of a diagnose run at its defaults (:data:`DIAGNOSE_RUN`):
     ``bare`` (the update alone), ``recorded`` (the update with gradient
     statistics and the state-gradient norm, as ``train`` runs it), ``probe``
-    (the activation probe, which ``diagnose`` runs every 10th step), each on a
-    batch already made; and ``batch`` (making one: drawing its windows and
-    handing them to TensorFlow, which ``train`` does in a thread)."""
+    (the activation probe as a pass of its own: what ``diagnose`` runs every
+    10th step for a cell with dropout, and what the Monitor runs; the shipped
+    cell without dropout probes within its step, which
+    :func:`diagnose_run_parts` times), each on a batch already made; and
+    ``batch`` (making one: drawing its windows and handing them to
+    TensorFlow, which ``train`` does in a thread)."""
     from cellverify.data.market import market_for
     from cellverify.training.trainer import Trainer
 
