@@ -33,7 +33,12 @@ __all__ = [
 
 
 def build_model(
-    cell: Any, cell_config: CellConfig, *, steps: int | None = None, fast: bool = False
+    cell: Any,
+    cell_config: CellConfig,
+    *,
+    steps: int | None = None,
+    fast: bool = False,
+    unroll: bool = False,
 ) -> keras.Model:
     """Wrap ``cell`` in an RNN returning every step's output.
 
@@ -41,7 +46,8 @@ def build_model(
     it free); a fixed length lets XLA compile the loop once.  ``fast`` runs a
     :class:`~cellverify.model.cell.ConvRNNCell` through :class:`~cellverify.model.fast.FastConvRNN`
     (the same function, about 4x faster to train at the question's shape);
-    any other cell goes through ``keras.layers.RNN`` as usual.
+    any other cell goes through ``keras.layers.RNN`` as usual, its loop
+    unrolled if ``unroll`` (which needs ``steps``).
     """
     c = cell_config
     inputs = keras.Input(shape=(steps, c.assets, c.window, c.features), name="windows")
@@ -52,7 +58,9 @@ def build_model(
 
         layer: keras.layers.Layer = FastConvRNN(cell, name="rnn")
     else:
-        layer = keras.layers.RNN(cell, return_sequences=True, name="rnn")
+        if unroll and steps is None:
+            raise ValueError("an unrolled RNN needs a fixed sequence length. Received: steps=None")
+        layer = keras.layers.RNN(cell, return_sequences=True, unroll=unroll, name="rnn")
     return keras.Model(inputs, layer(inputs), name="cellverify_model")
 
 

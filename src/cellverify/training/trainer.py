@@ -77,7 +77,9 @@ class Trainer:
 
     ``jit_compile`` compiles the steps with XLA; ``compiled=False`` runs them
     eagerly, which at tiny shapes costs less than tracing them once (the
-    property suite's examples: 0.41 s against 0.68 s).  Call :meth:`step` to update
+    property suite's examples: 0.41 s against 0.68 s); ``unroll`` unrolls
+    ``keras.layers.RNN``'s loop over a sequence of ``train_config.steps``.
+    Call :meth:`step` to update
     and measure, :meth:`measure` to measure without updating, and
     :meth:`activations` for the layer statistics (if the cell exposes
     ``step_activations``).
@@ -92,11 +94,14 @@ class Trainer:
         jit_compile: bool = False,
         compiled: bool = True,
         fast: bool = False,
+        unroll: bool = False,
     ) -> None:
         self.cell_config = cell_config
         self.train_config = train_config
         self.cell = factory(cell_config)
-        self.model = build_model(self.cell, cell_config, steps=train_config.steps, fast=fast)
+        self.model = build_model(
+            self.cell, cell_config, steps=train_config.steps, fast=fast, unroll=unroll
+        )
         self.rnn = self.model.get_layer("rnn")
         # A user's cell may create its weights lazily, on its first call.
         c = cell_config

@@ -20,6 +20,7 @@ from cellverify.checks.registry import fail
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import Batch, batch_for, market_for
 from cellverify.errors import BadCellFactory
+from cellverify.model.fast import UNROLL_MAX_STEPS
 from cellverify.model.rnn import CellFactory, loss_for
 from cellverify.training.trainer import Trainer
 
@@ -95,10 +96,11 @@ def loss_and_gradients(
 
 
 #: An invariant that makes at least this many updates compiles them
-#: (tf.function); with fewer, tracing costs more than it saves.  Measured per
-#: example under ci (docs/cost.md, "Cost"): loss_decreases (20 updates) 2.7 s eager
-#: against 1.5 s compiled; gradients_nonzero (10) 1.5 s against 2.7 s;
-#: deterministic (2 x 2) 1.8 s against 3.3 s.
+#: (tf.function); with fewer, tracing costs more than it saves.  Measured on
+#: the 25 cases of each under ci, their RNN unrolled (make_trainer), one
+#: process: loss_decreases (20 updates) 18.6 s eager against 10.0 s compiled;
+#: gradients_nonzero (10) 7.8 s against 14.5 s; deterministic (2 x 2) 8.4 s
+#: against 15.1 s.
 COMPILE_FROM_UPDATES = 15
 
 
@@ -128,10 +130,17 @@ def forward_run(factory: CellFactory, case: Case, *, floor: float) -> ForwardRun
 
 def make_trainer(factory: CellFactory, case: Case, train: Any) -> Trainer:
     """A Trainer for ``train.train_steps`` updates; a cell whose outputs do not
-    fit the contract is this invariant's violation."""
+    fit the contract is this invariant's violation.
+
+    The RNN's loop is unrolled over a short sequence (docs/design.md, "Cost
+    of an example"): the same cell calls, step by step, as the while loop
+    makes, which ``execution_modes_agree`` and the eager invariants run; its
+    step traces and compiles in a third less time (loss_decreases' 25 ci
+    cases: 8.7-10.8 s against 13.5-16.2 s, one process)."""
     compiled = train.train_steps >= COMPILE_FROM_UPDATES
+    unroll = train.steps <= UNROLL_MAX_STEPS
     try:
-        return Trainer(factory, case.cell, train, compiled=compiled)
+        return Trainer(factory, case.cell, train, compiled=compiled, unroll=unroll)
     except BadCellFactory as exc:
         fail(str(exc))
 
