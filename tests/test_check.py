@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -242,3 +244,27 @@ def test_the_builtin_invariants_are_reported_in_their_documented_order():
         "execution_modes_agree", "deterministic", "serialization_roundtrip",
         "batch_independence", "init_near_uniform",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_bad_factory_module_or_selection_exits_2_in_this_process_or_the_workers(jobs, capsys):
+    assert main(["check", "--jobs", jobs, "--cell", "builtins:repr"]) == 2
+    assert "must return a keras.layers.Layer. Received: str" in capsys.readouterr().err
+    assert main(["check", "--jobs", jobs, "--invariants", "no.such.module"]) == 2
+    assert "cannot import invariant module 'no.such.module'" in capsys.readouterr().err
+    assert main(["check", "--jobs", jobs, "-k", "nosuch"]) == 2
+    assert "-k 'nosuch' matches no invariant" in capsys.readouterr().err
+
+
+def test_a_parallel_check_leaves_tensorflow_to_its_workers(tmp_path):
+    """The command's own process neither lists the invariants nor tries the
+    factory: importing TensorFlow there too ran three start-ups on 2 cores."""
+    code = (
+        "import sys; from cellverify.cli import main; "
+        "code = main(['check', '-k', 'output_shape', '--jobs', '2', '--profile', 'ci']); "
+        "print(code, 'tensorflow' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.stdout.split()[-2:] == ["0", "False"], run.stderr[-2000:]

@@ -1,19 +1,20 @@
-"""``cellverify check``'s runner: every invariant's search, and its results.
+"""``cellverify check``'s runner: every invariant's search, here or in workers.
 
 Each invariant's search is :class:`cellverify.checks.search.SearchTest`, the same
 Hypothesis test the pytest plugin runs; :func:`run_invariant` runs one and
 records its outcome, the shrunk failure and what its examples covered as
-plain data; :func:`run_suite` runs them all, in worker processes if asked.
-Rendering lives in :mod:`cellverify.render.report`.
+plain data (:mod:`cellverify.checks.results`); :func:`run_suite` runs them
+all, in worker processes (:func:`start_workers`) if asked.  Rendering lives
+in :mod:`cellverify.render.report`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import reporting
 from hypothesis import strategies as st
@@ -22,7 +23,15 @@ from hypothesis.errors import Flaky, HypothesisException
 from cellverify.checks.case import Case
 from cellverify.checks.catalog import registered
 from cellverify.checks.registry import Invariant
+from cellverify.checks.results import (
+    STATUSES,
+    CheckStatus,
+    InvariantResult,
+    SuiteResult,
+    check_status,
+)
 from cellverify.checks.search import SearchTest, cases_for, search_test, strategy_for
+from cellverify.config import CellConfig
 from cellverify.errors import (
     BadCellFactory,
     InvariantViolation,
@@ -38,8 +47,11 @@ __all__ = [
     "InvariantResult",
     "SearchTest",
     "SuiteResult",
+    "Workers",
     "cases_for",
     "check_status",
+    "invariant_regions",
+    "load_checked_factory",
     "run_invariant",
     "run_suite",
     "search_test",
@@ -48,103 +60,7 @@ __all__ = [
     "strategy_for",
 ]
 
-#: What an invariant's search can end in.  ``error``: the search itself could
-#: not be completed (a Hypothesis health check, ``Unsatisfiable``, a flaky
-#: failure that did not reproduce, no example run) - nothing was shown about
-#: the cell either way, so it is neither a pass nor a violation.
-CheckStatus = Literal["passed", "failed", "error", "skipped"]
-STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
-
-
-def check_status(value: str) -> CheckStatus:
-    """``value`` as a status, from a report read back (a worker's, a file)."""
-    for status in STATUSES:
-        if value == status:
-            return status
-    raise ValueError(f"a check status is one of {', '.join(STATUSES)}. Received: {value!r}")
-
-
 _MESSAGE_CHARS = 400
-
-
-@dataclass(frozen=True)
-class InvariantResult:
-    """One invariant's outcome: one of :data:`STATUSES`.
-
-    ``outside`` lists the pinned ``field=value`` pairs outside the region
-    where the invariant is claimed: a failure there is no fault of the cell.
-    ``coverage`` is what the examples reached
-    (:meth:`cellverify.checks.coverage.Coverage.to_dict`; None where nothing ran).
-    """
-
-    name: str
-    status: CheckStatus
-    examples: int
-    seconds: float
-    falsifying: Case | None = None
-    message: str = ""
-    region: str = "any"
-    outside: tuple[str, ...] = ()
-    coverage: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "examples": self.examples,
-            "seconds": round(self.seconds, 3),
-            "falsifying": None if self.falsifying is None else self.falsifying.to_dict(),
-            "message": self.message,
-            "region": self.region,
-            "outside_region": list(self.outside),
-            "coverage": self.coverage,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InvariantResult:
-        falsifying = data.get("falsifying")
-        return cls(
-            data["name"],
-            check_status(data["status"]),
-            data["examples"],
-            data["seconds"],
-            None if falsifying is None else Case.from_dict(falsifying),
-            data.get("message", ""),
-            data.get("region", "any"),
-            tuple(data.get("outside_region", ())),
-            data.get("coverage"),
-        )
-
-
-@dataclass(frozen=True)
-class SuiteResult:
-    """Every invariant's result for one cell factory under one profile
-    (the JSON report of docs/design.md, "The check report")."""
-
-    cell: str
-    profile: str
-    results: list[InvariantResult] = field(default_factory=list)
-    pinned: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        """Every invariant run held, and at least one ran: a run that checked
-        nothing never passes."""
-        ran = [r for r in self.results if r.status != "skipped"]
-        return bool(ran) and all(r.status == "passed" for r in ran)
-
-    @property
-    def errored(self) -> bool:
-        return any(r.status == "error" for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cell": self.cell,
-            "profile": self.profile,
-            "passed": self.passed,
-            "pinned": {k: list(v) if isinstance(v, tuple) else v for k, v in self.pinned.items()},
-            "invariants": [r.to_dict() for r in self.results],
-        }
 
 
 def _hypothesis_error(exc: HypothesisException, failures: list[tuple[Case, str]]) -> str:
@@ -229,10 +145,13 @@ def _search_outcome(
     return "passed", None, ""
 
 
-def select_invariants(select: Iterable[str] | None) -> list[str]:
+def select_invariants(
+    select: Iterable[str] | None, invariants: Iterable[str] | None = None
+) -> list[str]:
     """Names of the invariants whose name contains one of ``select`` (all if
-    None); raises :class:`UnknownInvariant` when a pattern matches none."""
-    invariants = registered()
+    None), of ``invariants`` (default: every registered one); raises
+    :class:`UnknownInvariant` when a pattern matches none."""
+    invariants = list(registered() if invariants is None else invariants)
     if not select:
         return list(invariants)
     patterns = list(select)
@@ -246,17 +165,17 @@ def select_invariants(select: Iterable[str] | None) -> list[str]:
 
 
 #: Rough cost of each built-in invariant's search under ``ci``, in seconds on
-#: a 2-core AVX-512 machine (two runs of ``CI=true cellverify check``): the
-#: parallel run starts the longest first, so that the processes finish
-#: together.  Unknown ones count as 3 s.
+#: a 2-core AVX-512 machine (three runs of ``CI=true cellverify check``,
+#: medians rounded): the parallel run starts the longest first, so that the
+#: processes finish together.  Unknown ones count as 3 s.
 _TYPICAL_SECONDS = {
-    "loss_decreases": 14.2,
-    "gradients_nonzero": 9.7,
-    "execution_modes_agree": 9.6,
-    "deterministic": 7.5,
-    "gradient_check": 6.4,
-    "serialization_roundtrip": 4.1,
-    "dropout_zero_is_identity": 2.6,
+    "execution_modes_agree": 12.0,
+    "loss_decreases": 11.5,
+    "gradients_nonzero": 11.4,
+    "deterministic": 9.5,
+    "gradient_check": 5.5,
+    "serialization_roundtrip": 5.0,
+    "dropout_zero_is_identity": 3.2,
 }
 
 
@@ -292,24 +211,64 @@ def _init_worker() -> None:
     pin_tensorflow_threads()
 
 
-def _warm_worker(modules: list[str]) -> None:
+#: The configuration a factory is tried on before any search: the smallest
+#: shape the strategies draw, built and run in a blink.
+_TRIAL_CONFIG = CellConfig(assets=3, window=5, kernels=(2, 2, 1))
+
+
+def load_checked_factory(spec: str) -> CellFactory:
+    """The factory named ``spec`` (``MODULE:ATTRIBUTE``), after building a cell
+    and running one step with it; :class:`BadCellFactory` names what is wrong."""
+    from cellverify.model.factory import load_factory, validate_factory
+
+    factory = load_factory(spec)
+    validate_factory(factory, _TRIAL_CONFIG)
+    return factory
+
+
+def invariant_regions() -> dict[str, str]:
+    """Every registered invariant's name and its region's, in registration order."""
+    return {name: invariant.region.name for name, invariant in registered().items()}
+
+
+def _start_worker(modules: list[str], spec: str) -> dict[str, str]:
     from cellverify.checks.catalog import load_invariant_modules
 
     _init_worker()
     load_invariant_modules(modules)
+    load_checked_factory(spec)
+    return invariant_regions()
 
 
-def start_workers(jobs: int, modules: Sequence[str] = ()) -> ProcessPoolExecutor:
-    """A pool of ``jobs`` workers, each told at once to import TensorFlow and
-    the invariants (and ``modules``), for :func:`run_suite`'s ``pool``.  Started
-    before the caller's own start-up (its TensorFlow import and the factory's
-    validation, 5 s on 2 cores), the two overlap instead of adding up."""
+@dataclass(frozen=True)
+class Workers:
+    """Worker processes for one suite, each started on its own (TensorFlow,
+    the invariants, the factory tried): :func:`start_workers`."""
+
+    pool: ProcessPoolExecutor
+    started: tuple[Future[dict[str, str]], ...]
+
+    def invariants(self) -> dict[str, str]:
+        """The invariants the workers hold (name: region name), once one has
+        started; raises what its start raised (a factory or an invariant
+        module that does not load)."""
+        done, _ = wait(self.started, return_when=FIRST_COMPLETED)
+        return next(iter(done)).result()
+
+
+def start_workers(jobs: int, spec: str, modules: Sequence[str] = ()) -> Workers:
+    """``jobs`` worker processes, each told at once to import TensorFlow and
+    the invariants (and ``modules``) and to try the factory named ``spec``.
+
+    The caller needs none of it: the report is plain data.  A caller that
+    imported TensorFlow too, to list the invariants and try the factory
+    itself, took a third core's worth of start-up from 2 cores: the searches
+    began 7.5 s after the command, against about 4.5 s now (docs/cost.md)."""
     from cellverify.training.executors import spawn_pool
 
     pool = spawn_pool(jobs)
-    for _ in range(jobs):
-        pool.submit(_warm_worker, list(modules))
-    return pool
+    started = tuple(pool.submit(_start_worker, list(modules), spec) for _ in range(jobs))
+    return Workers(pool, started)
 
 
 def _run_parallel(
@@ -340,7 +299,7 @@ def _run_parallel(
 
 
 def run_suite(
-    factory: CellFactory,
+    factory: CellFactory | None,
     *,
     cell: str,
     profile: str,
@@ -349,35 +308,47 @@ def run_suite(
     jobs: int = 1,
     modules: Sequence[str] = (),
     on_progress: Callable[[str, int], None] | None = None,
-    pool: ProcessPoolExecutor | None = None,
+    workers: Workers | None = None,
 ) -> SuiteResult:
     """Run every invariant (or those whose name contains one of ``select``).
 
-    With ``jobs > 1`` the invariants run in that many worker processes, which
-    import the factory by its name ``cell`` (``MODULE:ATTRIBUTE``) and the
-    invariant ``modules``; results come back as plain data.  ``pool`` is such
-    a pool already started (:func:`start_workers`); it is shut down when done.
+    With ``jobs > 1``, or ``workers`` already started (:func:`start_workers`),
+    the invariants run in worker processes, which import the factory by its
+    name ``cell`` (``MODULE:ATTRIBUTE``) and the invariant ``modules``;
+    results come back as plain data, and ``factory`` is not used.  Otherwise
+    they run here, on ``factory``.  Workers are shut down when done.
     """
-    from cellverify.training.executors import terminate_pool
-
     pins = dict(pinned or {})
-    chosen = select_invariants(select)
-    invariants = registered()
-    if jobs > 1 and len(chosen) > 1:
-        workers = pool if pool is not None else start_workers(jobs, modules)
-        done = _run_parallel(chosen, cell, profile, pins, modules, workers, on_progress)
+    if workers is None and jobs > 1:
+        workers = start_workers(jobs, cell, modules)
+    if workers is not None:
+        regions = workers.invariants()
+        chosen = select_invariants(select, regions)
+        done = _run_parallel(chosen, cell, profile, pins, modules, workers.pool, on_progress)
     else:
-        if pool is not None:
-            terminate_pool(pool)
-        done = {}
-        for name in chosen:
-            progress = None if on_progress is None else (lambda n, name=name: on_progress(name, n))
-            done[name] = run_invariant(
-                invariants[name], factory, profile=profile, pinned=pins, on_example=progress
-            )
+        if factory is None:
+            raise ValueError("run_suite runs here only on a factory. Received: factory=None")
+        regions = invariant_regions()
+        done = _run_here(factory, select_invariants(select, regions), profile, pins, on_progress)
     results = [
-        done.get(name)
-        or InvariantResult(name, "skipped", 0, 0.0, message="not selected", region=inv.region.name)
-        for name, inv in invariants.items()
+        done.get(name) or InvariantResult(name, "skipped", 0, 0.0, message="not selected", region=r)
+        for name, r in regions.items()
     ]
     return SuiteResult(cell, profile, results, pins)
+
+
+def _run_here(
+    factory: CellFactory,
+    names: Sequence[str],
+    profile: str,
+    pinned: Mapping[str, Any],
+    on_progress: Callable[[str, int], None] | None,
+) -> dict[str, InvariantResult]:
+    invariants = registered()
+    done = {}
+    for name in names:
+        progress = None if on_progress is None else (lambda n, name=name: on_progress(name, n))
+        done[name] = run_invariant(
+            invariants[name], factory, profile=profile, pinned=pinned, on_example=progress
+        )
+    return done

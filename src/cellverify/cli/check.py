@@ -16,7 +16,6 @@ from cellverify.cli.options import (
     quiet_tensorflow,
 )
 from cellverify.cli.progress import Progress
-from cellverify.config import CellConfig
 from cellverify.errors import InvalidConfig
 from cellverify.render.outputs import write_json
 
@@ -63,20 +62,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     check_outputs(args)
     quiet_tensorflow()
     from cellverify.checks.catalog import load_invariant_modules
-    from cellverify.checks.runner import run_suite, select_invariants, start_workers
-    from cellverify.model.factory import load_factory, validate_factory
+    from cellverify.checks.runner import (
+        invariant_regions,
+        load_checked_factory,
+        run_suite,
+        select_invariants,
+        start_workers,
+    )
     from cellverify.render.report import render_check
     from cellverify.training.executors import terminate_pool
 
     modules = args.invariants or ()
     bar = Progress("check", "invariants")
-    # The workers start up while this process imports TensorFlow and checks the factory.
-    pool = start_workers(jobs, modules) if jobs > 1 else None
+    # In parallel, this process never imports TensorFlow: the workers list
+    # the invariants and try the factory as they start (start_workers).
+    workers = start_workers(jobs, args.cell, modules) if jobs > 1 else None
     try:
-        load_invariant_modules(modules)
-        total = len(select_invariants(args.select))  # an unmatched -k fails here, before any work
-        factory = load_factory(args.cell)
-        validate_factory(factory, CellConfig(assets=3, window=5, kernels=(2, 2, 1)))
+        if workers is None:
+            load_invariant_modules(modules)
+        names = list(invariant_regions()) if workers is None else workers.invariants()
+        total = len(select_invariants(args.select, names))  # an unmatched -k fails before any work
+        factory = load_checked_factory(args.cell) if workers is None else None
         result = run_suite(
             factory,
             cell=args.cell,
@@ -85,14 +91,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             pinned=pinned,
             jobs=jobs,
             modules=modules,
-            on_progress=_progress(bar, total, jobs > 1 and total > 1),
-            pool=pool,
+            on_progress=_progress(bar, total, workers is not None),
+            workers=workers,
         )
         bar(total, total)
     finally:
         bar.close()
-        if pool is not None:
-            terminate_pool(pool)
+        if workers is not None:
+            terminate_pool(workers.pool)
     report = result.to_dict()
     print(render_check(report))
     if args.json:

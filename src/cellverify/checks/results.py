@@ -1,0 +1,111 @@
+"""What ``cellverify check`` found, as plain data: each invariant's result
+and the suite's (the JSON report of docs/design.md, "The check report").
+
+No TensorFlow and no Hypothesis: a worker's result crosses processes as
+:meth:`InvariantResult.to_dict`, and the rendering reads the same dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from cellverify.checks.case import Case
+
+__all__ = ["STATUSES", "CheckStatus", "InvariantResult", "SuiteResult", "check_status"]
+
+#: What an invariant's search can end in.  ``error``: the search itself could
+#: not be completed (a Hypothesis health check, ``Unsatisfiable``, a flaky
+#: failure that did not reproduce, no example run) - nothing was shown about
+#: the cell either way, so it is neither a pass nor a violation.
+CheckStatus = Literal["passed", "failed", "error", "skipped"]
+STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
+
+
+def check_status(value: str) -> CheckStatus:
+    """``value`` as a status, from a report read back (a worker's, a file)."""
+    for status in STATUSES:
+        if value == status:
+            return status
+    raise ValueError(f"a check status is one of {', '.join(STATUSES)}. Received: {value!r}")
+
+
+@dataclass(frozen=True)
+class InvariantResult:
+    """One invariant's outcome: one of :data:`STATUSES`.
+
+    ``outside`` lists the pinned ``field=value`` pairs outside the region
+    where the invariant is claimed: a failure there is no fault of the cell.
+    ``coverage`` is what the examples reached
+    (:meth:`cellverify.checks.coverage.Coverage.to_dict`; None where nothing ran).
+    """
+
+    name: str
+    status: CheckStatus
+    examples: int
+    seconds: float
+    falsifying: Case | None = None
+    message: str = ""
+    region: str = "any"
+    outside: tuple[str, ...] = ()
+    coverage: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "examples": self.examples,
+            "seconds": round(self.seconds, 3),
+            "falsifying": None if self.falsifying is None else self.falsifying.to_dict(),
+            "message": self.message,
+            "region": self.region,
+            "outside_region": list(self.outside),
+            "coverage": self.coverage,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InvariantResult:
+        falsifying = data.get("falsifying")
+        return cls(
+            data["name"],
+            check_status(data["status"]),
+            data["examples"],
+            data["seconds"],
+            None if falsifying is None else Case.from_dict(falsifying),
+            data.get("message", ""),
+            data.get("region", "any"),
+            tuple(data.get("outside_region", ())),
+            data.get("coverage"),
+        )
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Every invariant's result for one cell factory under one profile
+    (the JSON report of docs/design.md, "The check report")."""
+
+    cell: str
+    profile: str
+    results: list[InvariantResult] = field(default_factory=list)
+    pinned: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Every invariant run held, and at least one ran: a run that checked
+        nothing never passes."""
+        ran = [r for r in self.results if r.status != "skipped"]
+        return bool(ran) and all(r.status == "passed" for r in ran)
+
+    @property
+    def errored(self) -> bool:
+        return any(r.status == "error" for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cell": self.cell,
+            "profile": self.profile,
+            "passed": self.passed,
+            "pinned": {k: list(v) if isinstance(v, tuple) else v for k, v in self.pinned.items()},
+            "invariants": [r.to_dict() for r in self.results],
+        }
