@@ -43,6 +43,7 @@ GATED = (
     "benchmarks/test_cell_step.py::test_floor_matmul[question-{device}]",
     "benchmarks/test_cell_step.py::test_recording_overhead[bare-{device}]",
     "benchmarks/test_cell_step.py::test_recording_overhead[recorded-{device}]",
+    "benchmarks/test_cell_step.py::test_recording_overhead[probed-{device}]",
     "benchmarks/test_cell_step.py::test_recording_overhead[probe-{device}]",
     "benchmarks/test_cell_step.py::test_recording_overhead[batch-{device}]",
 )

@@ -103,7 +103,7 @@ def test_train_step_batch_growth(benchmark, device, batch):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("record", ["bare", "recorded", "probe", "batch"])
+@pytest.mark.parametrize("record", ["bare", "recorded", "probed", "probe", "batch"])
 def test_recording_overhead(benchmark, device, record):
     benchmark.group = "a diagnose run's parts (question shape, batch 100, 4 steps)"
     timed(benchmark, device, lambda: w.recorded_training(record))

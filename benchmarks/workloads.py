@@ -154,11 +154,12 @@ DIAGNOSE_RUN = TrainConfig(batch_size=100, steps=4, train_steps=1)
 def recorded_training(record: str) -> Workload:
     """One piece of a diagnose run at its defaults (:data:`DIAGNOSE_RUN`):
     ``bare`` (the update alone), ``recorded`` (the update with gradient
-    statistics and the state-gradient norm, as ``train`` runs it), ``probe``
-    (the activation probe as a pass of its own: what ``diagnose`` runs every
-    10th step for a cell with dropout, and what the Monitor runs; the shipped
-    cell without dropout probes within its step, which
-    :func:`diagnose_run_parts` times), each on a batch already made; and
+    statistics and the state-gradient norm, as ``train`` runs it),
+    ``probed`` (that step with the activation probe taken from its own pass:
+    what ``diagnose`` runs every 10th step for the shipped cell without
+    dropout), ``probe`` (the probe as a pass of its own: what it runs instead
+    for a cell with dropout, and what the Monitor runs), each on a batch
+    already made; and
     ``batch`` (making one: drawing its windows and handing them to
     TensorFlow, which ``train`` does in a thread)."""
     from cellverify.data.market import market_for
@@ -174,6 +175,8 @@ def recorded_training(record: str) -> Workload:
     feed = trainer.feed(batch_for(config, run))
     if record == "recorded":
         return Workload(lambda: trainer.step(feed).loss, info)
+    if record == "probed":
+        return Workload(lambda: trainer.step(feed, probe=True).loss, info)
     if record == "probe":
         return Workload(lambda: trainer.activations(feed)["uniform_rows"], info)
     return Workload(lambda: trainer._update(feed.inputs, feed.target), info)
