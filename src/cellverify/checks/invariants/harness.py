@@ -132,11 +132,11 @@ def make_trainer(factory: CellFactory, case: Case, train: Any) -> Trainer:
     """A Trainer for ``train.train_steps`` updates; a cell whose outputs do not
     fit the contract is this invariant's violation.
 
-    The RNN's loop is unrolled over a short sequence (docs/design.md, "Cost
-    of an example"): the same cell calls, step by step, as the while loop
-    makes, which ``execution_modes_agree`` and the eager invariants run; its
-    step traces and compiles in a third less time (loss_decreases' 25 ci
-    cases: 8.7-10.8 s against 13.5-16.2 s, one process)."""
+    The RNN's loop is unrolled over a short sequence: the same cell calls,
+    step by step, as the while loop makes, which ``execution_modes_agree``
+    and the eager invariants run; its step traces and compiles in a third
+    less time (loss_decreases' 25 ci cases: 8.7-10.8 s against 13.5-16.2 s,
+    one process; docs/design.md, "Cost of an example")."""
     compiled = train.train_steps >= COMPILE_FROM_UPDATES
     unroll = train.steps <= UNROLL_MAX_STEPS
     try:
