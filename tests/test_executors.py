@@ -230,3 +230,24 @@ def test_sigterm_stops_every_worker_flushes_the_checkpoint_and_exits_non_zero(tm
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize("command", ["diagnose", "sweep"])
+def test_a_bad_factory_fails_in_the_starting_workers_before_any_run(command, capsys):
+    argv = [command, *SMALL_SHAPE_ARGS, "--seeds", "2", "--jobs", "2", "--cell", "builtins:nope"]
+    assert main(argv) == 2
+    assert "module 'builtins' has no attribute 'nope'" in capsys.readouterr().err
+
+
+def test_local_workers_started_for_a_factory_leave_tensorflow_to_themselves(tmp_path):
+    """Loading the factory in the command's process imported TensorFlow there
+    first, and only then in the workers: one start-up after the other."""
+    code = (
+        "import sys; from cellverify.training.executors import LocalExecutor; "
+        "executor = LocalExecutor(2); executor.start('cellverify.cell:conv_rnn_cell'); "
+        "executor.close(); print('tensorflow' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.stdout.split()[-1:] == ["False"], run.stderr[-2000:]

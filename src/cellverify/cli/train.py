@@ -72,11 +72,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from cellverify.diagnosis import diagnose
     from cellverify.experiments.verify import run_seeds, verify_remedies
-    from cellverify.model.factory import load_factory
     from cellverify.render.report import render_diagnosis
     from cellverify.training.executors import make_executor
 
-    load_factory(args.cell)  # a bad factory fails here, before any worker starts
     report_progress = progress("diagnose")
     counted = [0, len(seeds)]
 
@@ -84,6 +82,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         report_progress(counted[0] + done, counted[1])
 
     with make_executor(args.scheduler, args.jobs) as executor:
+        executor.start(args.cell)  # a bad factory fails here, before any run
         traces = run_seeds(
             args.cell, cell, train_cfg, seeds, executor=executor, fast=args.fast, on_done=on_done
         )
@@ -130,11 +129,10 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
         check_writable(args.checkpoint, "--checkpoint")
     quiet_tensorflow()
     from cellverify.experiments.sweep import run_sweep
-    from cellverify.model.factory import load_factory
     from cellverify.training.executors import make_executor
 
-    load_factory(args.cell)
     with make_executor(args.scheduler, args.jobs) as executor:
+        executor.start(args.cell)  # a bad factory fails here, before any run
         raw = run_sweep(
             args.cell,
             grid,
