@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -19,6 +17,8 @@ from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation
 from cellverify.mutation import MUTANTS
+
+from .fresh_process import run_fresh
 
 SOFTMAX_OVER_WRONG_AXIS = MUTANTS["SoftmaxOverWrongAxis"].factory
 
@@ -259,12 +259,6 @@ def test_a_bad_factory_module_or_selection_exits_2_in_this_process_or_the_worker
 def test_a_parallel_check_leaves_tensorflow_to_its_workers(tmp_path):
     """The command's own process neither lists the invariants nor tries the
     factory: importing TensorFlow there too ran three start-ups on 2 cores."""
-    code = (
-        "import sys; from cellverify.cli import main; "
-        "code = main(['check', '-k', 'output_shape', '--jobs', '2', '--profile', 'ci']); "
-        "print(code, 'tensorflow' in sys.modules)"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert run.stdout.split()[-2:] == ["0", "False"], run.stderr[-2000:]
+    argv = ["check", "-k", "output_shape", "--jobs", "2", "--profile", "ci"]
+    words, err = run_fresh(f"from cellverify.cli import main\nprint(main({argv!r}))", tmp_path)
+    assert words[-2:] == ["0", "False"], err

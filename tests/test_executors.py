@@ -22,6 +22,7 @@ from cellverify.model.factory import DEFAULT_FACTORY
 from cellverify.training.executors import DaskExecutor, LocalExecutor, SchedulerUnreachable
 
 from .cli_cells import SMALL_SHAPE_ARGS
+from .fresh_process import run_fresh
 
 pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
@@ -243,11 +244,10 @@ def test_local_workers_started_for_a_factory_leave_tensorflow_to_themselves(tmp_
     """Loading the factory in the command's process imported TensorFlow there
     first, and only then in the workers: one start-up after the other."""
     code = (
-        "import sys; from cellverify.training.executors import LocalExecutor; "
-        "executor = LocalExecutor(2); executor.start('cellverify.cell:conv_rnn_cell'); "
-        "executor.close(); print('tensorflow' in sys.modules)"
+        "from cellverify.training.executors import LocalExecutor\n"
+        "executor = LocalExecutor(2)\n"
+        "executor.start('cellverify.cell:conv_rnn_cell')\n"
+        "executor.close()"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert run.stdout.split()[-1:] == ["False"], run.stderr[-2000:]
+    words, err = run_fresh(code, tmp_path)
+    assert words[-1:] == ["False"], err
