@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,8 +252,9 @@ class Workers:
         """The invariants the workers hold (name: region name), once one has
         started; raises what its start raised (a factory or an invariant
         module that does not load)."""
-        done, _ = wait(self.started, return_when=FIRST_COMPLETED)
-        return next(iter(done)).result()
+        from cellverify.training.executors import first_result
+
+        return first_result(self.started)
 
 
 def start_workers(jobs: int, spec: str, modules: Sequence[str] = ()) -> Workers:

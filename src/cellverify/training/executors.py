@@ -42,6 +42,7 @@ __all__ = [
     "LocalExecutor",
     "RunJob",
     "default_workers",
+    "first_result",
     "make_executor",
     "pin_tensorflow_threads",
     "run_job",
@@ -179,9 +180,7 @@ class LocalExecutor(Executor):
             super().start(factory)
             return
         pool = self._get_pool()
-        started = [pool.submit(_start_worker, factory) for _ in range(self.workers)]
-        done, _ = wait(started, return_when=FIRST_COMPLETED)
-        next(iter(done)).result()
+        first_result([pool.submit(_start_worker, factory) for _ in range(self.workers)])
 
     def map(self, jobs: Sequence[RunJob], on_result: OnResult) -> None:
         if self.workers == 1 or len(jobs) <= 1:
@@ -210,6 +209,14 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
+
+
+def first_result(started: Sequence[Future[Result]]) -> Result:
+    """The result of whichever of ``started`` finishes first, raising what it
+    raised: each worker of a pool is told to start, and one that has tells
+    what the others will."""
+    done, _ = wait(started, return_when=FIRST_COMPLETED)
+    return next(iter(done)).result()
 
 
 def run_in_pool(
