@@ -80,9 +80,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         if workers is None:
             load_invariant_modules(modules)
-        names = list(invariant_regions()) if workers is None else workers.invariants()
+            names = list(invariant_regions())
+        else:  # the workers have loaded the modules and tried the factory
+            names = list(workers.invariants())
         total = len(select_invariants(args.select, names))  # an unmatched -k fails before any work
-        factory = load_checked_factory(args.cell) if workers is None else None
+        factory = None if workers is not None else load_checked_factory(args.cell)
         result = run_suite(
             factory,
             cell=args.cell,
