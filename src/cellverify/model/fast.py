@@ -4,6 +4,7 @@ Only conv3's state channel is recurrent: conv1 and conv2 see the price window
 alone.  So the fast path
 
 1. runs conv1 on every step of every sequence at once (``[batch*steps, ...]``),
+   through the native kernel where it applies (:mod:`cellverify.model.native`),
 2. runs conv2 - a ``1x(window-2)`` conv spanning the whole remaining width - as
    one matrix product ``[batch*steps*assets, (window-2)*k1] @ [(window-2)*k1, k2]``,
 3. folds conv3's feature channels into that product's output (``g = h2 @ w + b``),
@@ -23,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from cellverify.model.cell import ConvRNNCell
+from cellverify.model.native.choice import choose_conv1
 
 __all__ = ["UNROLL_MAX_STEPS", "FastConvRNN"]
 
@@ -37,13 +39,20 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
 
     Drop-in for ``keras.layers.RNN(cell, return_sequences=True)`` when the cell
     is a :class:`ConvRNNCell`; accepts ``initial_state=[state]`` likewise.
+    ``conv1`` picks conv1's kernel: "auto" (the native one where it applies),
+    "native" or "stock" (TensorFlow's); pass ``jit_compile=True`` when the
+    layer runs under XLA, which takes TensorFlow's kernels only.
     """
 
-    def __init__(self, cell: ConvRNNCell, **kwargs: Any) -> None:
+    def __init__(
+        self, cell: ConvRNNCell, conv1: str = "auto", jit_compile: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(cell, ConvRNNCell):
             raise TypeError(f"FastConvRNN runs a ConvRNNCell. Received: {type(cell).__name__}")
         self.cell = cell
+        self.conv1_choice = choose_conv1(cell.cell_config, request=conv1, jit_compile=jit_compile)
+        self.native = self.conv1_choice.native
 
     def build(self, input_shape: Any) -> None:
         if not self.cell.built:
@@ -55,15 +64,38 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
 
     def hidden(self, inputs: Any, training: Any = None) -> tuple[Any, Any]:
         """Steps 1-2 on every window of every sequence at once: conv1's output
-        ``[batch*steps, assets, window-2, k1]`` and conv2's, ``[batch*steps*assets, k2]``."""
+        (``[batch*steps, assets, window-2, k1]``, or channels first from the
+        native kernel: :meth:`channels_last`) and conv2's, ``[batch*steps*assets, k2]``."""
         cell, c = self.cell, self.cell.cell_config
-        flat = tf.reshape(inputs, [-1, c.assets, c.window, c.features])
-        h1 = cell.apply_dropout(1, cell.conv1(flat), training)
         k1, k2, _ = c.kernels
+        kernel2 = tf.reshape(cell.conv2.kernel, [c.window - 2, k1, k2])
+        if self.native:  # conv1 channels first, [batch*steps*assets, k1, window-2]
+            h1 = self._native_conv1(inputs)
+            kernel2 = tf.transpose(kernel2, [1, 0, 2])
+        else:
+            flat = tf.reshape(inputs, [-1, c.assets, c.window, c.features])
+            h1 = cell.apply_dropout(1, cell.conv1(flat), training)
         rows = tf.reshape(h1, [-1, (c.window - 2) * k1])
-        conv2 = cell.conv2
-        pre = tf.matmul(rows, tf.reshape(conv2.kernel, [(c.window - 2) * k1, k2])) + conv2.bias
-        return h1, cell.apply_dropout(2, conv2.activation(pre), training)
+        pre = tf.matmul(rows, tf.reshape(kernel2, [-1, k2])) + cell.conv2.bias
+        return h1, cell.apply_dropout(2, cell.conv2.activation(pre), training)
+
+    def _native_conv1(self, inputs: Any) -> Any:
+        from cellverify.model.native.ops import conv_rows
+
+        c, conv1 = self.cell.cell_config, self.cell.conv1
+        rows = tf.reshape(inputs, [-1, c.window, c.features])
+        relu = conv1.activation is keras.activations.relu
+        h1 = conv_rows(rows, conv1.kernel[0], conv1.bias, relu=relu)
+        return h1 if relu else conv1.activation(h1)
+
+    def channels_last(self, h1: Any) -> Any:
+        """conv1's output from :meth:`hidden` as the cell's, ``[batch*steps,
+        assets, window-2, k1]``, whichever kernel made it."""
+        if not self.native:
+            return h1
+        c = self.cell.cell_config
+        h1 = tf.reshape(h1, [-1, c.assets, c.kernels[0], c.window - 2])
+        return tf.transpose(h1, [0, 1, 3, 2])
 
     def features(self, inputs: Any, training: Any = None) -> Any:
         """Steps 1-3: the state-free part, ``g`` of shape ``[batch, steps, assets]``."""
@@ -146,4 +178,9 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
             tf.reshape(previous, [-1, outputs.shape[-1]]),
             training,
         )
-        return {"conv1": h1, "conv2": h2, "logits": logits, "output": tf.nn.softmax(logits, -1)}
+        return {
+            "conv1": self.channels_last(h1),
+            "conv2": h2,
+            "logits": logits,
+            "output": tf.nn.softmax(logits, -1),
+        }

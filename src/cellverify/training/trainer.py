@@ -100,7 +100,12 @@ class Trainer:
         self.train_config = train_config
         self.cell = factory(cell_config)
         self.model = build_model(
-            self.cell, cell_config, steps=train_config.steps, fast=fast, unroll=unroll
+            self.cell,
+            cell_config,
+            steps=train_config.steps,
+            fast=fast,
+            unroll=unroll,
+            jit_compile=jit_compile,
         )
         self.rnn = self.model.get_layer("rnn")
         # A user's cell may create its weights lazily, on its first call.

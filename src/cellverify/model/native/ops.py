@@ -1,0 +1,48 @@
+"""conv1 through the native kernel, with its gradient, as TensorFlow functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from cellverify.model.native.build import native_library
+
+__all__ = ["conv_rows"]
+
+
+def conv_rows(rows: Any, kernel: Any, bias: Any, *, relu: bool) -> Any:
+    """conv1 on ``rows`` ``[n, window, features]``: ``[n, k1, window-2]``,
+    channels first, ReLU applied if ``relu`` (else linear).
+
+    ``kernel`` is ``[3, features, k1]`` (conv1's ``[1, 3, features, k1]``
+    without its height), ``bias`` ``[k1]``.  The filter's and the bias's
+    gradients come from one native pass; the input's, rarely asked for, from
+    TensorFlow's own kernel.
+    """
+    ops = native_library().module
+    if ops is None:
+        raise RuntimeError(f"the native conv1 kernel is not available: {native_library().why}")
+
+    @tf.custom_gradient  # type: ignore[untyped-decorator]
+    def run(x: Any, w: Any, b: Any) -> Any:
+        y = ops.cellverify_conv_rows(x, w, b, relu=relu)
+
+        def gradient(g: Any) -> tuple[Any, Any, Any]:
+            dw, db = ops.cellverify_conv_rows_filter_grad(x, g, y, relu=relu)
+            return _input_gradient(x, w, g, y, relu), dw, db
+
+        return y, gradient
+
+    return run(rows, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def _input_gradient(x: Any, w: Any, g: Any, y: Any, relu: bool) -> Any:
+    if relu:
+        g = tf.where(y > 0, g, tf.zeros_like(g))
+    shape = tf.shape(x)
+    out = tf.transpose(g, [0, 2, 1])[:, None]  # [n, 1, window-2, k1]
+    dx = tf.nn.conv2d_transpose(
+        out, w[None], tf.stack([shape[0], 1, shape[1], shape[2]]), strides=1, padding="VALID"
+    )
+    return tf.reshape(dx, shape)

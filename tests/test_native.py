@@ -1,0 +1,190 @@
+"""The native conv1 kernel computes TensorFlow's conv1, and the fast path
+takes it only where it applies (docs/design.md, "Native conv1")."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cellverify import CellConfig, ConvRNNCell
+from cellverify.model.fast import FastConvRNN
+from cellverify.model.native import build
+from cellverify.model.native.choice import NATIVE_ENV, choose_conv1
+
+LIBRARY = build.native_library()
+needs_native = pytest.mark.skipif(not LIBRARY.available, reason=f"no native kernel: {LIBRARY.why}")
+EPS32 = float(np.finfo(np.float32).eps)
+#: (rows, window, features, k1): one row, windows shorter than a vector of 8
+#: time positions and not a multiple of it, every compiled feature count.
+SHAPES = [(1, 3, 1, 1), (7, 4, 2, 2), (9, 11, 3, 5), (30, 100, 3, 5), (5, 17, 4, 3), (3, 9, 8, 2)]
+
+
+def _reference(x, w, b, g):
+    """conv1, its filter and bias gradients in float64, and the sums of the
+    terms' magnitudes that bound their float32 rounding."""
+    taps = np.stack([x[:, j : j + x.shape[1] - 2] for j in range(3)], axis=2)  # [n, T, 3, C]
+    pre = np.einsum("ntjc,jck->nkt", taps, w) + b[None, :, None]
+    size = np.einsum("ntjc,jck->nkt", np.abs(taps), np.abs(w)) + np.abs(b)[None, :, None]
+    return pre, taps, size
+
+
+@needs_native
+@pytest.mark.parametrize(("shape", "relu"), list(itertools.product(SHAPES, [True, False])))
+def test_native_conv1_matches_the_float64_convolution_within_its_rounding(shape, relu):
+    from cellverify.model.native.ops import conv_rows
+
+    n, window, features, k1 = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(size=(n, window, features)).astype(np.float32)
+    w = rng.normal(size=(3, features, k1)).astype(np.float32)
+    b = rng.normal(size=k1).astype(np.float32)
+    g = rng.normal(size=(n, k1, window - 2)).astype(np.float32)
+    xt = tf.constant(x)
+    wv, bv = tf.Variable(w), tf.Variable(b)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = conv_rows(xt, wv, bv, relu=relu)
+        total = tf.reduce_sum(y * g)
+    dx, dw, db = tape.gradient(total, [xt, wv, bv])
+    pre, taps, size = _reference(*(a.astype(np.float64) for a in (x, w, b, g)))
+    # Each output is 3*features products and a bias summed in float32.
+    forward_tol = (3 * features + 1) * EPS32 * size
+    expected = np.maximum(pre, 0) if relu else pre
+    assert np.all(np.abs(np.asarray(y) - expected) <= forward_tol), f"conv1 {shape}, relu={relu}"
+    mask = (pre > forward_tol) if relu else np.ones_like(pre, bool)
+    # Where the sign is within rounding, ReLU's derivative may go either way.
+    ambiguous = relu & (np.abs(pre) <= forward_tol)
+    g64 = np.where(mask, g, 0.0)
+    expected_dw = np.einsum("ntjc,nkt->jck", taps, g64)
+    # Each row's sum over time passes through ceil(T/8) vector additions,
+    # 8 lanes and one conversion; the rows are summed in float64.
+    roundings = -(-(window - 2) // 8) + 8 + 1
+    slack = np.einsum("ntjc,nkt->jck", np.abs(taps), np.where(ambiguous | mask, np.abs(g), 0.0))
+    assert np.all(np.abs(np.asarray(dw) - expected_dw) <= roundings * EPS32 * slack + 1e-30), (
+        f"filter gradient {shape}, relu={relu}"
+    )
+    bias_slack = np.where(ambiguous | mask, np.abs(g), 0.0).sum(axis=(0, 2))
+    np.testing.assert_array_less(
+        np.abs(np.asarray(db) - g64.sum(axis=(0, 2))), roundings * EPS32 * bias_slack + 1e-30
+    )
+    assert dx.shape == x.shape  # the input's gradient is TensorFlow's own (test below)
+
+
+@needs_native
+def test_native_conv1_input_gradient_is_the_stock_conv_s():
+    config = CellConfig(assets=3, window=9, kernels=(2, 3, 1), output_activation="linear")
+    cell = ConvRNNCell(config)
+    x = tf.Variable(np.random.default_rng(0).normal(size=(2, 2, 3, 9, 3)).astype(np.float32))
+    grads = []
+    for conv1 in ("native", "stock"):
+        with tf.GradientTape() as tape:
+            out = FastConvRNN(cell, conv1=conv1)(x)
+            loss = tf.reduce_sum(out * tf.range(3, dtype=tf.float32))
+        grads.append(np.asarray(tape.gradient(loss, x)))
+    scale = float(np.max(np.abs(grads[1])))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=64 * EPS32 * scale)
+
+
+@needs_native
+def test_native_filter_gradient_is_the_same_on_one_thread_as_on_two(tmp_path):
+    code = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))\n"
+        "from cellverify.model.native.ops import conv_rows\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = tf.constant(rng.normal(size=(1500, 100, 3)).astype(np.float32))\n"
+        "w = tf.Variable(rng.normal(size=(3, 3, 5)).astype(np.float32))\n"
+        "b = tf.Variable(np.zeros(5, np.float32))\n"
+        "with tf.GradientTape() as t:\n"
+        "    s = tf.reduce_sum(conv_rows(x, w, b, relu=True) ** 2)\n"
+        "grads = [g.numpy().ravel() for g in t.gradient(s, [w, b])]\n"
+        "print(np.concatenate(grads).tobytes().hex())\n"
+    )
+    script = tmp_path / "grad.py"
+    script.write_text(code)
+    runs = [
+        subprocess.run([sys.executable, str(script), str(threads)], capture_output=True, text=True)
+        for threads in (1, 2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout
+
+
+@pytest.mark.parametrize(
+    ("config", "kwargs", "why"),
+    [
+        (CellConfig(), {"gpus": 1}, "GPU"),
+        (CellConfig(), {"gpus": 0, "jit_compile": True}, "XLA"),
+        (CellConfig(dropout=0.1, dropout_after=(1,)), {"gpus": 0}, "dropout layer after conv1"),
+        (CellConfig(features=9), {"gpus": 0}, "up to 8 features"),
+        (CellConfig(), {"gpus": 0, "request": "stock"}, "asked for"),
+    ],
+)
+def test_the_fast_path_keeps_tensorflows_conv1_where_the_native_one_does_not_apply(
+    config, kwargs, why
+):
+    choice = choose_conv1(config, **kwargs)
+    assert not choice.native and why in choice.why
+
+
+def test_conv1_native_request_says_why_it_cannot_run():
+    with pytest.raises(ValueError, match=r"conv1='native' cannot run here: 1 GPU\(s\) visible"):
+        choose_conv1(CellConfig(), request="native", gpus=1)
+
+
+def test_conv1_request_outside_its_choices_is_a_clear_error():
+    expected = r"conv1 must be one of auto, native, stock\. Received: 'fast'"
+    with pytest.raises(ValueError, match=expected):
+        choose_conv1(CellConfig(), request="fast")
+
+
+def test_the_environment_can_turn_the_native_kernel_off(monkeypatch):
+    monkeypatch.setenv(NATIVE_ENV, "0")
+    choice = choose_conv1(CellConfig(), gpus=0)
+    assert (choice.native, choice.why) == (False, f"{NATIVE_ENV}=0")
+    assert not FastConvRNN(ConvRNNCell(CellConfig())).native
+
+
+@needs_native
+def test_the_fast_path_takes_the_native_kernel_on_a_cpu_with_no_gpu():
+    assert choose_conv1(CellConfig(), gpus=0).native
+
+
+@pytest.mark.skipif(
+    build.unavailable_because() is not None, reason=f"{build.unavailable_because()}"
+)
+def test_a_failed_compile_falls_back_with_the_compilers_complaint(tmp_path):
+    env = {**os.environ, build.CACHE_ENV: str(tmp_path), "CXX": "false"}
+    code = (
+        "from cellverify.model.native.build import native_library\n"
+        "from cellverify.model.native.choice import choose_conv1\n"
+        "from cellverify import CellConfig\n"
+        "lib = native_library()\n"
+        "print(lib.available, repr(lib.why), choose_conv1(CellConfig(), gpus=0).native)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split(None, 1)[0] == "False" and "false failed" in run.stdout
+    assert run.stdout.split()[-1] == "False"
+
+
+@needs_native
+def test_the_kernel_compiles_into_an_empty_cache_and_is_loaded_from_it_after(tmp_path):
+    env = {**os.environ, build.CACHE_ENV: str(tmp_path)}
+    code = "from cellverify.model.native.build import native_library as n; print(n().why)"
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert first.stdout.strip() == "compiled", first.stderr[-2000:]
+    (library,) = tmp_path.glob("conv_rows-*.so")
+    # A broken compiler proves the second process loads what the first built.
+    again = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "CXX": "false"}
+    )
+    assert again.stdout.strip() == "compiled", again.stderr[-2000:]
+    assert list(tmp_path.glob("conv_rows-*.so")) == [library]
