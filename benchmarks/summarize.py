@@ -72,12 +72,13 @@ def roofline(rows: list[dict[str, Any]]) -> None:
     floor = dram_floor = alone = 0.0
     for r in layers:
         f, d, a = _layer_row(r, rate, cache, dram, dispatch)
-        floor, dram_floor, alone = floor + f, dram_floor + d, alone + a
+        if not r["info"]["layer"].endswith(" stock"):  # the same work, another kernel
+            floor, dram_floor, alone = floor + f, dram_floor + d, alone + a
     print(f"| **step** | | | | **{_ms(floor)}** | | {_ms(dram_floor)} | {_ms(alone)} | |\n")
     lstm = {
         m: _median(rows, f"test_train_step[lstm-question-{m}-cpu]") for m in ("function", "xla")
     }
-    for impl in ("fast", "plain"):
+    for impl in ("fast", "fast-stock", "plain"):
         for mode in ("function", "xla"):
             name = f"test_train_step[{impl}-question-{mode}-cpu]"
             if not any(r["name"] == name for r in rows):
@@ -120,12 +121,14 @@ def in_turns(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r["name"].startswith("test_step_against_lstm_in_turns["):
             m = r["info"]["medians"]
-            ratios = [a / b for a, b in zip(m["fast"], m["lstm"], strict=True)]
             mode = r["name"].split("[")[1].rstrip("]")
-            print(
-                f"- in turns, {mode}: fast step {_ms(statistics.median(m['fast']))} ms, LSTM "
-                f"{_ms(statistics.median(m['lstm']))} ms; fast / LSTM per round {_spread(ratios)}"
+            times = ", ".join(f"{impl} {_ms(statistics.median(t))} ms" for impl, t in m.items())
+            ratios = "; ".join(
+                f"{a} / {b} per round {_spread([x / y for x, y in zip(m[a], m[b], strict=True)])}"
+                for a, b in (("fast", "lstm"), ("fast-stock", "lstm"), ("fast", "fast-stock"))
+                if a in m and b in m
             )
+            print(f"- in turns, {mode}: {times}; {ratios}")
         if r["name"] == "test_step_against_its_roofline_in_turns":
             _roofline_in_turns(r["info"])
         if r["name"] == "test_diagnose_run_against_its_updates_in_turns":
@@ -136,7 +139,7 @@ def in_turns(rows: list[dict[str, Any]]) -> None:
 def _roofline_in_turns(info: dict[str, Any]) -> None:
     m, work = info["medians"], info["work"]
     rounds = len(m["step"])
-    per_round = []
+    per_round: dict[str, list[float]] = {"step": [], "step stock": []}
     for i in range(rounds):
         fixed = m["dispatch"][i]
         rate = info["matmul_flops"] / (m["matmul"][i] - fixed)
@@ -146,8 +149,12 @@ def _roofline_in_turns(info: dict[str, Any]) -> None:
             LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(rate, bandwidth)
             for name, x in work.items()
         )
-        per_round.append(m["step"][i] / floor)
-    print(f"- in turns: fast step / its roofline floor per round {_spread(per_round)}")
+        for step, ratios in per_round.items():
+            if step in m:
+                ratios.append(m[step][i] / floor)
+    for step, ratios in per_round.items():
+        if ratios:
+            print(f"- in turns: fast {step} / its roofline floor per round {_spread(ratios)}")
 
 
 def _run_in_turns(m: dict[str, list[float]]) -> None:

@@ -75,12 +75,16 @@ class LSTMReference(keras.layers.Layer):
         return tf.stack(outputs, axis=1)
 
 
-def sequence_layer(impl: str, config: CellConfig) -> keras.layers.Layer:
+def sequence_layer(impl: str, config: CellConfig, mode: str = "function") -> keras.layers.Layer:
+    """``impl``: "lstm", "plain" (``keras.layers.RNN``), "fast" (the fast path
+    as the kit runs it) or "fast-stock" (the fast path on TensorFlow's kernels)."""
     if impl == "lstm":
         return LSTMReference(config)
     cell = ConvRNNCell(config)
     if impl == "fast":
-        return FastConvRNN(cell)
+        return FastConvRNN(cell, jit_compile=mode == "xla")
+    if impl == "fast-stock":
+        return FastConvRNN(cell, conv1="stock")
     return keras.layers.RNN(cell, return_sequences=True)
 
 
@@ -106,7 +110,7 @@ def train_step(impl: str, shape: str, mode: str, steps: int = 1, batch: int = 0)
     config, default_batch = SHAPES[shape]
     batch = batch or default_batch
     x, y = inputs(config, batch, steps)
-    layer = sequence_layer(impl, config)
+    layer = sequence_layer(impl, config, mode)
     layer(x)  # build the weights outside the timed region
     optimizer = keras.optimizers.Adam(1e-3)
     variables = layer.trainable_variables
