@@ -193,3 +193,29 @@ def test_the_kernel_compiles_into_an_empty_cache_and_gives_the_same_bits_on_any_
     assert again[0] == "compiled" and list(tmp_path.glob("conv_rows-*.so")) == [library]
     # Fixed shards summed in order: one thread gives two threads' bits.
     assert again[1] == first[1]
+
+
+@needs_native
+def test_activation_statistics_read_the_native_layout_as_they_read_the_cells():
+    from cellverify import TrainConfig, batch_for
+    from cellverify.training.probe import activation_statistics
+
+    config = CellConfig(assets=4, window=12, kernels=(3, 4, 1))
+    x = batch_for(config, TrainConfig(batch_size=3, steps=2)).inputs
+    layer = FastConvRNN(ConvRNNCell(config))
+    assert layer.channels_first == ("conv1",)
+    layer(x)  # builds the cell
+    # One channel dead everywhere, the others dead on some rows.
+    layer.cell.conv1.bias.assign([1.0, -1e6, 0.0])
+    kernel = np.asarray(layer.cell.conv1.kernel)
+    kernel[..., 2] = 0.0
+    kernel[0, 0, 0, 2], kernel[0, 1, 0, 2] = 1.0, -1.0  # close[t] - close[t+1]: alive half the time
+    layer.cell.conv1.kernel.assign(kernel)
+    last = activation_statistics(layer.sequence_activations(x))
+    first = activation_statistics(
+        layer.sequence_activations(x, channels_last=False), channels_first=layer.channels_first
+    )
+    dead, zeros = float(last["dead_fraction"][0]), float(last["zero_fraction"][0])
+    assert 0 < dead < 1 and zeros > dead, (dead, zeros)  # statistics with something to count
+    for name, value in last.items():
+        np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(value), err_msg=name)

@@ -160,18 +160,38 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         g = self._folded(inputs, h2)
         return h1, h2, g, self.recur(g, state, training)
 
-    def sequence_activations(self, inputs: Any, training: Any = None) -> dict[str, Any]:
+    @property
+    def channels_first(self) -> tuple[str, ...]:
+        """The activations that :meth:`activations_of` gives channels first
+        (``[rows, channels, positions]``) when not asked for ``channels_last``."""
+        return ("conv1",) if self.native else ()
+
+    def sequence_activations(
+        self, inputs: Any, training: Any = None, *, channels_last: bool = True
+    ) -> dict[str, Any]:
         """Every step's intermediate tensors at once, keyed like
         :meth:`ConvRNNCell.step_activations` (steps flattened into the batch;
         conv2's as ``[batch*steps*assets, k2]``), from one pass of the fast path."""
         state = self.initial(inputs)
-        return self.activations_of(*self.passes(inputs, state, training), state, training)
+        passes = self.passes(inputs, state, training)
+        return self.activations_of(*passes, state, training, channels_last=channels_last)
 
     def activations_of(
-        self, h1: Any, h2: Any, g: Any, outputs: Any, state: Any, training: Any = None
+        self,
+        h1: Any,
+        h2: Any,
+        g: Any,
+        outputs: Any,
+        state: Any,
+        training: Any = None,
+        *,
+        channels_last: bool = True,
     ) -> dict[str, Any]:
         """:meth:`sequence_activations` from a pass already made (:meth:`passes`
-        from ``state``): only every step's logits are computed again."""
+        from ``state``): only every step's logits are computed again.  With
+        ``channels_last=False`` the layers of :attr:`channels_first` keep the
+        native kernel's layout, which statistics over channels can read
+        without a transpose."""
         previous = tf.concat([state[:, None], outputs[:, :-1]], axis=1)
         logits = self.step_logits(
             tf.reshape(g, [-1, g.shape[-1]]),
@@ -179,7 +199,7 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
             training,
         )
         return {
-            "conv1": self.channels_last(h1),
+            "conv1": self.channels_last(h1) if channels_last else h1,
             "conv2": h2,
             "logits": logits,
             "output": tf.nn.softmax(logits, -1),

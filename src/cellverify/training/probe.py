@@ -9,7 +9,7 @@ step (benchmarks/ measures their cost).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -98,13 +98,18 @@ def last_state_gradient_norm(
     return tf.constant(0.0, tf.float64) if grad is None else norm(grad)
 
 
-def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
+def activation_statistics(
+    acts: Mapping[str, Any], channels_first: Collection[str] = ()
+) -> dict[str, Any]:
     """Layer and output statistics of one step's activations (keys of
-    ``step_activations``: each of ACTIVATION_LAYERS, and ``output``)."""
+    ``step_activations``: each of ACTIVATION_LAYERS, and ``output``).  The
+    layers named in ``channels_first`` are ``[rows, channels, positions]``
+    (the native conv1's layout) rather than channels last; the statistics
+    are the same numbers either way."""
     per_layer: dict[str, list[Any]] = {key: [] for key in LAYER_STATISTICS}
     for name in ACTIVATION_LAYERS:
         a = acts[name]
-        dead, zeros = _zero_statistics(a)
+        dead, zeros = _zero_statistics(a, name in channels_first)
         per_layer["dead_fraction"].append(dead)
         per_layer["zero_fraction"].append(zeros)
         per_layer["saturated_fraction"].append(share(tf.abs(a) >= SATURATION_LEVEL))
@@ -122,15 +127,21 @@ def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: tf.stack(v) for k, v in per_layer.items()}, **output}
 
 
-def _zero_statistics(a: Any) -> tuple[Any, Any]:
-    """Share of channels (last axis) that are 0 everywhere, and share of
-    entries that are 0: both from one count of zeros per example and channel
-    (int32 within an example, float64 across them, so exact), where a pass
-    for each cost a fifth more of the probe's statistics."""
-    per_example = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
-    zeros = tf.reduce_sum(tf.cast(tf.equal(per_example, 0), tf.int32), axis=1)
+def _zero_statistics(a: Any, channels_first: bool = False) -> tuple[Any, Any]:
+    """Share of channels (last axis, or axis 1 if ``channels_first``) that are
+    0 everywhere, and share of entries that are 0: both from one count of
+    zeros per example (or row) and channel (int32 within it, float64 across
+    them, so exact), where a pass for each cost a fifth more of the probe's
+    statistics."""
+    if channels_first:
+        zeros = tf.reduce_sum(tf.cast(tf.equal(a, 0), tf.int32), axis=2)
+        positions = tf.shape(a)[0] * tf.shape(a)[2]
+    else:
+        per_example = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
+        zeros = tf.reduce_sum(tf.cast(tf.equal(per_example, 0), tf.int32), axis=1)
+        positions = tf.shape(per_example)[0] * tf.shape(per_example)[1]
     per_channel = tf.reduce_sum(tf.cast(zeros, tf.float64), axis=0)
-    rows = tf.cast(tf.shape(per_example)[0] * tf.shape(per_example)[1], tf.float64)
+    rows = tf.cast(positions, tf.float64)
     dead = tf.reduce_mean(tf.cast(tf.equal(per_channel, rows), tf.float64))
     return dead, tf.reduce_sum(per_channel) / tf.cast(tf.size(a), tf.float64)
 

@@ -223,7 +223,10 @@ class Trainer:
             # Before the update: the probe reads conv3's weights again.
             summary["activations"] = tf.cond(
                 probe,
-                lambda: activation_statistics(self.rnn.activations_of(*passes)),
+                lambda: activation_statistics(
+                    self.rnn.activations_of(*passes, channels_last=False),
+                    channels_first=self.rnn.channels_first,
+                ),
                 lambda: {k: tf.constant(v) for k, v in no_activations().items()},
             )
         summary["update_norm"] = tf.cond(
@@ -243,7 +246,8 @@ class Trainer:
         if isinstance(self.rnn, FastConvRNN):
             # One pass of the fast path, not a plain one and then the cell's
             # convs again over every step (docs/performance.md, 'A diagnose run').
-            return activation_statistics(self.rnn.sequence_activations(x, training=False))
+            acts = self.rnn.sequence_activations(x, training=False, channels_last=False)
+            return activation_statistics(acts, channels_first=self.rnn.channels_first)
         out = self.rnn(x, training=False)
         s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
         return sequence_activation_statistics(self.cell, x, out, s0)
