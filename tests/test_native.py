@@ -26,8 +26,8 @@ SHAPES = [(1, 3, 1, 1), (7, 4, 2, 2), (9, 11, 3, 5), (30, 100, 3, 5), (5, 17, 4,
 
 
 def _reference(x, w, b, g):
-    """conv1, its filter and bias gradients in float64, and the sums of the
-    terms' magnitudes that bound their float32 rounding."""
+    """conv1's pre-activation in float64, its input taps ``[n, T, 3, C]``, and
+    the sums of the terms' magnitudes that bound its float32 rounding."""
     taps = np.stack([x[:, j : j + x.shape[1] - 2] for j in range(3)], axis=2)  # [n, T, 3, C]
     pre = np.einsum("ntjc,jck->nkt", taps, w) + b[None, :, None]
     size = np.einsum("ntjc,jck->nkt", np.abs(taps), np.abs(w)) + np.abs(b)[None, :, None]
@@ -188,8 +188,11 @@ def test_the_kernel_compiles_into_an_empty_cache_and_gives_the_same_bits_on_any_
     first = run(2)
     assert first[0] == "compiled"
     (library,) = tmp_path.glob("conv_rows-*.so")
-    # A broken compiler proves the second process loads what the first built.
-    again = run(1, CXX="false")
+    # No compiler at all: the second process can only load what the first built.
+    no_compiler = tmp_path / "empty"
+    no_compiler.mkdir()
+    env.pop("CXX", None)
+    again = run(1, PATH=str(no_compiler))
     assert again[0] == "compiled" and list(tmp_path.glob("conv_rows-*.so")) == [library]
     # Fixed shards summed in order: one thread gives two threads' bits.
     assert again[1] == first[1]

@@ -143,13 +143,14 @@ def native_library() -> NativeLibrary:
     why = unavailable_because()
     if why:
         return NativeLibrary(None, why)
-    compiler = _compiler()
-    if compiler is None:
-        return NativeLibrary(None, "no C++ compiler (g++ or c++ on PATH, or CXX)")
     path = _library_path()
-    why = _build_once(compiler, path)
-    if why:
-        return NativeLibrary(None, why)
+    if not path.exists():  # a cached library needs no compiler
+        compiler = _compiler()
+        if compiler is None:
+            return NativeLibrary(None, "no C++ compiler (g++ or c++ on PATH, or CXX)")
+        why = _build_once(compiler, path)
+        if why:
+            return NativeLibrary(None, why)
     import tensorflow as tf
 
     try:
