@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from cellverify import CellConfig, ConvRNNCell
 from cellverify.model import fresh_session
-from cellverify.model.fast import FastConvRNN
+from cellverify.model.native.choice import choose_conv1
 
 from .workloads import Workload, inputs
 
@@ -63,7 +63,7 @@ class _Tensors:
         self.state = cell.get_initial_state(100)[0]
         self.upstream2 = tf.ones_like(self.h2) * 1e-3
         self.upstream1 = tf.ones_like(self.h1) * 1e-3
-        self.native = FastConvRNN(cell).native
+        self.native = choose_conv1(c).native
         if self.native:
             self.x_rows = tf.reshape(x, [-1, c.window, c.features])
             self.h1_native = self.conv1_native()
