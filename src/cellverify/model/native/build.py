@@ -1,6 +1,8 @@
 """Compile the native conv1 kernel once per machine, and load it.
 
-The source ships with the package (``conv_rows.cc``); it is compiled against
+The sources ship with the package (``conv_rows.cc`` for windows,
+``conv_spans.cc`` for a sequence's raw prices, ``conv1_common.h``); they are
+compiled into one library against
 the installed TensorFlow's headers on first use and cached, keyed by the
 source, TensorFlow's version and flags, and the compiler's flags, so a new
 TensorFlow or a changed kernel compiles again.  Nothing is fetched.  Where it
@@ -24,7 +26,11 @@ from typing import Any
 
 __all__ = ["CACHE_ENV", "NativeLibrary", "cache_dir", "compile_command", "native_library"]
 
-SOURCE = Path(__file__).with_name("conv_rows.cc")
+HERE = Path(__file__).parent
+#: Compiled into one library.
+SOURCES = (HERE / "conv_rows.cc", HERE / "conv_spans.cc")
+#: What the cache key reads besides the sources.
+HEADERS = (HERE / "conv1_common.h",)
 #: Where the compiled kernel is kept (default ``$XDG_CACHE_HOME/cellverify``
 #: or ``~/.cache/cellverify``).
 CACHE_ENV = "CELLVERIFY_CACHE_DIR"
@@ -75,7 +81,8 @@ def compile_command(compiler: str, output: Path) -> list[str]:
     import tensorflow as tf
 
     return [
-        compiler, "-O3", *ISA_FLAGS, "-shared", "-fPIC", "-w", str(SOURCE), "-o", str(output),
+        compiler, "-O3", *ISA_FLAGS, "-shared", "-fPIC", "-w", *map(str, SOURCES),
+        "-o", str(output),
         *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
     ]  # fmt: skip
 
@@ -84,7 +91,8 @@ def _library_path() -> Path:
     import tensorflow as tf
 
     key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
+    for source in (*SOURCES, *HEADERS):
+        key.update(source.read_bytes())
     # Not the compiler: any that builds it with TensorFlow's flags will do.
     for part in (tf.__version__, *compile_command("", Path("-"))):
         key.update(part.encode())

@@ -16,69 +16,10 @@
 // shards in float64, then the shards in order, so the result does not depend
 // on the number of threads.
 
-#include <cstring>
-#include <vector>
-
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "conv1_common.h"
 
 namespace cellverify {
 namespace {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-
-constexpr int kTaps = 3;        // conv1's width along time
-constexpr int kLanes = 8;       // time positions per vector
-constexpr int kMaxChannels = 8; // input channels with a compiled kernel
-constexpr int64_t kShards = 8;  // fixed, for a thread-independent sum
-
-typedef float v8 __attribute__((vector_size(32)));
-
-inline v8 load(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Row [W, C] (channels last) -> buf[c * padded + t], zero past W.
-inline void to_channels_first(const float* row, int W, int C, int padded, float* buf) {
-  for (int c = 0; c < C; ++c) {
-    for (int t = 0; t < W; ++t) buf[c * padded + t] = row[t * C + c];
-    for (int t = W; t < padded; ++t) buf[c * padded + t] = 0.f;
-  }
-}
-
-inline int padded_width(int T) { return (T + kLanes - 1) / kLanes * kLanes + kTaps - 1; }
-
-template <int C, bool kRelu>
-void forward_row(const float* buf, int padded, int T, int K, const float* w, const float* b,
-                 float* y) {
-  float tail[kLanes];
-  for (int t0 = 0; t0 < T; t0 += kLanes) {
-    v8 x[kTaps * C];
-    for (int j = 0; j < kTaps; ++j)
-      for (int c = 0; c < C; ++c) x[j * C + c] = load(buf + c * padded + t0 + j);
-    const int n = T - t0 < kLanes ? T - t0 : kLanes;
-    for (int k = 0; k < K; ++k) {
-      v8 acc = b[k] - (v8){};
-      for (int q = 0; q < kTaps * C; ++q) acc += w[q * K + k] * x[q];
-      if (kRelu) acc = acc > 0 ? acc : 0;
-      float* out = y + k * T + t0;
-      if (n == kLanes) {
-        std::memcpy(out, &acc, sizeof acc);
-      } else {
-        std::memcpy(tail, &acc, sizeof acc);
-        std::memcpy(out, tail, n * sizeof(float));
-      }
-    }
-  }
-}
 
 // Adds this row's filter and bias gradients to acc ([kTaps*C*K] then [K]).
 template <int C, bool kRelu>
@@ -133,7 +74,7 @@ struct Rows {
     std::vector<float> buf(C * padded);
     for (int64_t n = lo; n < hi; ++n) {
       to_channels_first(x + n * W * C, W, C, padded, buf.data());
-      forward_row<C, kRelu>(buf.data(), padded, T, K, w, b, y + n * K * T);
+      forward_row<C, kRelu>(buf.data(), padded, T, K, w, b, y + n * K * T, T);
     }
   }
   template <int C>
@@ -148,19 +89,6 @@ struct Rows {
     }
   }
 };
-
-// Calls F::template run<C>(args...) for C = 1..kMaxChannels.
-#define CELLVERIFY_DISPATCH(C_, CALL) \
-  switch (C_) {                       \
-    case 1: CALL(1); break;           \
-    case 2: CALL(2); break;           \
-    case 3: CALL(3); break;           \
-    case 4: CALL(4); break;           \
-    case 5: CALL(5); break;           \
-    case 6: CALL(6); break;           \
-    case 7: CALL(7); break;           \
-    case 8: CALL(8); break;           \
-  }
 
 ::tensorflow::Status check_rows(const Tensor& x) {
   if (x.dims() != 3 || x.dim_size(1) < kTaps || x.dim_size(2) < 1 ||

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from cellverify.model.native.build import native_library
 
-__all__ = ["conv_rows"]
+__all__ = ["conv_rows", "conv_spans"]
 
 
 def conv_rows(rows: Any, kernel: Any, bias: Any, *, relu: bool) -> Any:
@@ -20,9 +20,7 @@ def conv_rows(rows: Any, kernel: Any, bias: Any, *, relu: bool) -> Any:
     gradients come from one native pass; the input's, rarely asked for, from
     TensorFlow's own kernel.
     """
-    ops = native_library().module
-    if ops is None:
-        raise RuntimeError(f"the native conv1 kernel is not available: {native_library().why}")
+    ops = _ops()
 
     @tf.custom_gradient  # type: ignore[untyped-decorator]
     def run(x: Any, w: Any, b: Any) -> Any:
@@ -35,6 +33,37 @@ def conv_rows(rows: Any, kernel: Any, bias: Any, *, relu: bool) -> Any:
         return y, gradient
 
     return run(rows, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def conv_spans(prices: Any, closes: Any, kernel: Any, bias: Any, *, relu: bool) -> Any:
+    """conv1 on every window of a sequence, from the raw prices the windows
+    are cut from: what :func:`conv_rows` gives for the windows
+    ``prices[b, a, s : s + window] / closes[b, s, a]``, ``[batch*steps*assets,
+    k1, window-2]`` in (batch, step, asset) order, within float32 rounding.
+
+    ``prices`` ``[batch, assets, window + steps - 1, features]``, ``closes``
+    ``[batch, steps, assets]`` (each window's latest close).  Prices are data:
+    only the filter and the bias have gradients (docs/design.md, "Native conv1").
+    """
+    ops = _ops()
+
+    @tf.custom_gradient  # type: ignore[untyped-decorator]
+    def run(w: Any, b: Any) -> Any:
+        y = ops.cellverify_conv_spans(prices, closes, w, b, relu=relu)
+
+        def gradient(g: Any) -> tuple[Any, Any]:
+            return tuple(ops.cellverify_conv_spans_filter_grad(prices, closes, g, y, relu=relu))
+
+        return y, gradient
+
+    return run(tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def _ops() -> Any:
+    ops = native_library().module
+    if ops is None:
+        raise RuntimeError(f"the native conv1 kernel is not available: {native_library().why}")
+    return ops
 
 
 def _input_gradient(x: Any, w: Any, g: Any, y: Any, relu: bool) -> Any:
