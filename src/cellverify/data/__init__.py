@@ -20,6 +20,8 @@ from cellverify.data.market import (
     markets_for,
     reference_loss,
     sample_batch,
+    sample_spans,
+    spans_for,
     synthetic_market,
 )
 
@@ -39,5 +41,7 @@ __all__ = [
     "markets_for",
     "reference_loss",
     "sample_batch",
+    "sample_spans",
+    "spans_for",
     "synthetic_market",
 ]

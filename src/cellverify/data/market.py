@@ -23,6 +23,7 @@ import numpy as np
 
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.prices import PriceHistory, PricePaths, resolve_data
+from cellverify.data.spans import SpanBatch, price_spans
 from cellverify.data.tasks import task as task_of
 from cellverify.errors import InvalidConfig
 
@@ -42,6 +43,8 @@ __all__ = [
     "markets_for",
     "reference_loss",
     "sample_batch",
+    "sample_spans",
+    "spans_for",
     "synthetic_market",
 ]
 
@@ -137,6 +140,29 @@ def sample_batch(
     rng: np.random.Generator,
 ) -> Batch:
     """Draw ``batch_size`` sequences of ``steps`` consecutive windows from ``market``."""
+    ends, relatives, targets = _draw(market, window, steps, batch_size, rng)
+    return Batch(_normalised_windows(market, window, ends, features), relatives, targets)
+
+
+def sample_spans(
+    market: Market,
+    *,
+    window: int,
+    steps: int,
+    batch_size: int,
+    features: int,
+    rng: np.random.Generator,
+) -> SpanBatch:
+    """:func:`sample_batch`'s draw from the same ``rng``, its windows kept as
+    the prices they are cut from (:mod:`cellverify.data.spans`)."""
+    ends, relatives, targets = _draw(market, window, steps, batch_size, rng)
+    return SpanBatch(price_spans(market, window, ends, features), relatives, targets)
+
+
+def _draw(
+    market: Market, window: int, steps: int, batch_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the sequences end, and their relatives and supervised targets."""
     last_start = market.periods - window - steps  # the last target needs close[t + 1]
     if last_start < 0:
         raise InvalidConfig(
@@ -148,12 +174,11 @@ def sample_batch(
     starts = rng.integers(0, last_start + 1, size=batch_size)
     # ends[b, s] is the index of the latest period seen by step s of sequence b.
     ends = starts[:, None] + window - 1 + np.arange(steps)[None, :]
-    inputs = _normalised_windows(market, window, ends, features)
     relatives = (market.close[ends + 1] / market.close[ends]).astype(np.float32)
     last = market.log_returns[ends] / market.volatility
     scores = np.exp(last - last.max(axis=-1, keepdims=True))
     targets = (scores / scores.sum(axis=-1, keepdims=True)).astype(np.float32)
-    return Batch(inputs, relatives, targets)
+    return ends, relatives, targets
 
 
 #: The float64 windows normalised at a time: a few examples' worth, which
@@ -266,15 +291,22 @@ def batch_for(
 ) -> Batch:
     """The ``draw``-th batch of a run, reproducible from the two configurations alone."""
     market = market if market is not None else market_for(cell, train)
-    rng = np.random.default_rng([train.seed, draw])
-    return sample_batch(
-        market,
-        window=cell.window,
-        steps=train.steps,
-        batch_size=train.batch_size,
-        features=cell.features,
-        rng=rng,
-    )
+    return sample_batch(market, **_draw_arguments(cell, train, draw))
+
+
+def spans_for(cell: CellConfig, train: TrainConfig, *, market: Market, draw: int = 0) -> SpanBatch:
+    """:func:`batch_for`'s ``draw``-th batch as price spans."""
+    return sample_spans(market, **_draw_arguments(cell, train, draw))
+
+
+def _draw_arguments(cell: CellConfig, train: TrainConfig, draw: int) -> dict[str, Any]:
+    return {
+        "window": cell.window,
+        "steps": train.steps,
+        "batch_size": train.batch_size,
+        "features": cell.features,
+        "rng": np.random.default_rng([train.seed, draw]),
+    }
 
 
 #: Kinds of input window an :class:`InputSpec` can describe.  ``market`` is the

@@ -35,15 +35,22 @@ __all__ = [
 CROSS_ENTROPY_EPSILON = 1e-7
 
 
-class BatchArrays(Protocol):
-    """What a task reads of a batch (:class:`cellverify.data.Batch`)."""
+class Targets(Protocol):
+    """What a task's loss compares with: a batch's next-period price
+    relatives and its supervised targets (a :class:`cellverify.data.Batch`
+    or a :class:`cellverify.data.spans.SpanBatch`)."""
 
-    @property
-    def inputs(self) -> np.ndarray: ...
     @property
     def relatives(self) -> np.ndarray: ...
     @property
     def targets(self) -> np.ndarray: ...
+
+
+class BatchArrays(Targets, Protocol):
+    """What a task reads of a batch (:class:`cellverify.data.Batch`)."""
+
+    @property
+    def inputs(self) -> np.ndarray: ...
 
 
 class Task:
@@ -51,7 +58,7 @@ class Task:
 
     name: str = ""
 
-    def target(self, batch: BatchArrays) -> np.ndarray:
+    def target(self, batch: Targets) -> np.ndarray:
         """What the loss compares the output with."""
         raise NotImplementedError
 
@@ -85,7 +92,7 @@ def _cash_padded(weights: np.ndarray, target: np.ndarray, fill: float) -> np.nda
 class PortfolioTask(Task):
     name = "portfolio"
 
-    def target(self, batch: BatchArrays) -> np.ndarray:
+    def target(self, batch: Targets) -> np.ndarray:
         return batch.relatives
 
     def uniform_loss(self, batch: BatchArrays) -> float:
@@ -115,7 +122,7 @@ class PortfolioTask(Task):
 class SupervisedTask(Task):
     name = "supervised"
 
-    def target(self, batch: BatchArrays) -> np.ndarray:
+    def target(self, batch: Targets) -> np.ndarray:
         return batch.targets
 
     def uniform_loss(self, batch: BatchArrays) -> float:
