@@ -164,8 +164,9 @@ def recorded_training(record: str) -> Workload:
     dropout), ``probe`` (the probe as a pass of its own: what it runs instead
     for a cell with dropout, and what the Monitor runs), each on a batch
     already made; and
-    ``batch`` (making one: drawing its windows and handing them to
-    TensorFlow, which ``train`` does in a thread)."""
+    ``batch`` (making one as ``train`` does, in a thread: drawing its
+    windows, or their price spans where the trainer reads them, and handing
+    them to TensorFlow)."""
     from cellverify.data.market import market_for
     from cellverify.training.trainer import Trainer
 
@@ -173,10 +174,10 @@ def recorded_training(record: str) -> Workload:
     config, run = CellConfig(), DIAGNOSE_RUN
     info = {"record": record, "batch": run.batch_size, "steps": run.steps}
     trainer = Trainer(__import__("cellverify").conv_rnn_cell, config, run, fast=True)
+    market = market_for(config, run)
     if record == "batch":
-        market = market_for(config, run)
-        return Workload(lambda: trainer.feed(batch_for(config, run, market=market)).inputs, info)
-    feed = trainer.feed(batch_for(config, run))
+        return Workload(lambda: trainer.feed(trainer.draw(market, 0)).inputs, info)
+    feed = trainer.feed(trainer.draw(market, 0))
     if record == "recorded":
         return Workload(lambda: trainer.step(feed).loss, info)
     if record == "probed":
@@ -186,8 +187,8 @@ def recorded_training(record: str) -> Workload:
     return Workload(lambda: trainer._update(feed.inputs, feed.target), info)
 
 
-#: Distinct batches a run's parts cycle through: a run's worth of them
-#: (201 x 7.2 MB) would not fit in cache either, and would take 1.4 GB.
+#: Distinct batches a run's parts cycle through: a run's worth of them (201
+#: of 7.2 MB of windows, or 1.9 MB of spans) would not fit in cache either.
 RUN_FEEDS = 25
 
 
@@ -209,7 +210,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
     config, run = CellConfig(), DIAGNOSE_RUN.replace(train_steps=updates)
     trainer = Trainer(conv_rnn_cell, config, run, fast=True)
     market = market_for(config, run)
-    made = [trainer.feed(batch_for(config, run, market=market, draw=k)) for k in range(RUN_FEEDS)]
+    made = [trainer.feed(trainer.draw(market, k)) for k in range(RUN_FEEDS)]
     feeds = [made[k % RUN_FEEDS] for k in range(updates + 1)]
 
     def bare() -> Any:

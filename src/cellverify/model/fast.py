@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from cellverify.data.spans import PriceSpans
 from cellverify.model.cell import ConvRNNCell
 from cellverify.model.native.choice import choose_conv1
 
@@ -42,6 +43,11 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
     ``conv1`` picks conv1's kernel: "auto" (the native one where it applies),
     "native" or "stock" (TensorFlow's); pass ``jit_compile=True`` when the
     layer runs under XLA, which takes TensorFlow's kernels only.
+
+    With the native kernel the inputs may also be :class:`PriceSpans`, the
+    raw prices the windows are cut from (:attr:`reads_spans`): conv1 then
+    runs once over each sequence's prices, the same function within float32
+    rounding (docs/design.md, "Native conv1").
     """
 
     def __init__(
@@ -53,6 +59,11 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         self.cell = cell
         self.conv1_choice = choose_conv1(cell.cell_config, request=conv1, jit_compile=jit_compile)
         self.native = self.conv1_choice.native
+
+    @property
+    def reads_spans(self) -> bool:
+        """Whether the inputs may be :class:`PriceSpans` (the native kernel)."""
+        return self.native
 
     def build(self, input_shape: Any) -> None:
         if not self.cell.built:
@@ -66,6 +77,11 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         """Steps 1-2 on every window of every sequence at once: conv1's output
         (``[batch*steps, assets, window-2, k1]``, or channels first from the
         native kernel: :meth:`channels_last`) and conv2's, ``[batch*steps*assets, k2]``."""
+        if isinstance(inputs, PriceSpans) and not self.reads_spans:
+            raise ValueError(
+                "price spans need the native conv1 kernel, which this layer does not run: "
+                f"{self.conv1_choice.why}. Received: PriceSpans"
+            )
         cell, c = self.cell, self.cell.cell_config
         k1, k2, _ = c.kernels
         kernel2 = tf.reshape(cell.conv2.kernel, [c.window - 2, k1, k2])
@@ -80,13 +96,24 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         return h1, cell.apply_dropout(2, cell.conv2.activation(pre), training)
 
     def _native_conv1(self, inputs: Any) -> Any:
-        from cellverify.model.native.ops import conv_rows
+        from cellverify.model.native.ops import conv_rows, conv_spans
 
         c, conv1 = self.cell.cell_config, self.cell.conv1
-        rows = tf.reshape(inputs, [-1, c.window, c.features])
         relu = conv1.activation is keras.activations.relu
-        h1 = conv_rows(rows, conv1.kernel[0], conv1.bias, relu=relu)
+        if isinstance(inputs, PriceSpans):
+            h1 = conv_spans(*inputs, conv1.kernel[0], conv1.bias, relu=relu)
+        else:
+            rows = tf.reshape(inputs, [-1, c.window, c.features])
+            h1 = conv_rows(rows, conv1.kernel[0], conv1.bias, relu=relu)
         return h1 if relu else conv1.activation(h1)
+
+    @staticmethod
+    def sequences(inputs: Any) -> tuple[Any, Any]:
+        """The number of sequences and of steps in ``inputs``, windows or spans."""
+        if isinstance(inputs, PriceSpans):
+            return tf.shape(inputs.closes)[0], tf.shape(inputs.closes)[1]
+        shape = tf.shape(inputs)
+        return shape[0], shape[1]
 
     def channels_last(self, h1: Any) -> Any:
         """conv1's output from :meth:`hidden` as the cell's, ``[batch*steps,
@@ -106,8 +133,8 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         k2 = c.kernels[1]
         w3 = tf.reshape(self.cell.conv3.kernel, [k2 + 1])
         g = tf.linalg.matvec(h2, w3[:k2]) + self.cell.conv3.bias[0]
-        shape = tf.shape(inputs)
-        return tf.reshape(g, [shape[0], shape[1], c.assets])
+        batch, steps = self.sequences(inputs)
+        return tf.reshape(g, [batch, steps, c.assets])
 
     def step_logits(self, g_t: Any, previous: Any, training: Any = None) -> Any:
         """One step of the recurrence: the softmax's input ``[batch, outputs]``
@@ -145,7 +172,7 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
     def initial(self, inputs: Any, initial_state: Any = None) -> Any:
         """The state entering the first step: ``initial_state[0]``, or the cell's."""
         if initial_state is None:
-            return self.cell.get_initial_state(tf.shape(inputs)[0])[0]
+            return self.cell.get_initial_state(self.sequences(inputs)[0])[0]
         return initial_state[0]
 
     def call(self, inputs: Any, initial_state: Any = None, training: Any = None) -> Any:

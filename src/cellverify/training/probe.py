@@ -82,8 +82,8 @@ def last_state_gradient_norm(
     (``g`` None) the cell's whole step; through the fast path only its
     recurrence from ``g``, whose convs do not see the state (a fifth of the
     recorded step, when it re-ran the convs)."""
-    if x.shape[1] == 1:
-        s = rnn.get_initial_state(tf.shape(x)[0])[0]
+    if out.shape[1] == 1:
+        s = rnn.get_initial_state(tf.shape(out)[0])[0]
     else:
         s = tf.stop_gradient(out[:, -2])
     with tf.GradientTape() as tape:

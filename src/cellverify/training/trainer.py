@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
-from cellverify.data.market import Batch, batch_for, markets_for, reference_loss
+from cellverify.data.market import Batch, Market, batch_for, markets_for, reference_loss, spans_for
+from cellverify.data.spans import PriceSpans, SpanBatch
 from cellverify.data.stream import prefetched
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
@@ -52,7 +53,8 @@ class Feed:
     """A batch's inputs and its task's target as tensors (:meth:`Trainer.feed`).
 
     Made once per batch, off the training thread: converting NumPy inputs at
-    each call copied them, and took 0.7 s of a 4.4 s diagnose run."""
+    each call copied them, and took 0.7 s of a 4.4 s diagnose run.
+    ``inputs`` is the windows, or :class:`PriceSpans` of tensors."""
 
     inputs: Any
     target: Any
@@ -125,6 +127,8 @@ class Trainer:
         self._optimizer_start = [v.numpy() for v in self.optimizer.variables]
         self.loss_fn = loss_for(train_config.task)
         self.probes_in_step = self._can_probe_in_step()
+        #: Whether training batches come as price spans (:meth:`draw`).
+        self.reads_spans = isinstance(self.rnn, FastConvRNN) and self.rnn.reads_spans
 
         def compile_(fn: Callable[..., Any]) -> Callable[..., Any]:
             # Without AutoGraph, as Keras's own fit() compiles its step: a cell
@@ -180,8 +184,7 @@ class Trainer:
         """Loss, gradients, state-gradient norms, and the fast path's pass
         (:meth:`FastConvRNN.passes` and the initial state; None through
         ``keras.layers.RNN``), which the last step and the probe reuse."""
-        batch = tf.shape(x)[0]
-        s0 = self.rnn.get_initial_state(batch)[0]
+        s0 = self.rnn.get_initial_state(self._sequences(x))[0]
         with tf.GradientTape() as tape:
             tape.watch(s0)
             if isinstance(self.rnn, FastConvRNN):
@@ -196,6 +199,11 @@ class Trainer:
         last = last_state_gradient_norm(self.rnn, self.loss_fn, x, y, out, g)
         stats = tf.stack([norm(state_grad), last])
         return loss, weight_grads, stats, None if passes is None else (*passes, s0)
+
+    def _sequences(self, x: Any) -> Any:
+        if isinstance(self.rnn, FastConvRNN):
+            return self.rnn.sequences(x)[0]
+        return tf.shape(x)[0]
 
     def _summaries(self, loss: Any, grads: list[Any], state_stats: Any) -> dict[str, Any]:
         return {
@@ -252,17 +260,29 @@ class Trainer:
         s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
         return sequence_activation_statistics(self.cell, x, out, s0)
 
-    def feed(self, batch: Batch) -> Feed:
-        """``batch`` as tensors, for any number of calls."""
-        target = batch.target(self.train_config.task)
-        return Feed(tf.constant(batch.inputs), tf.constant(target))
+    def draw(self, market: Market, draw: int) -> Batch | SpanBatch:
+        """The ``draw``-th training batch of this trainer's run on ``market``,
+        as it reads them: price spans where :attr:`reads_spans` (a seventh of
+        the windows' bytes and of the time to make them), else the windows."""
+        sample = spans_for if self.reads_spans else batch_for
+        return sample(self.cell_config, self.train_config, market=market, draw=draw)
 
-    def _tensors(self, batch: Batch | Feed) -> tuple[Any, Any]:
+    def feed(self, batch: Batch | SpanBatch) -> Feed:
+        """``batch`` as tensors, for any number of calls."""
+        inputs, target = self._tensors(batch)
+        if isinstance(inputs, PriceSpans):
+            return Feed(PriceSpans(*map(tf.constant, inputs)), tf.constant(target))
+        return Feed(tf.constant(inputs), tf.constant(target))
+
+    def _tensors(self, batch: Batch | SpanBatch | Feed) -> tuple[Any, Any]:
         if isinstance(batch, Feed):
             return batch.inputs, batch.target
-        return batch.inputs, batch.target(self.train_config.task)
+        target = batch.target(self.train_config.task)
+        return (batch.spans if isinstance(batch, SpanBatch) else batch.inputs), target
 
-    def step(self, batch: Batch | Feed, *, update: bool = True, probe: bool = False) -> StepRecord:
+    def step(
+        self, batch: Batch | SpanBatch | Feed, *, update: bool = True, probe: bool = False
+    ) -> StepRecord:
         """One optimizer update on ``batch``, with the gradients measured before it.
 
         ``update=False`` measures without updating, like :meth:`measure`, but
@@ -283,12 +303,12 @@ class Trainer:
             ratio = np.where(weight > 0, update_norm / weight, np.nan)
         return self._record(r, ratio, acts)
 
-    def update(self, batch: Batch | Feed) -> float:
+    def update(self, batch: Batch | SpanBatch | Feed) -> float:
         """One optimizer update on ``batch``, measuring nothing but the loss
         before it (a fraction of :meth:`step`'s cost)."""
         return float(self._update(*self._tensors(batch)))
 
-    def measure(self, batch: Batch | Feed) -> StepRecord:
+    def measure(self, batch: Batch | SpanBatch | Feed) -> StepRecord:
         """Loss and gradients on ``batch`` at the current weights, without updating."""
         return self._record(self._measure(*self._tensors(batch)), None)
 
@@ -306,7 +326,7 @@ class Trainer:
             activations=acts,
         )
 
-    def activations(self, batch: Batch | Feed) -> dict[str, np.ndarray]:
+    def activations(self, batch: Batch | SpanBatch | Feed) -> dict[str, np.ndarray]:
         """Activation statistics on ``batch`` (NaN if the cell hides its layers)."""
         if not hasattr(self.cell, "step_activations"):
             return no_activations()
@@ -362,10 +382,7 @@ def train(
     n = train_config.train_steps
     recorder = TraceRecorder(trainer.variable_names)
     recorder.eval_start = eval_start
-    batches = prefetched(
-        lambda draw: trainer.feed(batch_for(cell_config, train_config, market=market, draw=draw)),
-        n + 1,
-    )
+    batches = prefetched(lambda draw: trainer.feed(trainer.draw(market, draw)), n + 1)
     for k, batch in enumerate(batches):
         probe = k in (0, n) or (probe_every > 0 and k % probe_every == 0)
         recorder.record_step(k, trainer.step(batch, update=k < n, probe=probe))
