@@ -38,7 +38,8 @@ CACHE_ENV = "CELLVERIFY_CACHE_DIR"
 #: serves every x86-64 machine of a cluster, and every machine computes the
 #: same sums with the same instructions.
 ISA_FLAGS = ("-mavx2", "-mfma")
-#: A first compile took 8-10 s here; a loaded machine can take several times that.
+#: A first compile took 13 s here (both sources); a loaded machine can take
+#: several times that.
 COMPILE_TIMEOUT_SECONDS = 600
 
 
