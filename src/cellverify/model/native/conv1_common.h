@@ -69,6 +69,22 @@ void forward_row(const float* buf, int padded, int T, int K, const float* w, con
   }
 }
 
+// The shards' partial sums ([kShards][weights + K], in float64) added in
+// shard order, as the filter's gradient (the first `weights`) and the bias's.
+inline void write_shard_sums(const std::vector<double>& partial, int weights, int K, Tensor* dw,
+                             Tensor* db) {
+  float *dwp = dw->flat<float>().data(), *dbp = db->flat<float>().data();
+  const int size = weights + K;
+  for (int i = 0; i < size; ++i) {
+    double total = 0;
+    for (int64_t s = 0; s < kShards; ++s) total += partial[s * size + i];
+    if (i < weights)
+      dwp[i] = static_cast<float>(total);
+    else
+      dbp[i - weights] = static_cast<float>(total);
+  }
+}
+
 // Calls F::template run<C>(args...) for C = 1..kMaxChannels.
 #define CELLVERIFY_DISPATCH(C_, CALL) \
   switch (C_) {                       \

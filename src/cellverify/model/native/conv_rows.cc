@@ -175,15 +175,7 @@ class ConvRowsFilterGradOp : public OpKernel {
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
     ::tensorflow::Shard(pool->num_threads, pool->workers, kShards,
                         (N / kShards + 1) * T * C * K * kTaps * 2, work);
-    float *dwp = dw->flat<float>().data(), *dbp = db->flat<float>().data();
-    for (int i = 0; i < size; ++i) {
-      double total = 0;
-      for (int64_t s = 0; s < kShards; ++s) total += partial[s * size + i];
-      if (i < kTaps * C * K)
-        dwp[i] = static_cast<float>(total);
-      else
-        dbp[i - kTaps * C * K] = static_cast<float>(total);
-    }
+    write_shard_sums(partial, kTaps * C * K, K, dw, db);
   }
 
  private:

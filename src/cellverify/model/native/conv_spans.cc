@@ -238,15 +238,7 @@ class ConvSpansFilterGradOp : public OpKernel {
     const int64_t cost = (N / kShards + 1) * (int64_t(d.S) * d.T * d.K * 4 +
                                               int64_t(d.P) * d.C * d.K * kTaps * 2);
     ::tensorflow::Shard(pool->num_threads, pool->workers, kShards, cost, work);
-    float *dwp = dw->flat<float>().data(), *dbp = db->flat<float>().data();
-    for (int i = 0; i < size; ++i) {
-      double total = 0;
-      for (int64_t s = 0; s < kShards; ++s) total += partial[s * size + i];
-      if (i < kTaps * d.C * d.K)
-        dwp[i] = static_cast<float>(total);
-      else
-        dbp[i - kTaps * d.C * d.K] = static_cast<float>(total);
-    }
+    write_shard_sums(partial, kTaps * d.C * d.K, d.K, dw, db);
   }
 
  private:
