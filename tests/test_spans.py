@@ -4,6 +4,7 @@ fast path and the trainer the same function either way."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -101,6 +102,12 @@ def test_conv1_from_spans_matches_the_float64_convolution_of_each_window(shape, 
     )
 
 
+def _scaled(market, level):
+    return dataclasses.replace(
+        market, close=market.close * level, high=market.high * level, low=market.low * level
+    )
+
+
 def _outputs_and_gradients(layer, x, y, task):
     variables = layer.cell.trainable_variables
     with tf.GradientTape() as tape:
@@ -109,7 +116,13 @@ def _outputs_and_gradients(layer, x, y, task):
     return np.asarray(out), [np.asarray(g) for g in tape.gradient(loss, variables)]
 
 
+#: Prices near 1 (the synthetic market) and far from it (an index near 3000),
+#: each by construction: the spans carry them raw.
+LEVELS = [1.0, 3000.0]
+
+
 @needs_native
+@pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=12, derandomize=True, database=None, deadline=None)
 @given(
     activation=st.sampled_from(["relu", "tanh", "linear"]),
@@ -122,7 +135,7 @@ def _outputs_and_gradients(layer, x, y, task):
     dropout_after=st.sampled_from([(), (2,), (3,)]),
 )
 def test_fast_path_from_spans_matches_it_from_the_windows(
-    activation, output_activation, kernels, window, features, steps, task, dropout_after
+    level, activation, output_activation, kernels, window, features, steps, task, dropout_after
 ):
     fresh_session()
     cell_config = CellConfig(
@@ -136,7 +149,7 @@ def test_fast_path_from_spans_matches_it_from_the_windows(
         dropout_after=dropout_after,
     )
     train = TrainConfig(batch_size=3, steps=steps, task=task)
-    market = synthetic_market(4, window + steps + 50, seed=steps)
+    market = _scaled(synthetic_market(4, window + steps + 50, seed=steps), level)
     batch = batch_for(cell_config, train, market=market, draw=1)
     spans = spans_for(cell_config, train, market=market, draw=1)
     cell = ConvRNNCell(cell_config)
