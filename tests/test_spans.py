@@ -231,3 +231,14 @@ def test_fast_path_on_tensorflow_s_kernel_refuses_spans_saying_why():
     spans = PriceSpans(np.ones((1, 3, 7, 3), np.float32), np.ones((1, 2, 3), np.float32))
     with pytest.raises(ValueError, match=r"price spans need the native conv1 kernel.*asked for"):
         layer.hidden(spans)
+
+
+def test_spans_from_a_market_too_short_say_what_it_needs():
+    from cellverify.data.market import sample_spans
+    from cellverify.errors import InvalidConfig
+
+    market = synthetic_market(2, 10, seed=0)
+    with pytest.raises(InvalidConfig, match=r"sample_spans.*window \+ steps \+ 1 = 12.*10"):
+        sample_spans(
+            market, window=8, steps=3, batch_size=1, features=3, rng=np.random.default_rng(0)
+        )

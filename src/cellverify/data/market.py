@@ -140,7 +140,7 @@ def sample_batch(
     rng: np.random.Generator,
 ) -> Batch:
     """Draw ``batch_size`` sequences of ``steps`` consecutive windows from ``market``."""
-    ends, relatives, targets = _draw(market, window, steps, batch_size, rng)
+    ends, relatives, targets = _draw("sample_batch", market, window, steps, batch_size, rng)
     return Batch(_normalised_windows(market, window, ends, features), relatives, targets)
 
 
@@ -155,18 +155,23 @@ def sample_spans(
 ) -> SpanBatch:
     """:func:`sample_batch`'s draw from the same ``rng``, its windows kept as
     the prices they are cut from (:mod:`cellverify.data.spans`)."""
-    ends, relatives, targets = _draw(market, window, steps, batch_size, rng)
+    ends, relatives, targets = _draw("sample_spans", market, window, steps, batch_size, rng)
     return SpanBatch(price_spans(market, window, ends, features), relatives, targets)
 
 
 def _draw(
-    market: Market, window: int, steps: int, batch_size: int, rng: np.random.Generator
+    caller: str,
+    market: Market,
+    window: int,
+    steps: int,
+    batch_size: int,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where the sequences end, and their relatives and supervised targets."""
     last_start = market.periods - window - steps  # the last target needs close[t + 1]
     if last_start < 0:
         raise InvalidConfig(
-            "sample_batch",
+            caller,
             "market",
             f"at least window + steps + 1 = {window + steps + 1} periods",
             market.periods,
