@@ -149,6 +149,13 @@ def test_a_failed_compile_falls_back_with_the_compilers_complaint(tmp_path):
     assert run.stdout.split()[-1] == "False"
 
 
+def test_a_package_without_the_kernel_s_sources_falls_back_saying_which(monkeypatch, tmp_path):
+    monkeypatch.setattr(build, "HEADERS", (tmp_path / "conv1_common.h",))
+    library = build.native_library.__wrapped__()
+    assert not library.available
+    assert "lacks the kernel's sources conv1_common.h" in library.why
+
+
 #: Run in a fresh interpreter on N threads: conv1's gradients on the question's
 #: shape, as hex, and how the library was had.
 _GRADIENT_ON_THREADS = """

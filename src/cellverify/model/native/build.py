@@ -146,10 +146,17 @@ def unavailable_because() -> str | None:
     return None
 
 
+def _missing_sources() -> str | None:
+    missing = [p.name for p in (*SOURCES, *HEADERS) if not p.is_file()]
+    if missing:
+        return f"the installed package lacks the kernel's sources {', '.join(missing)} in {HERE}"
+    return None
+
+
 @functools.cache
 def native_library() -> NativeLibrary:
     """The native conv1 ops, compiled if need be (once per process)."""
-    why = unavailable_because()
+    why = unavailable_because() or _missing_sources()
     if why:
         return NativeLibrary(None, why)
     path = _library_path()
