@@ -1,13 +1,13 @@
-"""Compile the native conv1 kernel once per machine, and load it.
+"""Compile the native conv1 kernels once per machine, and load them.
 
 The sources ship with the package (``conv_rows.cc`` for windows,
 ``conv_spans.cc`` for a sequence's raw prices, ``conv1_common.h``); they are
-compiled into one library against
-the installed TensorFlow's headers on first use and cached, keyed by the
-source, TensorFlow's version and flags, and the compiler's flags, so a new
-TensorFlow or a changed kernel compiles again.  Nothing is fetched.  Where it
-cannot be built - no C++ compiler, no AVX2 and FMA, a compiler error - the
-fast path runs TensorFlow's own kernels and :func:`native_library` says why
+compiled into one library against the installed TensorFlow's headers on
+first use and cached, keyed by the sources, TensorFlow's version and flags,
+and the compiler's flags, so a new TensorFlow or a changed kernel compiles
+again.  Nothing is fetched.  Where it cannot be built - no C++ compiler, no
+AVX2 and FMA, a source missing, a compiler error - the fast path runs
+TensorFlow's own kernels and :func:`native_library` says why
 (docs/design.md, "Native conv1").
 """
 
