@@ -133,6 +133,8 @@ def in_turns(rows: list[dict[str, Any]]) -> None:
             _roofline_in_turns(r["info"])
         if r["name"] == "test_diagnose_run_against_its_updates_in_turns":
             _run_in_turns(r["info"]["medians"])
+        if r["name"] == "test_recording_parts_in_turns":
+            _recording_in_turns(r["info"]["medians"])
     print()
 
 
@@ -163,6 +165,16 @@ def _run_in_turns(m: dict[str, list[float]]) -> None:
         for part in ("recorded", "probed", "run")
     )
     print(f"- in turns, a diagnose run: bare updates {statistics.median(m['bare']):.2f} s; {parts}")
+
+
+def _recording_in_turns(m: dict[str, list[float]]) -> None:
+    parts = ", ".join(
+        f"{part} {_spread([a / b for a, b in zip(m[part], m['update'], strict=True)])}"
+        for part in m
+        if part != "update"
+    )
+    update = statistics.median(m["update"]) * 1e3
+    print(f"- in turns, the recorded step / a bare update ({update:.2f} ms): {parts}")
 
 
 def main(path: str) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from cellverify.model.flops import floor_matmul_shape, layer_work, step_flops
 
+from . import recording
 from . import roofline as r
 from . import workloads as w
 from .paired import in_turns
@@ -79,6 +80,28 @@ def test_diagnose_run_against_its_updates_in_turns(benchmark):
         pool = spawn_pool(1)
         try:
             return pool.submit(w.diagnose_run_in_turns, RUN_ROUNDS).result()
+        finally:
+            pool.shutdown()
+
+    _record(benchmark, measure)
+
+
+#: The recorded step's parts take 10-13 ms a call.
+RECORDING_ROUNDS = 10
+RECORDING_CALLS = 30
+
+
+def test_recording_parts_in_turns(benchmark):
+    """In a spawned process of one thread, as ``diagnose``'s workers run."""
+    from cellverify.training.executors import spawn_pool
+
+    benchmark.group = "in turns: what each part of the recording costs"
+
+    def measure():
+        pool = spawn_pool(1)
+        try:
+            job = pool.submit(recording.recording_parts_in_turns, RECORDING_ROUNDS, RECORDING_CALLS)
+            return job.result()
         finally:
             pool.shutdown()
 
