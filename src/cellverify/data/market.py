@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cellverify.config import CellConfig, TrainConfig
-from cellverify.data.prices import PriceHistory, PricePaths, resolve_data
+from cellverify.data.prices import PriceHistory, PricePaths, resolve_data, with_features
 from cellverify.data.spans import SpanBatch, price_spans
 from cellverify.data.tasks import task as task_of
 from cellverify.errors import InvalidConfig
@@ -199,30 +199,15 @@ def _normalised_windows(market: Market, window: int, ends: np.ndarray, features:
     of the batch, where fancy indexing, a transpose and a tile made four."""
     batch, steps = ends.shape
     out = np.empty((batch, steps, market.assets, window, features), np.float32)
-    view = _windows_view(market, window)
+    view = market.windows(window)
     assets = np.arange(market.assets)[None, None, :]
     per_chunk = max(1, _CHUNK_BYTES // (steps * market.assets * window * 3 * 8))
     for i in range(0, batch, per_chunk):
         e = ends[i : i + per_chunk]
         chunk = view[assets, (e - (window - 1))[:, :, None]]
         chunk /= market.close[e][:, :, :, None, None]
-        out[i : i + per_chunk] = _with_features(chunk, features)
+        out[i : i + per_chunk] = with_features(chunk, features)
     return out
-
-
-def _windows_view(market: Market, window: int) -> np.ndarray:
-    """``view[a, e]`` is asset ``a``'s window of prices starting at period ``e``,
-    ``[window, 3]``: a view of the market's prices, nothing copied."""
-    view = np.lib.stride_tricks.sliding_window_view(market.by_asset, window, axis=1)
-    return view.transpose(0, 1, 3, 2)
-
-
-def _with_features(windows: np.ndarray, features: int) -> np.ndarray:
-    """The three price features repeated until there are ``features`` of them."""
-    if features == 3:
-        return windows
-    reps = -(-features // 3)
-    return np.tile(windows, (1, 1, 1, 1, reps))[..., :features]
 
 
 def market_for(cell: CellConfig, train: TrainConfig) -> Market:

@@ -44,6 +44,7 @@ __all__ = [
     "load_prices",
     "resolve_data",
     "sp500",
+    "with_features",
 ]
 
 #: Consecutive missing prices forward-filled (a trading week); more is an error.
@@ -81,6 +82,22 @@ class PricePaths:
         return np.ascontiguousarray(
             np.stack([self.close, self.high, self.low], axis=-1).swapaxes(0, 1)
         )
+
+    def windows(self, length: int) -> np.ndarray:
+        """``view[a, s]`` is asset ``a``'s ``length`` periods from period ``s``,
+        ``[length, 3]`` (close, high, low): a view of :attr:`by_asset`,
+        nothing copied."""
+        view = np.lib.stride_tricks.sliding_window_view(self.by_asset, length, axis=1)
+        return view.transpose(0, 1, 3, 2)
+
+
+def with_features(prices: np.ndarray, features: int) -> np.ndarray:
+    """Close, high and low (the last axis) repeated until there are
+    ``features`` of them, as a cell with more features sees them."""
+    if features == 3:
+        return prices
+    reps = -(-features // 3)
+    return np.tile(prices, (1,) * (prices.ndim - 1) + (reps,))[..., :features]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from cellverify.data.prices import PricePaths
+from cellverify.data.prices import PricePaths, with_features
 from cellverify.data.tasks import task as task_of
 
 __all__ = ["PriceSpans", "SpanBatch", "price_spans"]
@@ -49,13 +49,8 @@ class SpanBatch:
 def price_spans(paths: PricePaths, window: int, ends: np.ndarray, features: int) -> PriceSpans:
     """The spans of the windows ending at ``ends`` ``[batch, steps]`` (each
     row consecutive periods): one contiguous block per example and asset."""
-    steps = ends.shape[1]
     starts = ends[:, 0] - (window - 1)
-    view = np.lib.stride_tricks.sliding_window_view(paths.by_asset, window + steps - 1, axis=1)
-    # view[a, start] is [3, periods]; a batch is [batch, assets, periods, 3].
-    prices = view[np.arange(paths.assets)[None, :], starts[:, None]].transpose(0, 1, 3, 2)
-    prices = prices.astype(np.float32)
-    if features != 3:
-        prices = np.tile(prices, (1, 1, 1, -(-features // 3)))[..., :features]
+    view = paths.windows(window + ends.shape[1] - 1)
+    prices = view[np.arange(paths.assets)[None, :], starts[:, None]].astype(np.float32)
     closes = paths.close[ends].astype(np.float32)
-    return PriceSpans(np.ascontiguousarray(prices), closes)
+    return PriceSpans(np.ascontiguousarray(with_features(prices, features)), closes)
