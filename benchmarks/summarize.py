@@ -138,25 +138,40 @@ def in_turns(rows: list[dict[str, Any]]) -> None:
     print()
 
 
+def _round_rates(info: dict[str, Any], i: int) -> tuple[float, float]:
+    """Round ``i``'s matmul rate and conv1-sized bandwidth, less a call's fixed cost."""
+    m, fixed, size = info["medians"], info["medians"]["dispatch"][i], "conv1-sized"
+    rate = info["matmul_flops"] / (m["matmul"][i] - fixed)
+    return rate, info["stream_bytes"][size] / (m[f"stream {size}"][i] - fixed)
+
+
+def _layer_floor(info: dict[str, Any], name: str, i: int) -> float:
+    x = info["work"][name.replace(" stock", "")]
+    return LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(*_round_rates(info, i))
+
+
 def _roofline_in_turns(info: dict[str, Any]) -> None:
-    m, work = info["medians"], info["work"]
-    rounds = len(m["step"])
-    per_round: dict[str, list[float]] = {"step": [], "step stock": []}
-    for i in range(rounds):
-        fixed = m["dispatch"][i]
-        rate = info["matmul_flops"] / (m["matmul"][i] - fixed)
-        size = "conv1-sized"
-        bandwidth = info["stream_bytes"][size] / (m[f"stream {size}"][i] - fixed)
-        floor = sum(
-            LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(rate, bandwidth)
-            for name, x in work.items()
+    m, rounds = info["medians"], range(len(info["medians"]["step"]))
+    rates = [_round_rates(info, i) for i in rounds]
+    print(
+        f"- in turns: matmul rate {statistics.median(r for r, _ in rates) / 1e9:.1f} GFLOP/s, "
+        f"bandwidth {statistics.median(b for _, b in rates) / 1e9:.1f} GB/s (conv1-sized)"
+    )
+    floors = [sum(_layer_floor(info, name, i) for name in info["work"]) for i in rounds]
+    for step in ("step", "step stock"):
+        ratios = [m[step][i] / floors[i] for i in rounds]
+        print(f"- in turns: fast {step} / its roofline floor per round {_spread(ratios)}")
+    print("\n| layer, in turns | floor ms | alone ms | x floor per round |\n|---|---|---|---|")
+    for name in [*info["work"], *(k for k in m if " stock " in k)]:
+        floor = [_layer_floor(info, name, i) for i in rounds]
+        alone = [m[name][i] - m["dispatch"][i] for i in rounds]
+        ratios = [a / f for a, f in zip(alone, floor, strict=True)]
+        print(
+            f"| {name} | {_ms(statistics.median(floor))} | {_ms(statistics.median(alone))} | "
+            f"{_spread(ratios)} |"
         )
-        for step, ratios in per_round.items():
-            if step in m:
-                ratios.append(m[step][i] / floor)
-    for step, ratios in per_round.items():
-        if ratios:
-            print(f"- in turns: fast {step} / its roofline floor per round {_spread(ratios)}")
+    step = statistics.median(m["step"])
+    print(f"| **step** | {_ms(statistics.median(floors))} | {_ms(step)} | |")
 
 
 def _run_in_turns(m: dict[str, list[float]]) -> None:
