@@ -16,7 +16,7 @@ from cellverify import ConvRNNCell
 from cellverify.checks.strategies import any_cases
 from cellverify.model import fresh_session, loss_for
 from cellverify.model.fast import FastConvRNN
-from tests.test_native import EPS32, conv1_forward_tolerance
+from tests.test_native import EPS32, conv1_reference, conv1_rounding
 
 #: Outputs are probabilities; the fast path reorders float32 sums (conv2 as a
 #: matmul, conv3 split in two), so a logit moves by ~ulp x its terms, which
@@ -129,10 +129,11 @@ def _assert_conv1_equal(fast, rows, plain, x, cell, conv1):
     if conv1 == "stock":
         np.testing.assert_array_equal(fast, plain, err_msg="conv1 on TensorFlow's kernel")
         return
-    kernel, bias = (np.asarray(v) for v in cell.conv1.weights)
+    kernel, bias = (np.asarray(v, np.float64) for v in cell.conv1.weights)
     n, assets, window, features = x.shape
-    bound = conv1_forward_tolerance(np.reshape(x, (n * assets, window, features)), kernel[0], bias)
-    bound = np.transpose(bound, (0, 2, 1)).reshape(plain.shape)
+    windows = np.reshape(np.asarray(x, np.float64), (n * assets, window, features))
+    _, _, size = conv1_reference(windows, kernel[0], bias)
+    bound = np.transpose(conv1_rounding(size, features), (0, 2, 1)).reshape(plain.shape)
     excess = np.abs(fast - plain) - 2 * bound
     assert np.all(excess <= 0), f"conv1 {plain.shape}: {excess.max():.3g} beyond twice its rounding"
 

@@ -25,23 +25,22 @@ EPS32 = float(np.finfo(np.float32).eps)
 SHAPES = [(1, 3, 1, 1), (7, 4, 2, 2), (9, 11, 3, 5), (30, 100, 3, 5), (5, 17, 4, 3), (3, 9, 8, 2)]
 
 
-def _reference(x, w, b, g):
-    """conv1's pre-activation in float64, its input taps ``[n, T, 3, C]``, and
-    the sums of the terms' magnitudes that bound its float32 rounding."""
+def conv1_reference(x, w, b):
+    """conv1's pre-activation in float64 ``[n, K, T]``, its input taps ``[n,
+    T, 3, C]``, and the sums of the terms' magnitudes that bound its float32
+    rounding.  ``x`` is ``[n, window, features]``, ``w`` ``[3, features, K]``."""
     taps = np.stack([x[:, j : j + x.shape[1] - 2] for j in range(3)], axis=2)  # [n, T, 3, C]
     pre = np.einsum("ntjc,jck->nkt", taps, w) + b[None, :, None]
     size = np.einsum("ntjc,jck->nkt", np.abs(taps), np.abs(w)) + np.abs(b)[None, :, None]
     return pre, taps, size
 
 
-def conv1_forward_tolerance(x, w, b):
-    """How far a float32 conv1 may be from the exact one, ``[n, K, T]``:
-    each output is ``3 * features`` products and a bias summed in float32,
-    in whatever order the kernel sums them, so it is within that many
-    roundings of the sum of its terms' magnitudes.  ``x`` is ``[n, window,
-    features]``, ``w`` ``[3, features, K]``."""
-    _, _, size = _reference(*(np.asarray(a, np.float64) for a in (x, w, b, b)))
-    return (3 * x.shape[-1] + 1) * EPS32 * size
+def conv1_rounding(size, features):
+    """How far a float32 conv1 may be from the exact one: each output is
+    ``3 * features`` products and a bias summed in float32, in whatever order
+    the kernel sums them, so it is within that many roundings of ``size``,
+    the sum of its terms' magnitudes (:func:`conv1_reference`)."""
+    return (3 * features + 1) * EPS32 * size
 
 
 @needs_native
@@ -62,8 +61,8 @@ def test_native_conv1_matches_the_float64_convolution_within_its_rounding(shape,
         y = conv_rows(xt, wv, bv, relu=relu)
         total = tf.reduce_sum(y * g)
     dx, dw, db = tape.gradient(total, [xt, wv, bv])
-    pre, taps, _ = _reference(*(a.astype(np.float64) for a in (x, w, b, g)))
-    forward_tol = conv1_forward_tolerance(x, w, b)
+    pre, taps, size = conv1_reference(*(a.astype(np.float64) for a in (x, w, b)))
+    forward_tol = conv1_rounding(size, features)
     expected = np.maximum(pre, 0) if relu else pre
     assert np.all(np.abs(np.asarray(y) - expected) <= forward_tol), f"conv1 {shape}, relu={relu}"
     mask = (pre > forward_tol) if relu else np.ones_like(pre, bool)
