@@ -145,9 +145,9 @@ def _round_rates(info: dict[str, Any], i: int) -> tuple[float, float]:
     return rate, info["stream_bytes"][size] / (m[f"stream {size}"][i] - fixed)
 
 
-def _layer_floor(info: dict[str, Any], name: str, i: int) -> float:
+def _layer_floor(info: dict[str, Any], name: str, rates: tuple[float, float]) -> float:
     x = info["work"][name.replace(" stock", "")]
-    return LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(*_round_rates(info, i))
+    return LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(*rates)
 
 
 def _roofline_in_turns(info: dict[str, Any]) -> None:
@@ -157,13 +157,13 @@ def _roofline_in_turns(info: dict[str, Any]) -> None:
         f"- in turns: matmul rate {statistics.median(r for r, _ in rates) / 1e9:.1f} GFLOP/s, "
         f"bandwidth {statistics.median(b for _, b in rates) / 1e9:.1f} GB/s (conv1-sized)"
     )
-    floors = [sum(_layer_floor(info, name, i) for name in info["work"]) for i in rounds]
+    floors = [sum(_layer_floor(info, name, rates[i]) for name in info["work"]) for i in rounds]
     for step in ("step", "step stock"):
         ratios = [m[step][i] / floors[i] for i in rounds]
         print(f"- in turns: fast {step} / its roofline floor per round {_spread(ratios)}")
     print("\n| layer, in turns | floor ms | alone ms | x floor per round |\n|---|---|---|---|")
     for name in [*info["work"], *(k for k in m if " stock " in k)]:
-        floor = [_layer_floor(info, name, i) for i in rounds]
+        floor = [_layer_floor(info, name, rates[i]) for i in rounds]
         alone = [m[name][i] - m["dispatch"][i] for i in rounds]
         ratios = [a / f for a, f in zip(alone, floor, strict=True)]
         print(
