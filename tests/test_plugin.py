@@ -73,9 +73,22 @@ USER_TEST = '''
 '''
 
 
+#: What this suite's own run may have set that a user's shell would not: run
+#: under pytest-xdist, its workers carry their id and pinned thread pools.
+NOT_INHERITED = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+
 def run_pytest(directory: Path, *args: str, env: dict[str, str] | None = None):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    environment.pop("PYTEST_ADDOPTS", None)
+    for name in NOT_INHERITED:
+        environment.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=directory,
@@ -229,3 +242,45 @@ def test_xdist_gives_the_serial_results_under_ci(tmp_path):
         }
     assert results["serial"] == results["xdist"]
     assert len(results["serial"]) == 4
+
+
+USER_SET = "TF_NUM_INTRAOP_THREADS"
+
+
+@pytest.mark.parametrize(
+    ("environ", "cores", "expected"),
+    [
+        ({}, 2, {}),  # not under xdist: TensorFlow keeps its own pools
+        ({"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "1"}, 2, {}),  # a core free
+        (
+            {"PYTEST_XDIST_WORKER": "gw1", "PYTEST_XDIST_WORKER_COUNT": "2"},
+            2,
+            {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+        ),
+        (  # the user's own setting stays
+            {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "4", USER_SET: "2"},
+            2,
+            {"TF_NUM_INTEROP_THREADS": "1"},
+        ),
+    ],
+)
+def test_xdist_workers_get_one_tensorflow_thread_only_when_they_fill_the_cores(
+    environ, cores, expected
+):
+    from cellverify.pytest_plugin import xdist_worker_threads
+
+    assert xdist_worker_threads(environ, cores) == expected
+
+
+def test_each_xdist_worker_of_a_users_run_starts_tensorflow_with_one_thread(tmp_path):
+    workers = os.cpu_count() or 1
+    (tmp_path / "test_threads.py").write_text(
+        "import os\n\n\n"
+        "def test_tensorflow_threads_are_pinned_before_it_starts():\n"
+        "    assert os.environ['PYTEST_XDIST_WORKER']\n"
+        "    assert os.environ['TF_NUM_INTRAOP_THREADS'] == '1'\n"
+        "    assert os.environ['TF_NUM_INTEROP_THREADS'] == '1'\n"
+    )
+    result = run_pytest(tmp_path, "-n", str(workers))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout
