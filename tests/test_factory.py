@@ -89,3 +89,50 @@ class Crashes(keras.layers.Layer):
 def test_validate_factory_explains_a_broken_contract(factory, message):
     with pytest.raises(BadCellFactory, match=message):
         validate_factory(factory, CONFIG)
+
+
+@pytest.mark.parametrize("spec", ["cellverify.cell", "no_such_module_xyz:f", "no_such_xyz.cells:f"])
+def test_a_mistyped_factory_fails_in_a_fresh_process_without_starting_tensorflow(spec, tmp_path):
+    from .fresh_process import run_fresh
+
+    code = (
+        "from cellverify.errors import BadCellFactory\n"
+        "from cellverify.model.factory import check_factory_name\n"
+        "try:\n"
+        f"    check_factory_name({spec!r})\n"
+        "except BadCellFactory as exc:\n"
+        "    print('refused' if 'no_such' in str(exc) or 'MODULE:ATTRIBUTE' in str(exc) else exc)\n"
+    )
+    words, err = run_fresh(code, tmp_path)
+    assert words[-2:] == ["refused", "False"], err
+
+
+def test_a_factory_that_exists_passes_the_name_check_with_its_parts():
+    from cellverify.model.factory import check_factory_name
+
+    assert check_factory_name("cellverify.cell:conv_rnn_cell") == (
+        "cellverify.cell",
+        "conv_rnn_cell",
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "starts_tensorflow", "arguments"),
+    [
+        ("cellverify.training.executors", "pin_tensorflow_threads", ("no_such_module_xyz:f",)),
+        ("cellverify.checks.runner", "_init_worker", ([], "no_such_module_xyz:f")),
+    ],
+)
+def test_a_worker_refuses_a_mistyped_factory_before_it_starts_tensorflow(
+    module, starts_tensorflow, arguments, monkeypatch
+):
+    import importlib
+
+    workers = importlib.import_module(module)
+
+    def started():
+        raise AssertionError("the worker started TensorFlow before checking the factory's name")
+
+    monkeypatch.setattr(workers, starts_tensorflow, started)
+    with pytest.raises(BadCellFactory, match="cannot import module 'no_such_module_xyz'"):
+        workers._start_worker(*arguments)

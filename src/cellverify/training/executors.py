@@ -127,8 +127,9 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
 
 
 def _start_worker(factory: str) -> None:
-    from cellverify.model.factory import load_factory
+    from cellverify.model.factory import check_factory_name, load_factory
 
+    check_factory_name(factory)  # before TensorFlow starts: a typo fails at once
     pin_tensorflow_threads()
     load_factory(factory)
 
