@@ -136,3 +136,20 @@ def test_a_worker_refuses_a_mistyped_factory_before_it_starts_tensorflow(
     monkeypatch.setattr(workers, starts_tensorflow, started)
     with pytest.raises(BadCellFactory, match="cannot import module 'no_such_module_xyz'"):
         workers._start_worker(*arguments)
+
+
+def test_a_check_worker_refuses_a_missing_invariant_module_before_it_starts_tensorflow(
+    monkeypatch,
+):
+    from cellverify.checks import runner
+    from cellverify.errors import BadInvariantModule
+    from cellverify.model.factory import DEFAULT_FACTORY
+
+    def started():
+        raise AssertionError("the worker started TensorFlow before checking the module's name")
+
+    monkeypatch.setattr(runner, "_init_worker", started)
+    with pytest.raises(
+        BadInvariantModule, match=r"cannot import invariant module 'no\.such\.module'"
+    ):
+        runner._start_worker(["no.such.module"], DEFAULT_FACTORY)

@@ -10,16 +10,14 @@ time; the built-in invariants are imported on first lookup.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from collections.abc import Iterable
 
 from cellverify.checks.case import Case
 from cellverify.checks.registry import INVARIANTS, Invariant
 from cellverify.errors import BadInvariantModule, InvalidConfig, describe_exception
-from cellverify.model.factory import CellFactory
+from cellverify.model.factory import CellFactory, missing_package
 
-__all__ = ["check", "load_invariant_modules", "registered"]
+__all__ = ["check", "check_invariant_module_names", "load_invariant_modules", "registered"]
 
 
 def registered() -> dict[str, Invariant]:
@@ -37,19 +35,32 @@ def check(name: str, factory: CellFactory, case: Case) -> None:
     invariants[name](factory, case)
 
 
+def check_invariant_module_names(modules: Iterable[str]) -> None:
+    """Raise :class:`BadInvariantModule` for a module whose top-level package
+    cannot be found, importing nothing: a worker checks this before it
+    starts TensorFlow."""
+    for module in modules:
+        missing = missing_package(module)
+        if missing is not None:
+            raise BadInvariantModule(_cannot_import(module, missing))
+
+
+def _cannot_import(module: str, exc: BaseException) -> str:
+    return (
+        f"cannot import invariant module {module!r}: {describe_exception(exc)}. "
+        f"Received: --invariants {module}"
+    )
+
+
 def load_invariant_modules(modules: Iterable[str]) -> list[str]:
     """Import each module (the current directory importable), which registers
     its invariants (and mutants); returns the names of the invariants added."""
+    check_invariant_module_names(modules)
     registered()
     before = set(INVARIANTS)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     for module in modules:
         try:
             importlib.import_module(module)
         except Exception as exc:
-            raise BadInvariantModule(
-                f"cannot import invariant module {module!r}: {describe_exception(exc)}. "
-                f"Received: --invariants {module}"
-            ) from exc
+            raise BadInvariantModule(_cannot_import(module, exc)) from exc
     return [name for name in INVARIANTS if name not in before]

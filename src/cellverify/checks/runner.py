@@ -232,10 +232,12 @@ def invariant_regions() -> dict[str, str]:
 
 
 def _start_worker(modules: list[str], spec: str) -> dict[str, str]:
-    from cellverify.checks.catalog import load_invariant_modules
+    from cellverify.checks.catalog import check_invariant_module_names, load_invariant_modules
     from cellverify.model.factory import check_factory_name
 
-    check_factory_name(spec)  # before TensorFlow starts: a typo fails at once
+    # Before TensorFlow starts: a typo fails at once.
+    check_invariant_module_names(modules)
+    check_factory_name(spec)
     _init_worker()
     load_invariant_modules(modules)
     load_checked_factory(spec)

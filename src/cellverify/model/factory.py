@@ -25,6 +25,7 @@ __all__ = [
     "CellFactory",
     "check_factory_name",
     "load_factory",
+    "missing_package",
     "validate_factory",
 ]
 
@@ -48,6 +49,16 @@ def check_factory_name(spec: str) -> tuple[str, str]:
             f"a cell factory is named MODULE:ATTRIBUTE, such as {DEFAULT_FACTORY}. "
             f"Received: {spec!r}"
         )
+    missing = missing_package(module_name)
+    if missing is not None:
+        raise BadCellFactory(_cannot_import(module_name, spec, missing))
+    return module_name, attribute
+
+
+def missing_package(module_name: str) -> ModuleNotFoundError | None:
+    """The error importing ``module_name`` would raise if its top-level package
+    cannot be found from here (the current directory importable), else None.
+    Imports nothing: a dotted name's parents may import TensorFlow."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     top = module_name.split(".", 1)[0]
@@ -55,10 +66,7 @@ def check_factory_name(spec: str) -> tuple[str, str]:
         found = importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):
         found = True  # let the import itself say what is wrong
-    if not found:
-        missing = ModuleNotFoundError(f"No module named {top!r}", name=top)
-        raise BadCellFactory(_cannot_import(module_name, spec, missing))
-    return module_name, attribute
+    return None if found else ModuleNotFoundError(f"No module named {top!r}", name=top)
 
 
 def _cannot_import(module_name: str, spec: str, exc: BaseException) -> str:
