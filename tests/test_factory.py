@@ -5,6 +5,7 @@ import pytest
 
 from cellverify import BadCellFactory, CellConfig
 from cellverify.cell import conv_rnn_cell
+from cellverify.errors import BadInvariantModule
 from cellverify.model.factory import load_factory, validate_factory
 
 CONFIG = CellConfig(assets=3, window=5, kernels=(2, 2, 1))
@@ -117,39 +118,41 @@ def test_a_factory_that_exists_passes_the_name_check_with_its_parts():
 
 
 @pytest.mark.parametrize(
-    ("module", "starts_tensorflow", "arguments"),
+    ("module", "starts_tensorflow", "arguments", "error", "message"),
     [
-        ("cellverify.training.executors", "pin_tensorflow_threads", ("no_such_module_xyz:f",)),
-        ("cellverify.checks.runner", "_init_worker", ([], "no_such_module_xyz:f")),
+        (
+            "cellverify.training.executors",
+            "pin_tensorflow_threads",
+            ("no_such_module_xyz:f",),
+            BadCellFactory,
+            "cannot import module 'no_such_module_xyz'",
+        ),
+        (
+            "cellverify.checks.runner",
+            "_init_worker",
+            ([], "no_such_module_xyz:f"),
+            BadCellFactory,
+            "cannot import module 'no_such_module_xyz'",
+        ),
+        (
+            "cellverify.checks.runner",
+            "_init_worker",
+            (["no.such.module"], "cellverify.cell:conv_rnn_cell"),
+            BadInvariantModule,
+            r"cannot import invariant module 'no\.such\.module'",
+        ),
     ],
 )
-def test_a_worker_refuses_a_mistyped_factory_before_it_starts_tensorflow(
-    module, starts_tensorflow, arguments, monkeypatch
+def test_a_worker_refuses_a_mistyped_name_before_it_starts_tensorflow(
+    module, starts_tensorflow, arguments, error, message, monkeypatch
 ):
     import importlib
 
     workers = importlib.import_module(module)
 
     def started():
-        raise AssertionError("the worker started TensorFlow before checking the factory's name")
+        raise AssertionError("the worker started TensorFlow before checking the names it was given")
 
     monkeypatch.setattr(workers, starts_tensorflow, started)
-    with pytest.raises(BadCellFactory, match="cannot import module 'no_such_module_xyz'"):
+    with pytest.raises(error, match=message):
         workers._start_worker(*arguments)
-
-
-def test_a_check_worker_refuses_a_missing_invariant_module_before_it_starts_tensorflow(
-    monkeypatch,
-):
-    from cellverify.checks import runner
-    from cellverify.errors import BadInvariantModule
-    from cellverify.model.factory import DEFAULT_FACTORY
-
-    def started():
-        raise AssertionError("the worker started TensorFlow before checking the module's name")
-
-    monkeypatch.setattr(runner, "_init_worker", started)
-    with pytest.raises(
-        BadInvariantModule, match=r"cannot import invariant module 'no\.such\.module'"
-    ):
-        runner._start_worker(["no.such.module"], DEFAULT_FACTORY)
