@@ -57,13 +57,6 @@ def local_result():
         return sweep(executor)
 
 
-def test_dask_gives_the_local_routes_outcomes(local_result):
-    with DaskExecutor("local:2") as executor:
-        on_dask = sweep(executor)
-    assert outcomes(on_dask) == outcomes(local_result)
-    assert aggregate([on_dask])["points"] == aggregate([local_result])["points"]
-
-
 def test_a_sweep_runs_on_an_existing_cluster_given_its_address(local_result):
     """The real-cluster route (dask scheduler + dask worker, then
     --scheduler tcp://HOST:8786), with a cluster this test starts itself."""
@@ -77,7 +70,10 @@ def test_a_sweep_runs_on_an_existing_cluster_given_its_address(local_result):
     assert outcomes(on_cluster) == outcomes(local_result)
 
 
-def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(local_result):
+def test_dask_gives_the_local_routes_outcomes_with_a_worker_killed_mid_sweep(local_result):
+    """One Dask cluster (each of its workers a TensorFlow start-up) for both
+    claims: the route's results are the local route's, and a killed worker
+    loses and duplicates nothing."""
     done = []
     with DaskExecutor("local:2") as executor:
         pids = executor.client.run(os.getpid)
@@ -91,6 +87,7 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(local_result):
     assert len(result["runs"]) == len(GRID["output_activation"]) * len(GRID["optimizer"]) * 3
     assert len(outcomes(result)) == len(result["runs"])  # each (point, seed) once
     assert outcomes(result) == outcomes(local_result)
+    assert aggregate([result])["points"] == aggregate([local_result])["points"]
 
 
 def test_a_resumed_sweep_runs_only_what_the_checkpoint_lacks(tmp_path, local_result):
