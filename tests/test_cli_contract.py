@@ -4,7 +4,6 @@ never answers a user's mistake with a traceback."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -158,13 +157,11 @@ def _stub_work(monkeypatch):
     monkeypatch.setattr("cellverify.checks.kill_matrix.kill_matrix", kill_matrix)
 
 
-OUT = Path(__import__("tempfile").mkdtemp(prefix="cellverify-cli-"))
-
 _VALUES = st.sampled_from(
     ["0", "1", "-1", "2", "3", "1e-3", "nan", "inf", "relu", "linear", "adam", "true", "maybe",
      "5,20,1", "2,2,1", "1,2", "as-asked", "remedied", "x", "", "1/2", "3/2", "ci", "dev",
      "optimizer=adam,sgd", "kernels=2-2-1", "colour=red", "cash_bias=yes,no",
-     str(OUT / "out.json"), str(OUT / "out.png"), "/no/such/dir/x.json", str(OUT),
+     "out.json", "out.png", "/no/such/dir/x.json", ".",
      "cellverify.cell:conv_rnn_cell", "no.such:cell", "builtins:repr", "activation=relu",
      "kernels=5-20-1", "colour=blue", "window=2", "pgportfolio", "no.such.module"]
 )  # fmt: skip
@@ -197,9 +194,11 @@ def command_lines(draw):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(argv=command_lines())
-def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, capsys):
+def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, capsys, tmp_path):
     _stub_work(monkeypatch)
-    monkeypatch.chdir(OUT)  # a generated relative --json lands here, not in the checkout
+    # Output paths are relative, so they land here, not in the checkout; "."
+    # is an existing directory where a file is expected.
+    monkeypatch.chdir(tmp_path)
     code = main(argv)
     assert code in (EXIT_OK, EXIT_FAILED, EXIT_USAGE), (argv, code)
     err = capsys.readouterr().err
