@@ -21,8 +21,11 @@ LIBRARY = build.native_library()
 needs_native = pytest.mark.skipif(not LIBRARY.available, reason=f"no native kernel: {LIBRARY.why}")
 EPS32 = float(np.finfo(np.float32).eps)
 #: (rows, window, features, k1): one row, windows shorter than a vector of 8
-#: time positions and not a multiple of it, every compiled feature count.
-SHAPES = [(1, 3, 1, 1), (7, 4, 2, 2), (9, 11, 3, 5), (30, 100, 3, 5), (5, 17, 4, 3), (3, 9, 8, 2)]
+#: time positions and not a multiple of it, every compiled feature count,
+#: and k1 of one block of output channels (up to 5), two blocks and a part
+#: of one (7 = 5 + 2), and three (11 = 5 + 5 + 1).
+SHAPES = [(1, 3, 1, 1), (7, 4, 2, 2), (9, 11, 3, 5), (30, 100, 3, 5), (5, 17, 4, 3), (3, 9, 8, 2),
+          (4, 13, 3, 7), (2, 10, 6, 11)]  # fmt: skip
 
 
 def conv1_reference(x, w, b):

@@ -24,13 +24,16 @@ from tests.test_native import EPS32, needs_native
 
 #: (batch, steps, assets, window, features, k1): one step and many, windows
 #: of 3 (one output) to 100, every feature count up to the kernel's 8, and
-#: span lengths that are and are not multiples of the kernel's 8 lanes.
+#: span lengths that are and are not multiples of the kernel's 8 lanes, and
+#: k1 within one block of output channels (5) and across blocks (7, 11).
 SPAN_SHAPES = [
     (1, 1, 1, 3, 1, 1),
     (2, 4, 3, 100, 3, 5),
     (3, 7, 2, 17, 8, 3),
     (5, 2, 4, 9, 5, 2),
     (4, 9, 3, 24, 3, 4),
+    (2, 3, 2, 12, 3, 7),
+    (3, 2, 3, 10, 4, 11),
 ]
 
 

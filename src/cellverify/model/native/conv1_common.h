@@ -35,36 +35,67 @@ inline v8 load(const float* p) {
   return v;
 }
 
-// Row [W, C] (channels last) -> buf[c * padded + t], zero past W.
-inline void to_channels_first(const float* row, int W, int C, int padded, float* buf) {
-  for (int c = 0; c < C; ++c) {
-    for (int t = 0; t < W; ++t) buf[c * padded + t] = row[t * C + c];
-    for (int t = W; t < padded; ++t) buf[c * padded + t] = 0.f;
-  }
+// Row [W, C] (channels last) -> buf[c * padded + t], zero past W. Read in
+// order, C known at compile time: the loads stream and the stores unroll.
+template <int C>
+inline void to_channels_first(const float* row, int W, int padded, float* buf) {
+  for (int t = 0; t < W; ++t)
+    for (int c = 0; c < C; ++c) buf[c * padded + t] = row[t * C + c];
+  for (int c = 0; c < C; ++c) std::fill(buf + c * padded + W, buf + (c + 1) * padded, 0.f);
 }
 
 inline int padded_width(int T) { return (T + kLanes - 1) / kLanes * kLanes + kTaps - 1; }
 
+// Up to kBlock output channels at a time, their weights broadcast into
+// vectors once per row: the block's sums are independent chains of FMAs
+// that overlap (one channel at a time waited on each FMA's latency), and
+// each FMA reads its weight vector from L1 in the same instruction. Each
+// output is still its bias plus the products in tap-channel order.
+constexpr int kBlock = 5;
+
+template <int C, int B, bool kRelu>
+void forward_block(const float* buf, int padded, int T, int K, const float* w, const float* b,
+                   float* y, int stride) {
+  constexpr int Q = kTaps * C;
+  v8 wv[Q][B];
+  for (int q = 0; q < Q; ++q)
+    for (int i = 0; i < B; ++i) wv[q][i] = w[q * K + i] - (v8){};
+  float tail[kLanes];
+  for (int t0 = 0; t0 < T; t0 += kLanes) {
+    v8 x[Q];
+    for (int j = 0; j < kTaps; ++j)
+      for (int c = 0; c < C; ++c) x[j * C + c] = load(buf + c * padded + t0 + j);
+    v8 acc[B];
+    for (int i = 0; i < B; ++i) acc[i] = b[i] - (v8){};
+    for (int q = 0; q < Q; ++q)
+      for (int i = 0; i < B; ++i) acc[i] += wv[q][i] * x[q];
+    const int n = T - t0 < kLanes ? T - t0 : kLanes;
+    for (int i = 0; i < B; ++i) {
+      v8 a = acc[i];
+      if (kRelu) a = a > 0 ? a : 0;
+      float* out = y + i * stride + t0;
+      if (n == kLanes) {
+        std::memcpy(out, &a, sizeof a);
+      } else {
+        std::memcpy(tail, &a, sizeof a);
+        std::memcpy(out, tail, n * sizeof(float));
+      }
+    }
+  }
+}
+
 template <int C, bool kRelu>
 void forward_row(const float* buf, int padded, int T, int K, const float* w, const float* b,
                  float* y, int stride) {
-  float tail[kLanes];
-  for (int t0 = 0; t0 < T; t0 += kLanes) {
-    v8 x[kTaps * C];
-    for (int j = 0; j < kTaps; ++j)
-      for (int c = 0; c < C; ++c) x[j * C + c] = load(buf + c * padded + t0 + j);
-    const int n = T - t0 < kLanes ? T - t0 : kLanes;
-    for (int k = 0; k < K; ++k) {
-      v8 acc = b[k] - (v8){};
-      for (int q = 0; q < kTaps * C; ++q) acc += w[q * K + k] * x[q];
-      if (kRelu) acc = acc > 0 ? acc : 0;
-      float* out = y + k * stride + t0;
-      if (n == kLanes) {
-        std::memcpy(out, &acc, sizeof acc);
-      } else {
-        std::memcpy(tail, &acc, sizeof acc);
-        std::memcpy(out, tail, n * sizeof(float));
-      }
+  for (int k0 = 0; k0 < K; k0 += kBlock) {
+    const float *wk = w + k0, *bk = b + k0;
+    float* yk = y + k0 * stride;
+    switch (std::min(kBlock, K - k0)) {
+      case 1: forward_block<C, 1, kRelu>(buf, padded, T, K, wk, bk, yk, stride); break;
+      case 2: forward_block<C, 2, kRelu>(buf, padded, T, K, wk, bk, yk, stride); break;
+      case 3: forward_block<C, 3, kRelu>(buf, padded, T, K, wk, bk, yk, stride); break;
+      case 4: forward_block<C, 4, kRelu>(buf, padded, T, K, wk, bk, yk, stride); break;
+      case 5: forward_block<C, 5, kRelu>(buf, padded, T, K, wk, bk, yk, stride); break;
     }
   }
 }

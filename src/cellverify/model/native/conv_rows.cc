@@ -73,7 +73,7 @@ struct Rows {
     const int T = W - kTaps + 1, padded = padded_width(T);
     std::vector<float> buf(C * padded);
     for (int64_t n = lo; n < hi; ++n) {
-      to_channels_first(x + n * W * C, W, C, padded, buf.data());
+      to_channels_first<C>(x + n * W * C, W, padded, buf.data());
       forward_row<C, kRelu>(buf.data(), padded, T, K, w, b, y + n * K * T, T);
     }
   }
@@ -83,7 +83,7 @@ struct Rows {
     const int T = W - kTaps + 1, padded = padded_width(T);
     std::vector<float> buf(C * padded);
     for (int64_t n = lo; n < hi; ++n) {
-      to_channels_first(x + n * W * C, W, C, padded, buf.data());
+      to_channels_first<C>(x + n * W * C, W, padded, buf.data());
       filter_grad_row<C, kRelu>(buf.data(), padded, T, K, g + n * K * T,
                                 kRelu ? y + n * K * T : nullptr, acc);
     }

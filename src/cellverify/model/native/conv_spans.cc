@@ -71,7 +71,7 @@ void forward_spans(const Spans& d, const float* prices, const float* closes, con
   std::vector<float> buf(C * d.padded), z(d.K * d.stride, 0.f), none(d.K, 0.f);
   float tail[kLanes];
   for (int64_t n = lo; n < hi; ++n) {
-    to_channels_first(d.span(prices, n), d.L, C, d.padded, buf.data());
+    to_channels_first<C>(d.span(prices, n), d.L, d.padded, buf.data());
     forward_row<C, false>(buf.data(), d.padded, d.P, d.K, w, none.data(), z.data(), d.stride);
     for (int s = 0; s < d.S; ++s) {
       const int64_t r = d.row(n, s);
@@ -153,7 +153,7 @@ void filter_grad_spans(const Spans& d, const float* prices, const float* closes,
                        const float* y, int64_t lo, int64_t hi, double* acc) {
   std::vector<float> buf(C * d.padded), dz(d.K * d.stride);
   for (int64_t n = lo; n < hi; ++n) {
-    to_channels_first(d.span(prices, n), d.L, C, d.padded, buf.data());
+    to_channels_first<C>(d.span(prices, n), d.L, d.padded, buf.data());
     filter_grad_span<C, kRelu>(d, buf.data(), closes, g, y, n, dz.data(), acc);
   }
 }
