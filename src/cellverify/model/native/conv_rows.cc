@@ -4,8 +4,8 @@
 // channels (3 and 5 as asked): too few channels to fill a vector register in
 // a general convolution, so TensorFlow's kernels run it at about 5x its
 // memory-bound floor.  Here every row (one asset's window, [W, C]) is
-// transposed to channels-first in a small buffer, each output channel is
-// computed 8 time positions at a time, and the result is written
+// transposed to channels-first in a small buffer, up to five output channels
+// are computed together 8 time positions at a time, and the result is written
 // channels-first, [N, K, T] (T = W - 2), so that conv2's matmul reads it as
 // rows of K*T.  The backward pass fuses ReLU's derivative (when asked), the
 // filter's gradient and the bias's.  Why, and what it buys: docs/design.md,
