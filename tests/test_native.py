@@ -240,3 +240,22 @@ def test_activation_statistics_read_the_native_layout_as_they_read_the_cells():
     assert 0 < dead < 1 and zeros > dead, (dead, zeros)  # statistics with something to count
     for name, value in last.items():
         np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(value), err_msg=name)
+
+
+@needs_native
+def test_the_probes_native_counts_match_tensorflows_at_zeros_nans_infinities_and_the_level():
+    from cellverify.model.native.ops import channel_counts
+    from cellverify.training.probe import SATURATION_LEVEL
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(37, 5, 29)).astype(np.float32)
+    a[:, 3] = 0.0  # a dead channel
+    level = np.float32(SATURATION_LEVEL)
+    edges = [0.0, -0.0, np.nan, np.inf, -np.inf, level, -level, np.nextafter(level, 0), 1e-45]
+    a[0, 0, : len(edges)] = edges
+    a[5, 2, -len(edges) :] = edges
+    counts = np.asarray(channel_counts(tf.constant(a), level=SATURATION_LEVEL))
+    zeros = tf.reduce_sum(tf.cast(tf.equal(a, 0), tf.int64), axis=[0, 2])
+    saturated = tf.reduce_sum(tf.cast(tf.abs(a) >= SATURATION_LEVEL, tf.int64), axis=[0, 2])
+    np.testing.assert_array_equal(counts, np.stack([zeros, saturated]))
+    assert counts[0, 3] == 37 * 29 and counts[0, 0] >= 2 and counts[1, 0] >= 4

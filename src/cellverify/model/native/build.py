@@ -1,7 +1,8 @@
 """Compile the native conv1 kernels once per machine, and load them.
 
 The sources ship with the package (``conv_rows.cc`` for windows,
-``conv_spans.cc`` for a sequence's raw prices, ``conv1_common.h``); they are
+``conv_spans.cc`` for a sequence's raw prices, ``channel_counts.cc`` for
+the activation probe's counts of conv1, ``conv1_common.h``); they are
 compiled into one library against the installed TensorFlow's headers on
 first use and cached, keyed by the sources, TensorFlow's version and flags,
 and the compiler's flags, so a new TensorFlow or a changed kernel compiles
@@ -28,7 +29,7 @@ __all__ = ["CACHE_ENV", "NativeLibrary", "cache_dir", "compile_command", "native
 
 HERE = Path(__file__).parent
 #: Compiled into one library.
-SOURCES = (HERE / "conv_rows.cc", HERE / "conv_spans.cc")
+SOURCES = (HERE / "conv_rows.cc", HERE / "conv_spans.cc", HERE / "channel_counts.cc")
 #: What the cache key reads besides the sources.
 HEADERS = (HERE / "conv1_common.h",)
 #: Where the compiled kernel is kept (default ``$XDG_CACHE_HOME/cellverify``
@@ -38,7 +39,7 @@ CACHE_ENV = "CELLVERIFY_CACHE_DIR"
 #: serves every x86-64 machine of a cluster, and every machine computes the
 #: same sums with the same instructions.
 ISA_FLAGS = ("-mavx2", "-mfma")
-#: A first compile took 13 s here (both sources); a loaded machine can take
+#: A first compile took 13-27 s here (all sources); a loaded machine can take
 #: several times that.
 COMPILE_TIMEOUT_SECONDS = 600
 

@@ -1,4 +1,5 @@
-"""conv1 through the native kernel, with its gradient, as TensorFlow functions."""
+"""conv1 through the native kernel, with its gradient, and the probe's counts of
+its output, as TensorFlow functions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 from cellverify.model.native.build import native_library
 
-__all__ = ["conv_rows", "conv_spans"]
+__all__ = ["channel_counts", "conv_rows", "conv_spans"]
 
 
 def conv_rows(rows: Any, kernel: Any, bias: Any, *, relu: bool) -> Any:
@@ -57,6 +58,13 @@ def conv_spans(prices: Any, closes: Any, kernel: Any, bias: Any, *, relu: bool) 
         return y, gradient
 
     return run(tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def channel_counts(activations: Any, *, level: float) -> Any:
+    """Per channel of ``activations`` ``[rows, channels, positions]`` (conv1's
+    native layout), the entries exactly 0 and those with ``|a| >= level``:
+    ``[2, channels]`` int64, from one pass (docs/design.md, "Native conv1")."""
+    return _ops().cellverify_channel_counts(activations, level=level)
 
 
 def _ops() -> Any:
