@@ -137,10 +137,8 @@ def _layer_statistics(a: Any, channels_first: bool) -> tuple[Any, Any, Any]:
     diagnose run'); the counts are exact, so the shares are the same bits."""
     if channels_first and native_library().available:
         counts = tf.cast(channel_counts(a, level=SATURATION_LEVEL), tf.float64)
-        rows = tf.cast(tf.shape(a)[0] * tf.shape(a)[2], tf.float64)
-        size = tf.cast(tf.size(a), tf.float64)
-        dead = tf.reduce_mean(tf.cast(tf.equal(counts[0], rows), tf.float64))
-        return dead, tf.reduce_sum(counts[0]) / size, tf.reduce_sum(counts[1]) / size
+        dead, zeros = _zero_shares(counts[0], tf.shape(a)[0] * tf.shape(a)[2], a)
+        return dead, zeros, tf.reduce_sum(counts[1]) / tf.cast(tf.size(a), tf.float64)
     dead, zeros = _zero_statistics(a, channels_first)
     return dead, zeros, share(tf.abs(a) >= SATURATION_LEVEL)
 
@@ -158,9 +156,15 @@ def _zero_statistics(a: Any, channels_first: bool = False) -> tuple[Any, Any]:
         per_example = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
         zeros = tf.reduce_sum(tf.cast(tf.equal(per_example, 0), tf.int32), axis=1)
         positions = tf.shape(per_example)[0] * tf.shape(per_example)[1]
-    per_channel = tf.reduce_sum(tf.cast(zeros, tf.float64), axis=0)
-    rows = tf.cast(positions, tf.float64)
-    dead = tf.reduce_mean(tf.cast(tf.equal(per_channel, rows), tf.float64))
+    return _zero_shares(tf.reduce_sum(tf.cast(zeros, tf.float64), axis=0), positions, a)
+
+
+def _zero_shares(per_channel: Any, positions: Any, a: Any) -> tuple[Any, Any]:
+    """Shares of dead channels and of zero entries of ``a``, from each
+    channel's count of zeros (float64, exact) out of its ``positions``."""
+    dead = tf.reduce_mean(
+        tf.cast(tf.equal(per_channel, tf.cast(positions, tf.float64)), tf.float64)
+    )
     return dead, tf.reduce_sum(per_channel) / tf.cast(tf.size(a), tf.float64)
 
 
