@@ -2,14 +2,14 @@
 
 The sources ship with the package (``conv_rows.cc`` for windows,
 ``conv_spans.cc`` for a sequence's raw prices, ``channel_counts.cc`` for
-the activation probe's counts of conv1, ``conv1_common.h``); they are
-compiled into one library against the installed TensorFlow's headers on
-first use and cached, keyed by the sources, TensorFlow's version and flags,
-and the compiler's flags, so a new TensorFlow or a changed kernel compiles
-again.  Nothing is fetched.  Where it cannot be built - no C++ compiler, no
-AVX2 and FMA, a source missing, a compiler error - the fast path runs
-TensorFlow's own kernels and :func:`native_library` says why
-(docs/design.md, "Native conv1").
+the activation probe's counts of conv1, ``conv1_common.h``); ``kernels.cc``
+includes them all, and is compiled as one unit into one library against the
+installed TensorFlow's headers on first use and cached, keyed by the sources,
+TensorFlow's version and flags, and the compiler's flags, so a new TensorFlow
+or a changed kernel compiles again.  Nothing is fetched.  Where it cannot be
+built - no C++ compiler, no AVX2 and FMA, a source missing, a compiler error -
+the fast path runs TensorFlow's own kernels and :func:`native_library` says
+why (docs/design.md, "Native conv1").
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from typing import Any
 __all__ = ["CACHE_ENV", "NativeLibrary", "cache_dir", "compile_command", "native_library"]
 
 HERE = Path(__file__).parent
-#: Compiled into one library.
+#: The one file compiled: it includes every source (its comment says why).
+UNIT = HERE / "kernels.cc"
+#: The kernels' sources, which ``UNIT`` includes.
 SOURCES = (HERE / "conv_rows.cc", HERE / "conv_spans.cc", HERE / "channel_counts.cc")
-#: What the cache key reads besides the sources.
+#: What the cache key reads besides the unit and the sources.
 HEADERS = (HERE / "conv1_common.h",)
 #: Where the compiled kernel is kept (default ``$XDG_CACHE_HOME/cellverify``
 #: or ``~/.cache/cellverify``).
@@ -39,8 +41,7 @@ CACHE_ENV = "CELLVERIFY_CACHE_DIR"
 #: serves every x86-64 machine of a cluster, and every machine computes the
 #: same sums with the same instructions.
 ISA_FLAGS = ("-mavx2", "-mfma")
-#: A first compile took 13-27 s here (all sources); a loaded machine can take
-#: several times that.
+#: A first compile took 14 s here; a loaded machine can take several times that.
 COMPILE_TIMEOUT_SECONDS = 600
 
 
@@ -83,7 +84,7 @@ def compile_command(compiler: str, output: Path) -> list[str]:
     import tensorflow as tf
 
     return [
-        compiler, "-O3", *ISA_FLAGS, "-shared", "-fPIC", "-w", *map(str, SOURCES),
+        compiler, "-O3", *ISA_FLAGS, "-shared", "-fPIC", "-w", str(UNIT),
         "-o", str(output),
         *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
     ]  # fmt: skip
@@ -93,7 +94,7 @@ def _library_path() -> Path:
     import tensorflow as tf
 
     key = hashlib.sha256()
-    for source in (*SOURCES, *HEADERS):
+    for source in (UNIT, *SOURCES, *HEADERS):
         key.update(source.read_bytes())
     # Not the compiler: any that builds it with TensorFlow's flags will do.
     for part in (tf.__version__, *compile_command("", Path("-"))):
@@ -148,7 +149,7 @@ def unavailable_because() -> str | None:
 
 
 def _missing_sources() -> str | None:
-    missing = [p.name for p in (*SOURCES, *HEADERS) if not p.is_file()]
+    missing = [p.name for p in (UNIT, *SOURCES, *HEADERS) if not p.is_file()]
     if missing:
         return f"the installed package lacks the kernel's sources {', '.join(missing)} in {HERE}"
     return None

@@ -1,0 +1,12 @@
+// Every kernel in one translation unit: TensorFlow's headers take most of a
+// compile, and this way they are parsed and their templates instantiated
+// once, not once per source (one compile took 32.5 s as three units and
+// 14.4 s as this one, with the same bits; docs/design.md, "Native conv1").
+//
+// The sources share one anonymous namespace here, so a name defined in two
+// of them is a compile error, and the fast path then falls back to
+// TensorFlow's kernels saying so (tests/test_native.py compiles this file).
+
+#include "conv_rows.cc"
+#include "conv_spans.cc"
+#include "channel_counts.cc"
