@@ -41,7 +41,8 @@ CACHE_ENV = "CELLVERIFY_CACHE_DIR"
 #: serves every x86-64 machine of a cluster, and every machine computes the
 #: same sums with the same instructions.
 ISA_FLAGS = ("-mavx2", "-mfma")
-#: A first compile took 14 s here; a loaded machine can take several times that.
+#: A first compile took 13.7-15.3 s of the compiler's CPU here (docs/design.md);
+#: a loaded machine can take several times that.
 COMPILE_TIMEOUT_SECONDS = 600
 
 
