@@ -5,6 +5,7 @@ the report shows it, and a value left out is named with its reason."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import strategies as st
 
 from cellverify.cell import conv_rnn_cell
 from cellverify.checks.case import Case
@@ -23,8 +24,11 @@ from .outside_cells import eiie_cell, minmax_scaled_cell, pgportfolio_cell
 pytestmark = pytest.mark.usefixtures("fresh_keras")
 
 
-def _drawn(invariant: Invariant, profile: str = "ci", pinned=None) -> tuple[list[Case], Coverage]:
-    """The cases ``invariant``'s search draws, recorded by a check that passes."""
+def _drawn(
+    invariant: Invariant, profile: str = "ci", pinned=None, **search
+) -> tuple[list[Case], Coverage]:
+    """The cases ``invariant``'s search draws (``search``: a strategy and
+    covering cases of the caller's), recorded by a check that passes."""
     seen: list[Case] = []
     recorder = Invariant(
         invariant.name,
@@ -33,9 +37,9 @@ def _drawn(invariant: Invariant, profile: str = "ci", pinned=None) -> tuple[list
         invariant.adversarial_inputs,
         min_batch=invariant.min_batch,
     )
-    search = search_test(recorder, conv_rnn_cell, profile=profile, pinned=pinned)
-    search()
-    return seen, search.coverage
+    test = search_test(recorder, conv_rnn_cell, profile=profile, pinned=pinned, **search)
+    test()
+    return seen, test.coverage
 
 
 def test_two_invariants_of_one_region_draw_different_cases_under_ci():
@@ -73,6 +77,18 @@ def test_covering_cases_come_first_and_reach_every_value_by_themselves():
     for case in covering:
         alone.record(case)
     assert alone.complete
+
+
+def test_a_callers_strategy_runs_its_own_covering_cases_first_and_none_of_the_invariants():
+    invariant = INVARIANTS["simplex_output"]
+    own = covering_cases(region=WHOLE_SPACE, adversarial_inputs=True, seed=7)[:3]
+    strategy = st.just(own[-1])
+    alone, _ = _drawn(invariant, strategy=strategy)
+    assert set(map(repr, alone)) == {repr(own[-1])}  # no covering cases of the invariant's
+    cases, coverage = _drawn(invariant, strategy=strategy, covering=own)
+    assert cases[:3] == own
+    assert len(cases) > 3 and set(map(repr, cases[3:])) == {repr(own[-1])}
+    assert sum(coverage.counts["inputs"].values()) == len(cases)
 
 
 def test_batch_independence_draws_batches_of_two_or_more():

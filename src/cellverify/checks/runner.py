@@ -84,11 +84,13 @@ def run_invariant(
     pinned: Mapping[str, Any] | None = None,
     strategy: st.SearchStrategy[Case] | None = None,
     on_example: Callable[[int], None] | None = None,
+    covering: Sequence[Case] | None = None,
 ) -> InvariantResult:
     """Search for a case that breaks ``invariant``; shrink it if found.
 
     ``strategy`` replaces the invariant's own region, for instance to search
-    the whole space with an invariant claimed only on the robust region.
+    the whole space with an invariant claimed only on the robust region;
+    ``covering``, the cases run first (:func:`cellverify.checks.search.search_test`).
     """
     failures: list[tuple[Case, str]] = []
     test = search_test(
@@ -99,6 +101,7 @@ def run_invariant(
         strategy=strategy,
         failures=failures,
         on_example=on_example,
+        covering=covering,
     )
     start = time.perf_counter()
     status, case, message = _search_outcome(test, failures)

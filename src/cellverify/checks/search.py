@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hypothesis import Phase, event, example, given, seed, settings
@@ -103,6 +103,7 @@ class SearchTest:
         strategy: st.SearchStrategy[Case] | None,
         failures: list[tuple[Case, str]],
         on_example: Callable[[int], None] | None,
+        covering: Sequence[Case] | None = None,
     ) -> None:
         register_profiles()
         self.invariant = invariant
@@ -118,8 +119,12 @@ class SearchTest:
         self.coverage = Coverage(
             dimensions(invariant.region, invariant.adversarial_inputs, self._pinned)
         )
-        # A strategy of the caller's own searches beyond the claim: no covering cases.
-        self.explicit = [] if strategy is not None else self._covering_cases()
+        # A strategy of the caller's own searches beyond the claim: it brings
+        # its own covering cases, if any.
+        if covering is not None:
+            self.explicit = list(covering)
+        else:
+            self.explicit = [] if strategy is not None else self._covering_cases()
         chosen = strategy if strategy is not None else strategy_for(invariant, profile, pinned)
         self._test = self._hypothesis_test(chosen, self.explicit)
         self._last_error: InvariantViolation | None = None
@@ -258,12 +263,15 @@ def search_test(
     strategy: st.SearchStrategy[Case] | None = None,
     failures: list[tuple[Case, str]] | None = None,
     on_example: Callable[[int], None] | None = None,
+    covering: Sequence[Case] | None = None,
 ) -> SearchTest:
     """The Hypothesis test that searches for a case breaking ``invariant``.
 
     ``profile`` applies that settings profile (``None``: whatever is loaded,
     as under pytest, where ``--hypothesis-profile`` decides).  ``strategy``
-    replaces the invariant's own cases (and its covering cases).  Each
+    replaces the invariant's own cases (and its covering cases); ``covering``
+    replaces the covering cases, which run first, as the profile's first
+    examples (default: the invariant's, or none with a ``strategy``).  Each
     failure seen is appended to ``failures`` as ``(case, message)``; a cell
     that crashes on a case is a failure too, reported as such.
     """
@@ -275,4 +283,5 @@ def search_test(
         strategy=strategy,
         failures=failures if failures is not None else [],
         on_example=on_example,
+        covering=covering,
     )
