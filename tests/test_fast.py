@@ -1,7 +1,9 @@
 """The fast path computes what keras.layers.RNN(ConvRNNCell) computes.
 
 Compared in inference mode: in training, dropout masks are drawn in another
-order, so the two agree in distribution, not value by value.
+order, so the two agree in distribution, not value by value.  The cases
+reach every input kind and every value of each categorical field by
+construction (covering cases), then Hypothesis draws more.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import tensorflow as tf
 from hypothesis import given, settings
 
 from cellverify import ConvRNNCell
+from cellverify.checks.coverage import labels_of
+from cellverify.checks.covering import covering_cases
+from cellverify.checks.regions import WHOLE_SPACE
 from cellverify.checks.strategies import any_cases
 from cellverify.model import fresh_session, loss_for
 from cellverify.model.fast import FastConvRNN
-from tests.test_native import EPS32, conv1_reference, conv1_rounding
+from tests.test_native import EPS32, conv1_reference, conv1_rounding, needs_native
 
 #: Outputs are probabilities; the fast path reorders float32 sums (conv2 as a
 #: matmul, conv3 split in two), so a logit moves by ~ulp x its terms, which
@@ -51,10 +56,35 @@ def _outputs_and_gradients(layer, x, y, task, variables):
 CONV1_KERNELS = ["auto", "stock"]
 
 
+#: Every input kind and every value of each categorical field of the whole
+#: space, in 7 cases (:mod:`cellverify.checks.covering`); some take the
+#: native conv1 under "auto", some not.  Any fixed seed: the same cases on every run.
+COVERING = covering_cases(region=WHOLE_SPACE, adversarial_inputs=True, seed=17)
+#: Drawn after them, for the rest of the ci profile's 25.
+DRAWN = 25 - len(COVERING)
+
+
 @pytest.mark.parametrize("conv1", CONV1_KERNELS)
-@settings(max_examples=25, derandomize=True, database=None, deadline=None)
+@pytest.mark.parametrize("case", COVERING, ids=lambda c: "-".join(labels_of(c).values()))
+def test_fast_path_matches_the_plain_rnn_on_every_value_by_construction(conv1, case):
+    _assert_fast_path_matches_the_plain_rnn(conv1, case)
+
+
+@needs_native
+def test_the_covering_cases_take_the_native_conv1_and_tensorflows_under_auto():
+    from cellverify.model.native.choice import choose_conv1
+
+    assert {choose_conv1(case.cell).native for case in COVERING} == {True, False}
+
+
+@pytest.mark.parametrize("conv1", CONV1_KERNELS)
+@settings(max_examples=DRAWN, derandomize=True, database=None, deadline=None)
 @given(any_cases(adversarial_inputs=True))
 def test_fast_path_matches_the_plain_rnn_in_outputs_and_gradients(conv1, case):
+    _assert_fast_path_matches_the_plain_rnn(conv1, case)
+
+
+def _assert_fast_path_matches_the_plain_rnn(conv1, case):
     fresh_session()
     batch = case.batch()
     cell = ConvRNNCell(case.cell)

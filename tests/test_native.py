@@ -25,7 +25,15 @@ EPS32 = float(np.finfo(np.float32).eps)
 #: and k1 of one block of output channels (up to 5), two blocks and a part
 #: of one (7 = 5 + 2), and three (11 = 5 + 5 + 1).
 SHAPES = [(1, 3, 1, 1), (7, 4, 2, 2), (9, 11, 3, 5), (30, 100, 3, 5), (5, 17, 4, 3), (3, 9, 8, 2),
-          (4, 13, 3, 7), (2, 10, 6, 11)]  # fmt: skip
+          (4, 13, 3, 7), (2, 10, 6, 11), (6, 7, 5, 4), (3, 15, 7, 6)]  # fmt: skip
+
+
+def test_the_shapes_reach_every_feature_count_the_kernel_compiles():
+    from cellverify.model.native.choice import NATIVE_MAX_FEATURES
+
+    assert sorted({features for _, _, features, _ in SHAPES}) == list(
+        range(1, NATIVE_MAX_FEATURES + 1)
+    )
 
 
 def conv1_reference(x, w, b):

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cellverify import CellConfig, ConvRNNCell, TrainConfig
@@ -34,7 +34,16 @@ SPAN_SHAPES = [
     (4, 9, 3, 24, 3, 4),
     (2, 3, 2, 12, 3, 7),
     (3, 2, 3, 10, 4, 11),
+    (2, 3, 2, 9, 2, 3),
+    (3, 2, 2, 11, 6, 5),
+    (2, 5, 3, 16, 7, 2),
 ]
+
+
+def test_the_span_shapes_reach_every_feature_count_the_kernel_compiles():
+    from cellverify.model.native.choice import NATIVE_MAX_FEATURES
+
+    assert sorted({shape[4] for shape in SPAN_SHAPES}) == list(range(1, NATIVE_MAX_FEATURES + 1))
 
 
 def _windows(prices: np.ndarray, closes: np.ndarray, window: int) -> np.ndarray:
@@ -127,6 +136,38 @@ LEVELS = [1.0, 3000.0]
 @needs_native
 @pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=12, derandomize=True, database=None, deadline=None)
+# Every value of each sampled field, and the extremes of the sizes, by
+# construction; then Hypothesis draws more.
+@example(
+    activation="relu",
+    output_activation="relu",
+    kernels=(2, 3, 1),
+    window=3,
+    features=1,
+    steps=1,
+    task="portfolio",
+    dropout_after=(),
+)
+@example(
+    activation="tanh",
+    output_activation="linear",
+    kernels=(5, 6, 1),
+    window=24,
+    features=8,
+    steps=5,
+    task="supervised",
+    dropout_after=(2,),
+)
+@example(
+    activation="linear",
+    output_activation="relu",
+    kernels=(1, 1, 1),
+    window=9,
+    features=3,
+    steps=3,
+    task="portfolio",
+    dropout_after=(3,),
+)
 @given(
     activation=st.sampled_from(["relu", "tanh", "linear"]),
     output_activation=st.sampled_from(["relu", "linear"]),
