@@ -133,41 +133,27 @@ def _outputs_and_gradients(layer, x, y, task):
 LEVELS = [1.0, 3000.0]
 
 
+#: Every value of each sampled field below, and the extremes of the sizes, by
+#: construction; Hypothesis runs them first, then draws more.
+SPAN_EXAMPLES = [
+    ("relu", "relu", (2, 3, 1), 3, 1, 1, "portfolio", ()),
+    ("tanh", "linear", (5, 6, 1), 24, 8, 5, "supervised", (2,)),
+    ("linear", "relu", (1, 1, 1), 9, 3, 3, "portfolio", (3,)),
+]
+_SPAN_FIELDS = ("activation", "output_activation", "kernels", "window", "features", "steps",
+                "task", "dropout_after")  # fmt: skip
+
+
+def _with_span_examples(test):
+    for values in SPAN_EXAMPLES:
+        test = example(**dict(zip(_SPAN_FIELDS, values, strict=True)))(test)
+    return test
+
+
 @needs_native
 @pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=12, derandomize=True, database=None, deadline=None)
-# Every value of each sampled field, and the extremes of the sizes, by
-# construction; then Hypothesis draws more.
-@example(
-    activation="relu",
-    output_activation="relu",
-    kernels=(2, 3, 1),
-    window=3,
-    features=1,
-    steps=1,
-    task="portfolio",
-    dropout_after=(),
-)
-@example(
-    activation="tanh",
-    output_activation="linear",
-    kernels=(5, 6, 1),
-    window=24,
-    features=8,
-    steps=5,
-    task="supervised",
-    dropout_after=(2,),
-)
-@example(
-    activation="linear",
-    output_activation="relu",
-    kernels=(1, 1, 1),
-    window=9,
-    features=3,
-    steps=3,
-    task="portfolio",
-    dropout_after=(3,),
-)
+@_with_span_examples
 @given(
     activation=st.sampled_from(["relu", "tanh", "linear"]),
     output_activation=st.sampled_from(["relu", "linear"]),
