@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cellverify import InvalidConfig
@@ -178,14 +178,26 @@ _OPTIONS = st.sampled_from(
 _SMALL = ["--assets", "2", "--window", "3", "--kernels", "1,1,1", "--seeds", "1", "--jobs", "1"]
 
 
+#: Every command, and a name that is none.
+_COMMANDS = ["check", "mutants", "diagnose", "sweep", "compare", "nosuch", "--help"]
+
+
 @st.composite
 def command_lines(draw):
-    command = draw(
-        st.sampled_from(["check", "mutants", "diagnose", "sweep", "compare", "nosuch", "--help"])
-    )
+    command = draw(st.sampled_from(_COMMANDS))
     words = draw(st.lists(st.one_of(_OPTIONS, _VALUES), max_size=8))
     small = _SMALL if command in ("diagnose", "sweep") and draw(st.booleans()) else []
     return [command, *small, *words]
+
+
+def _each_command(test):
+    """Each command bare, and with the small sizes where it takes them, by
+    construction; the random command lines follow."""
+    for command in _COMMANDS:
+        test = example(argv=[command])(test)
+        if command in ("diagnose", "sweep"):
+            test = example(argv=[command, *_SMALL])(test)
+    return test
 
 
 @settings(
@@ -195,6 +207,7 @@ def command_lines(draw):
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@_each_command
 @given(argv=command_lines())
 def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, capsys, tmp_path):
     _stub_work(monkeypatch)
