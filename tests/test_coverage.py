@@ -16,6 +16,7 @@ from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE
 from cellverify.checks.registry import Invariant, fail
 from cellverify.checks.runner import SuiteResult, run_invariant
 from cellverify.checks.search import search_seed, search_test
+from cellverify.checks.sizes import size_ranges
 from cellverify.errors import InvariantViolation
 from cellverify.render.report import render_check
 
@@ -105,6 +106,51 @@ def test_a_value_pinned_away_is_left_out_and_named_not_missed():
     assert activation["values"] == ["relu"]
     assert activation["left_out"]["elu"] == "pinned (activation='relu')"
     assert activation["left_out"]["tanh"] == "outside the region 'robust'"
+
+
+def test_covering_cases_reach_both_ends_of_every_size_by_themselves():
+    for invariant in INVARIANTS.values():
+        ranges = size_ranges(invariant.region, invariant.min_batch)
+        covering = covering_cases(
+            region=invariant.region,
+            adversarial_inputs=invariant.adversarial_inputs,
+            seed=search_seed(invariant.name),
+            min_batch=invariant.min_batch,
+        )
+        for size, (low, high) in ranges.items():
+            reached = {int(labels_of(case)[size]) for case in covering}
+            assert {low, high} <= reached <= set(range(low, high + 1)), (invariant.name, size)
+
+
+def test_a_cell_broken_only_at_the_most_assets_fails_the_gate_with_that_case():
+    def check(factory, case):
+        if case.cell.assets == high:
+            fail("recorder", f"broken at {case.cell.assets} assets")
+
+    simplex = INVARIANTS["simplex_output"]
+    high = size_ranges(simplex.region)["assets"][1]
+    broken = Invariant("recorder", check, simplex.region, simplex.adversarial_inputs)
+    # dev: 10 examples, the 7 covering cases among them, the rest random.
+    result = run_invariant(broken, conv_rnn_cell, profile="dev")
+    assert result.status == "failed"
+    assert result.falsifying.cell.assets == high
+
+
+def test_a_pinned_size_is_required_alone_and_its_ends_named_pinned():
+    dims = {d.name: d for d in dimensions(WHOLE_SPACE, True, {"kernels": (5, 20, 1)})}
+    assert (dims["k1"].values, dims["k2"].values) == (("5",), ("20",))
+    assert dims["k1"].left_out == {
+        "1": "pinned (kernels=(5, 20, 1))",
+        "4": "pinned (kernels=(5, 20, 1))",
+    }
+    assert dims["window"].values == ("3", "12")
+
+
+def test_an_invariant_on_batches_of_two_says_why_a_batch_of_one_is_left_out():
+    invariant = INVARIANTS["batch_independence"]
+    dims = {d.name: d for d in dimensions(invariant.region, True, min_batch=invariant.min_batch)}
+    assert dims["batch"].values == ("2", "4")
+    assert dims["batch"].left_out == {"1": "the invariant needs batches of 2 or more"}
 
 
 def test_market_only_invariants_name_the_input_kinds_they_leave_out():

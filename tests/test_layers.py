@@ -22,7 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                  "training"),
     "checks": ("checks.numerics.tolerances", "checks.numerics.gradcheck", "checks.regions",
                "checks.case", "checks.results", "checks.numerics.precision", "checks.numerics",
-               "checks.profiles",
+               "checks.profiles", "checks.sizes",
                "checks.registry", "checks.strategies", "checks.coverage", "checks.covering",
                "checks.invariants.harness", "checks.invariants.structure",
                "checks.invariants.gradients", "checks.invariants.learning",

@@ -66,7 +66,7 @@ def test_the_covering_cases_reach_every_value_of_every_dimension_at_each_scale()
         for scale in SCALES:
             at_scale = [c for c in cases if c.inputs == InputSpec("scaled", scale, c.inputs.seed)]
             assert at_scale, (name, scale)
-            for d in dimensions(invariant.region, True):
+            for d in dimensions(invariant.region, True, min_batch=invariant.min_batch):
                 if d.name != "inputs":
                     reached = {labels_of(c)[d.name] for c in at_scale}
-                    assert reached == set(d.values), (name, scale, d.name)
+                    assert set(d.values) <= reached, (name, scale, d.name)

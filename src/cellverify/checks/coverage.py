@@ -3,8 +3,10 @@
 An invariant is claimed on a region (and on adversarial inputs or the
 market's only).  Each categorical *dimension* of a case - the input kind,
 the conv and output activations, the initializer, the optimizer, the cash
-bias, dropout and the task - takes a few values there; a gate that never
-drew one of them has not tested it.  :func:`dimensions` lists, for one
+bias, dropout and the task - takes a few values there, and each size (the
+shape, the kernel counts, the batch and the sequence length) must reach both
+ends of its range (:mod:`cellverify.checks.sizes`); a gate that never drew
+one of them has not tested it.  :func:`dimensions` lists, for one
 invariant's claim and a ``pinned`` mapping, the values each dimension must
 reach and the values left out, each with its reason (outside the region,
 pinned, market inputs only).  :class:`Coverage` tallies the values the
@@ -21,6 +23,7 @@ from typing import Any
 
 from cellverify.checks.case import Case
 from cellverify.checks.regions import WHOLE_SPACE, Region
+from cellverify.checks.sizes import SIZE_FIELDS, SIZES, size_ends, sizes_of, with_size
 from cellverify.config import CellConfig
 from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
 
@@ -46,6 +49,7 @@ DIMENSIONS: tuple[str, ...] = (
     "cash_bias",
     "dropout",
     "task",
+    *SIZES,
 )
 
 _SCALED = "scaled"
@@ -94,6 +98,7 @@ def labels_of(case: Case) -> dict[str, str]:
         "cash_bias": str(c.cash_bias),
         "dropout": _dropout_label(c),
         "task": t.task,
+        **{name: str(value) for name, value in sizes_of(case).items()},
     }
 
 
@@ -127,6 +132,8 @@ def with_label(case: Case, dimension: str, label: str) -> Case:
         return Case(c.replace(dropout=float(label.split()[1]), dropout_after=after), t, case.inputs)
     if dimension in ("optimizer", "task"):
         return Case(c, t.replace(**{dimension: label}), case.inputs)
+    if dimension in SIZES:
+        return with_size(case, dimension, int(label))
     value: Any = label == "True" if dimension == "cash_bias" else label
     return Case(c.replace(**{dimension: value}), t, case.inputs)
 
@@ -146,7 +153,7 @@ _FIELDS = ("activation", "output_activation", "initializer", "optimizer", "cash_
 
 
 def _choices(
-    region: Region, adversarial: bool, pinned: Mapping[str, Any]
+    region: Region, adversarial: bool, pinned: Mapping[str, Any], min_batch: int = 1
 ) -> dict[str, tuple[str, ...]]:
     choices: dict[str, tuple[str, ...]] = {
         "inputs": _input_labels(adversarial),
@@ -157,33 +164,36 @@ def _choices(
         "cash_bias": tuple(str(b) for b in region.cash_bias),
         "dropout": _dropout_labels(region, pinned),
         "task": region.tasks,
+        **{
+            name: tuple(map(str, ends))
+            for name, ends in size_ends(region, min_batch, pinned).items()
+        },
     }
     return {**choices, **{name: (str(pinned[name]),) for name in _FIELDS if name in pinned}}
 
 
 def dimensions(
-    region: Region, adversarial: bool, pinned: Mapping[str, Any] | None = None
+    region: Region,
+    adversarial: bool,
+    pinned: Mapping[str, Any] | None = None,
+    *,
+    min_batch: int = 1,
 ) -> list[Dimension]:
     """Each dimension's values for an invariant claimed on ``region`` (and on
-    adversarial inputs if ``adversarial``), with ``pinned`` fields held fixed.
+    adversarial inputs if ``adversarial``, on batches of ``min_batch`` or
+    more), with ``pinned`` fields held fixed.
 
     A value of the whole space that the claim or the pins rule out is listed
     in ``left_out`` with the reason, never silently dropped.
     """
     pins = dict(pinned or {})
     everything = _choices(WHOLE_SPACE, True, {})
-    claimed = _choices(region, adversarial, {})
-    required = _choices(region, adversarial, pins)
+    claimed = _choices(region, adversarial, {}, min_batch)
+    required = _choices(region, adversarial, pins, min_batch)
     result = []
     for name in DIMENSIONS:
         left_out = {
-            value: (
-                f"pinned ({_pin_text(name, pins)})"
-                if value in claimed[name]
-                else "market inputs only"
-                if name == "inputs"
-                else f"outside the region {region.name!r}"
-            )
+            value: _why_left_out(name, value, claimed, pins, region, min_batch)
             for value in everything[name]
             if value not in required[name]
         }
@@ -191,7 +201,26 @@ def dimensions(
     return result
 
 
+def _why_left_out(
+    name: str,
+    value: str,
+    claimed: Mapping[str, tuple[str, ...]],
+    pins: Mapping[str, Any],
+    region: Region,
+    min_batch: int,
+) -> str:
+    if value in claimed[name]:
+        return f"pinned ({_pin_text(name, pins)})"
+    if name == "inputs":
+        return "market inputs only"
+    if name == "batch" and int(value) < min_batch:
+        return f"the invariant needs batches of {min_batch} or more"
+    return f"outside the region {region.name!r}"
+
+
 def _pin_text(name: str, pins: Mapping[str, Any]) -> str:
+    if name in SIZES:
+        return f"{SIZE_FIELDS[name]}={pins[SIZE_FIELDS[name]]!r}"
     keys = ("dropout", "dropout_after") if name == "dropout" else (name,)
     return ", ".join(f"{k}={pins[k]!r}" for k in keys if k in pins)
 

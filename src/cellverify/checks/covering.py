@@ -6,9 +6,11 @@ cell it never tried on constant prices.  :func:`covering_cases` builds, for
 one invariant's claim, ``n`` cases (``n`` the largest number of values of any
 dimension) in which dimension ``d`` takes its values in turn from an offset of
 its own, so that every value of every dimension appears at least once and the
-values of different dimensions meet in varied pairs.  Their other fields
-(shapes, kernel counts, batch, seeds, the learning rate) are drawn from the
-same ranges as :mod:`cellverify.checks.strategies` by a generator seeded from the
+values of different dimensions meet in varied pairs.  Each size (shape,
+kernel counts, batch, sequence length) takes the two ends of its range at
+two cases of its own and is drawn at the others; the other fields (seeds,
+the learning rate) are drawn too, from the same ranges as
+:mod:`cellverify.checks.strategies`, by a generator seeded from the
 invariant's search seed: the same cases on every run and machine.  They run
 first, as Hypothesis's explicit examples; the random search follows.
 """
@@ -20,8 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cellverify.checks.case import Case
-from cellverify.checks.coverage import dimensions, with_label
+from cellverify.checks.coverage import Dimension, dimensions, with_label
 from cellverify.checks.regions import Region
+from cellverify.checks.sizes import SIZES
 from cellverify.checks.strategies import (
     CELL_FIELDS,
     MAX_BATCH,
@@ -51,15 +54,26 @@ def covering_cases(
     (:func:`cellverify.checks.coverage.dimensions`), with ``pinned`` fields fixed."""
     pins = dict(pinned or {})
     check_pinned(pins)
-    dims = dimensions(region, adversarial_inputs, pins)
+    dims = dimensions(region, adversarial_inputs, pins, min_batch=min_batch)
     rng = random.Random(seed)
-    offsets = [rng.randrange(len(d.values)) for d in dims]
-    cases = []
-    for i in range(max(len(d.values) for d in dims)):
-        turn = zip(dims, offsets, strict=True)
-        labels = {d.name: d.values[(i + o) % len(d.values)] for d, o in turn}
-        cases.append(_covering_case(region, labels, pins, min_batch, rng))
-    return cases
+    n = max(len(d.values) for d in dims)
+    offsets = [rng.randrange(n if d.name in SIZES else len(d.values)) for d in dims]
+    return [
+        _covering_case(region, _labels(dims, offsets, i, n), pins, min_batch, rng) for i in range(n)
+    ]
+
+
+def _labels(dims: list[Dimension], offsets: list[int], i: int, n: int) -> dict[str, str]:
+    """Case ``i``'s values: each categorical dimension's in turn; each size's
+    two ends at two cases of its own (from its offset), drawn at the others,
+    so that the sizes between the ends and their mixes are drawn too."""
+    labels = {}
+    for d, o in zip(dims, offsets, strict=True):
+        if d.name not in SIZES:
+            labels[d.name] = d.values[(i + o) % len(d.values)]
+        elif (i - o) % n < len(d.values):
+            labels[d.name] = d.values[(i - o) % n]
+    return labels
 
 
 def _covering_case(

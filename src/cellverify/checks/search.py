@@ -117,7 +117,12 @@ class SearchTest:
         assert loaded is not None  # Hypothesis always has a default profile
         self._settings = loaded
         self.coverage = Coverage(
-            dimensions(invariant.region, invariant.adversarial_inputs, self._pinned)
+            dimensions(
+                invariant.region,
+                invariant.adversarial_inputs,
+                self._pinned,
+                min_batch=invariant.min_batch,
+            )
         )
         # A strategy of the caller's own searches beyond the claim: it brings
         # its own covering cases, if any.

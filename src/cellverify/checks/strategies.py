@@ -30,6 +30,14 @@ from hypothesis import strategies as st
 from cellverify.checks.case import Case
 from cellverify.checks.profiles import current_profile
 from cellverify.checks.regions import LEARNABLE_REGION, REGIONS, ROBUST_REGION, WHOLE_SPACE, Region
+from cellverify.checks.sizes import (
+    MAX_BATCH,
+    MAX_K1,
+    MAX_K2,
+    MAX_STEPS,
+    kernel_ranges,
+    shape_ranges,
+)
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
 from cellverify.errors import InvalidConfig
@@ -128,33 +136,6 @@ def check_pinned(pinned: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     CellConfig().replace(**cell)
     TrainConfig().replace(**train)
     return cell, train
-
-
-#: The largest conv kernel counts drawn by default (k3 is always 1).
-MAX_K1, MAX_K2 = 4, 6
-#: The largest batch and sequence length drawn by default.
-MAX_BATCH, MAX_STEPS = 4, 3
-
-
-def shape_ranges(region: Region) -> dict[str, tuple[int, int]]:
-    """(low, high) of ``assets``, ``window`` and ``features`` at the small
-    shapes drawn by default, within ``region``."""
-    longest = max(12, region.min_window)
-    if region.max_window is not None:
-        longest = min(longest, region.max_window)
-    return {
-        "assets": (region.min_assets, max(5, region.min_assets)),
-        "window": (region.min_window, longest),
-        "features": (1, 3),
-    }
-
-
-def kernel_ranges(
-    region: Region, max_k1: int = MAX_K1, max_k2: int = MAX_K2
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(low, high) of k1 and k2 within ``region``."""
-    k1, k2 = region.min_kernels
-    return (k1, max(max_k1, k1)), (k2, max(max_k2, k2))
 
 
 def learning_rate_range(region: Region, optimizer: str) -> tuple[float, float]:
