@@ -21,9 +21,10 @@ A search covers what its invariant claims (docs/design.md, "Coverage"):
   in the report and, under pytest, as Hypothesis events.
 
 Hypothesis does not shrink an explicit example, so a failure on a covering
-case is shrunk here: each dimension is set to its simplest value while the
-failure persists, then a Hypothesis search with those values pinned shrinks
-the rest (shapes, kernel counts, batch, seeds).
+case is shrunk here: each categorical dimension is set to its simplest value
+while the failure persists, then every size to its smallest at once, then a
+Hypothesis search with those values pinned shrinks the rest (shapes, kernel
+counts, batch, seeds).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from cellverify.checks.coverage import Coverage, dimensions, label_pins, labels_
 from cellverify.checks.covering import covering_cases
 from cellverify.checks.profiles import current_profile, register_profiles
 from cellverify.checks.registry import Invariant
+from cellverify.checks.sizes import SIZES
 from cellverify.checks.strategies import cases, learning_rate_range
 from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
 from cellverify.model.factory import CellFactory
@@ -226,9 +228,14 @@ class SearchTest:
             )
         case = failed
         for d in self.coverage.dims:
-            if labels_of(case)[d.name] != d.values[0]:
+            if d.name not in SIZES and labels_of(case)[d.name] != d.values[0]:
                 candidate = self._relabelled(case, d.name, d.values[0])
                 case = candidate if self._fails(candidate) else case
+        # The sizes together, in one run: the search below shrinks them anyway
+        # when it finds the failure; this is the case reported when it does not.
+        smallest = self._smallest_sizes(case)
+        if smallest != case and self._fails(smallest):
+            case = smallest
         error, message = self._last_error, self.failures[-1][1]
         pinned = {**self._pinned, **label_pins(case)}
         inputs = (case.inputs.kind, case.inputs.scale)
@@ -241,6 +248,12 @@ class SearchTest:
         if hasattr(error, "add_note"):  # Python 3.11+: pytest shows it
             error.add_note(f"Falsifying case: {case.to_python()}")
         raise error
+
+    def _smallest_sizes(self, case: Case) -> Case:
+        for d in self.coverage.dims:
+            if d.name in SIZES:
+                case = with_label(case, d.name, d.values[0])
+        return case
 
     def _relabelled(self, case: Case, dimension: str, label: str) -> Case:
         """``case`` with one dimension changed; a new optimizer's learning rate
