@@ -24,17 +24,13 @@ from typing import Any
 from cellverify.checks.case import Case
 from cellverify.checks.coverage import Dimension, dimensions, with_label
 from cellverify.checks.regions import Region
-from cellverify.checks.sizes import SIZES
+from cellverify.checks.sizes import SIZES, size_ranges
 from cellverify.checks.strategies import (
     CELL_FIELDS,
-    MAX_BATCH,
     MAX_SEED,
-    MAX_STEPS,
     TRAIN_FIELDS,
     check_pinned,
-    kernel_ranges,
     learning_rate_range,
-    shape_ranges,
 )
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import InputSpec
@@ -97,21 +93,20 @@ def _drawn_case(
 ) -> Case:
     """A case whose non-categorical fields are drawn from the strategies'
     ranges (the pinned ones held), for ``optimizer``'s learning rates."""
-    ranges = shape_ranges(region)
-    k1, k2 = kernel_ranges(region)
+    ranges = size_ranges(region, min_batch)
     low, high = learning_rate_range(region, optimizer)
     cell = CellConfig(
         assets=rng.randint(*ranges["assets"]),
         window=rng.randint(*ranges["window"]),
         features=rng.randint(*ranges["features"]),
-        kernels=(rng.randint(*k1), rng.randint(*k2), 1),
+        kernels=(rng.randint(*ranges["k1"]), rng.randint(*ranges["k2"]), 1),
         seed=rng.randint(0, MAX_SEED),
     )
     train = TrainConfig(
         optimizer=optimizer,
         learning_rate=float(low * (high / low) ** rng.random()),
-        batch_size=rng.randint(min_batch, MAX_BATCH),
-        steps=rng.randint(1, MAX_STEPS),
+        batch_size=rng.randint(*ranges["batch"]),
+        steps=rng.randint(*ranges["steps"]),
         train_steps=0,
         seed=rng.randint(0, MAX_SEED),
     )

@@ -62,6 +62,8 @@ SIZES: tuple[str, ...] = ("assets", "window", "features", "k1", "k2", "batch", "
 #: The configuration field that holds each size (k1 and k2: ``kernels``).
 SIZE_FIELDS = {"assets": "assets", "window": "window", "features": "features", "k1": "kernels",
                "k2": "kernels", "batch": "batch_size", "steps": "steps"}  # fmt: skip
+#: Where k1 and k2 sit in ``kernels``.
+_KERNEL_INDEX = {"k1": 0, "k2": 1}
 
 
 def size_ranges(region: Region, min_batch: int = 1) -> dict[str, tuple[int, int]]:
@@ -87,7 +89,7 @@ def size_ends(
     for name, (low, high) in size_ranges(region, min_batch).items():
         pin = pins.get(SIZE_FIELDS[name])
         if pin is not None:
-            low = high = pin[name == "k2"] if name in ("k1", "k2") else pin
+            low = high = pin[_KERNEL_INDEX[name]] if name in _KERNEL_INDEX else pin
         ends[name] = tuple(dict.fromkeys((low, high)))
     return ends
 
@@ -103,9 +105,9 @@ def sizes_of(case: Case) -> dict[str, int]:
 def with_size(case: Case, size: str, value: int) -> Case:
     """``case`` with one of :data:`SIZES` set to ``value``."""
     c, t = case.cell, case.train
-    if size in ("k1", "k2"):
+    if size in _KERNEL_INDEX:
         kernels = list(c.kernels)
-        kernels[size == "k2"] = value
+        kernels[_KERNEL_INDEX[size]] = value
         return Case(c.replace(kernels=tuple(kernels)), t, case.inputs)
     if size in ("batch", "steps"):
         return Case(c, t.replace(**{SIZE_FIELDS[size]: value}), case.inputs)
