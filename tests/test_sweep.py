@@ -6,6 +6,7 @@ import pytest
 
 from cellverify import CellConfig, InvalidConfig, TrainConfig
 from cellverify.cli import main
+from cellverify.experiments.checkpoint import Checkpoint, is_checkpoint
 from cellverify.experiments.sweep import aggregate, parse_grid, parse_shard, sweep_tasks
 
 
@@ -150,3 +151,81 @@ def test_fast_sweep_reaches_the_same_outcomes(small_cli_args, tmp_path):
     assert [(p["learned"], p["died"]) for p in fast["points"]] == [
         (p["learned"], p["died"]) for p in plain["points"]
     ]
+
+
+# -- sweep --merge: what a user may hand it ----------------------------------------
+
+_SHARD = {
+    "grid": {"optimizer": ["adam", "sgd"]},
+    "base": {"cell": {}, "train": {}},
+    "seeds": 1,
+    "runs": [
+        {"values": {"optimizer": "adam"}, "seed": 0, "learned": True, "died": False,
+         "death_step": None},
+    ],
+}  # fmt: skip
+
+
+def _broken(**changes):
+    shard = json.loads(json.dumps(_SHARD))
+    run = {**shard["runs"][0], **changes.pop("run", {})}
+    run = {k: v for k, v in run.items() if v != "<absent>"}
+    return {**shard, "runs": [run], **changes}
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ({"profile": "ci", "invariants": []}, "without grid, base, seeds, runs; its keys: profile"),
+        ([1, 2], "a JSON list"),
+        (_broken(grid=["optimizer"]), "its grid is not a map from field to values"),
+        (_broken(runs={"a": 1}), "its runs are a JSON dict, not a list"),
+        (_broken(run={"learned": "<absent>"}), "run 1 has no learned"),
+        (_broken(run={"values": {"lr": 1}}), "do not name the grid's ['optimizer']"),
+    ],
+)
+def test_merging_a_file_that_is_no_sweep_report_exits_2_naming_it_and_what_it_lacks(
+    tmp_path, capsys, content, said
+):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(content))
+    assert main(["sweep", "--merge", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} (" in err and said in err
+    assert "must be sweep reports or checkpoints" in err
+    assert "Traceback" not in err
+
+
+def test_merging_a_binary_file_exits_2_naming_it(tmp_path, capsys):
+    path = tmp_path / "loss.png"
+    path.write_bytes(bytes(range(256)))
+    assert main(["sweep", "--merge", str(path)]) == 2
+    assert f"{path} ('utf-8' codec can't decode" in capsys.readouterr().err
+
+
+def test_merging_shards_of_two_sweeps_names_the_file_that_differs(tmp_path, capsys):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(_SHARD))
+    second.write_text(json.dumps({**_SHARD, "grid": {"optimizer": ["adam", "nadam"]}}))
+    assert main(["sweep", "--merge", str(first), str(second)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"the same grid and base as {first}. Received: merge='{second} (its grid differs)'" in err
+    )
+
+
+def test_a_well_formed_shard_merges(tmp_path, capsys):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(_SHARD))
+    assert main(["sweep", "--merge", str(path), str(path)]) == 0
+    assert "adam" in capsys.readouterr().out
+
+
+def test_a_binary_file_is_refused_as_a_checkpoint(tmp_path):
+    path = tmp_path / "loss.png"
+    path.write_bytes(bytes(range(256)))
+    assert not is_checkpoint(path)
+    with pytest.raises(
+        InvalidConfig, match="a file that starts with a cellverify-sweep-checkpoint"
+    ):
+        Checkpoint(path, {"grid": {}}).load()

@@ -111,14 +111,15 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     """Run this shard of the sweep (or merge reports); None for a shard's raw runs."""
     from cellverify.experiments.sweep import (
         DEFAULT_GRID,
-        load_report,
         parse_grid,
         parse_shard,
         sweep_tasks,
     )
 
     if args.merge:
-        return [load_report(path) for path in args.merge]
+        from cellverify.experiments.merge import load_reports
+
+        return load_reports(args.merge)
     cell, train_cfg = configs_from_args(args)
     grid = parse_grid(args.grid or DEFAULT_GRID)
     shard = parse_shard(args.shard)

@@ -31,7 +31,8 @@ def _describe_difference(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The header and the complete run lines of a checkpoint file."""
-    lines = Path(path).read_text().splitlines()
+    # A binary file (a plot given by mistake) reads as text that is no header.
+    lines = Path(path).read_text(errors="replace").splitlines()
     if not lines:
         raise InvalidConfig("sweep", "checkpoint", "a checkpoint file with a header", str(path))
     try:
@@ -57,7 +58,7 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
         with open(path) as f:
             first = f.readline()
         return bool(json.loads(first).get("kind") == KIND)
-    except (OSError, json.JSONDecodeError, AttributeError):
+    except (OSError, ValueError, AttributeError):  # ValueError: not JSON, or not text
         return False
 
 

@@ -3,7 +3,8 @@
 Each grid point is trained on several seeds; a point's result is the share of
 seeds that learned (with a 95 % Wilson interval), the share that died, and the
 median step of death (:mod:`cellverify.diagnosis.outcome`).  A grid can be split into
-shards (``K/N``) for CI matrix jobs and the shards' JSON merged afterwards.
+shards (``K/N``) for CI matrix jobs and the shards' JSON merged afterwards
+(read back by :mod:`cellverify.experiments.merge`).
 No TensorFlow here: training goes through :mod:`cellverify.training.executors`.
 """
 
@@ -20,14 +21,13 @@ import numpy as np
 from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of, wilson_interval
 from cellverify.errors import InvalidConfig
-from cellverify.experiments.checkpoint import Checkpoint, is_checkpoint, read_checkpoint
+from cellverify.experiments.checkpoint import Checkpoint
 from cellverify.trace import Trace
 from cellverify.training.executors import Executor, LocalExecutor, RunJob
 
 __all__ = [
     "DEFAULT_GRID",
     "aggregate",
-    "load_report",
     "parse_grid",
     "parse_shard",
     "run_key",
@@ -217,22 +217,6 @@ def run_sweep(
     _execute(jobs, keep, executor, workers)
     runs = [{k: v for k, v in done[key].items() if k != "key"} for key in by_key]
     return {**header, "runs": runs, "executed": len(jobs), "resumed": resumed}
-
-
-def load_report(path: str) -> dict[str, Any]:
-    """A sweep report from ``path``: a JSON report, or a checkpoint's runs."""
-    if is_checkpoint(path):
-        header, runs = read_checkpoint(path)
-        return {**header, "runs": [{k: v for k, v in r.items() if k != "key"} for r in runs]}
-    try:
-        with open(path) as f:
-            data: dict[str, Any] = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        reason = " ".join(str(exc).split())[:120]
-        raise InvalidConfig(
-            "sweep", "merge", "readable JSON reports or checkpoints", f"{path} ({reason})"
-        ) from None
-    return data
 
 
 def _jsonable(value: Any) -> Any:
