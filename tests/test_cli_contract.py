@@ -3,7 +3,9 @@ never answers a user's mistake with a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -14,7 +16,7 @@ from cellverify.cell import conv_rnn_cell
 from cellverify.checks.invariants import INVARIANTS
 from cellverify.checks.runner import InvariantResult, SuiteResult, run_invariant
 from cellverify.checks.strategies import any_cases
-from cellverify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from cellverify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser, main
 from cellverify.config import parse_bool
 
 from .traces import healthy_trace
@@ -167,14 +169,24 @@ _VALUES = st.sampled_from(
      "cellverify.cell:conv_rnn_cell", "no.such:cell", "builtins:repr", "activation=relu",
      "kernels=5-20-1", "colour=blue", "window=2", "pgportfolio", "no.such.module"]
 )  # fmt: skip
-_OPTIONS = st.sampled_from(
-    ["--assets", "--window", "--features", "--kernels", "--activation", "--output-activation",
-     "--initializer", "--dropout", "--dropout-after", "--cash-bias", "--optimizer",
-     "--learning-rate", "--batch-size", "--steps", "--train-steps", "--task", "--seeds",
-     "--preset", "--grid", "--shard", "--merge", "--jobs", "--json", "--plot", "--cell",
-     "--profile", "-k", "--seed", "--no-verify", "--fast", "--help", "--bogus", "--set",
-     "--invariants"]
-)  # fmt: skip
+
+
+def _actions_by_command() -> dict[str, list[argparse.Action]]:
+    """Every option of every command, read from the parser itself: an option
+    added tomorrow is in this contract the day it exists."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        command: [a for a in parser._actions if a.option_strings]
+        for command, parser in sub.choices.items()
+    }
+
+
+_ACTIONS = _actions_by_command()
+#: Every option of every command, and one that is none.
+_OPTION_NAMES = sorted(
+    {o for actions in _ACTIONS.values() for a in actions for o in a.option_strings}
+)
+_OPTIONS = st.sampled_from([*_OPTION_NAMES, "--bogus"])
 _SMALL = ["--assets", "2", "--window", "3", "--kernels", "1,1,1", "--seeds", "1", "--jobs", "1"]
 
 
@@ -196,11 +208,17 @@ def command_lines(draw):
 _IN_PROCESS = {"check": ["--jobs", "1"], "diagnose": _SMALL, "sweep": _SMALL}
 
 
-def _each_command(test):
-    """Each command once, by construction, in this process; the random
-    command lines follow."""
+def _flags(command: str) -> list[str]:
+    return [a.option_strings[-1] for a in _ACTIONS[command] if a.nargs == 0]
+
+
+def _each_command_and_flag(test):
+    """Each command once, and once with each of its flags, by construction, in
+    this process; the random command lines follow."""
     for command in _COMMANDS:
-        test = example(argv=[command, *_IN_PROCESS.get(command, [])])(test)
+        flags = _flags(command) if command in _ACTIONS else []
+        for extra in [[], *([flag] for flag in flags)]:
+            test = example(argv=[command, *_IN_PROCESS.get(command, []), *extra])(test)
     return test
 
 
@@ -211,7 +229,7 @@ def _each_command(test):
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@_each_command
+@_each_command_and_flag
 @given(argv=command_lines())
 def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, capsys, tmp_path):
     _stub_work(monkeypatch)
@@ -222,6 +240,43 @@ def test_every_command_line_exits_0_1_or_2_and_never_raises(argv, monkeypatch, c
     assert code in (EXIT_OK, EXIT_FAILED, EXIT_USAGE), (argv, code)
     err = capsys.readouterr().err
     assert "Traceback" not in err, (argv, err)
+
+
+#: The value no option allows.  A file of this name exists in the test's
+#: directory, holding another command's report, so that the options that read
+#: a file (--merge, --data) get the harder case: a file that is there but wrong.
+_WRONG = "not-a-value"
+#: Options naming a file to write, where any name is allowed: their wrong
+#: value is a path in a directory that does not exist.
+_OUTPUTS = {"--json", "--plot", "--checkpoint"}
+
+
+def _valued_options() -> list[Any]:
+    return [
+        pytest.param(command, a.option_strings[-1], id=f"{command} {a.option_strings[-1]}")
+        for command, actions in _ACTIONS.items()
+        for a in actions
+        if a.nargs != 0
+    ]
+
+
+def test_every_command_has_options_that_take_values():
+    # Guards the parametrization below against reading an empty parser.
+    assert {command for command, *_ in (p.values for p in _valued_options())} == set(_ACTIONS)
+
+
+@pytest.mark.parametrize(("command", "option"), _valued_options())
+def test_every_option_of_every_command_refuses_a_wrong_value_naming_it(
+    command, option, monkeypatch, capsys, tmp_path
+):
+    _stub_work(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / _WRONG).write_text(json.dumps({"profile": "ci", "invariants": []}))
+    wrong = "/no/such/dir/out" if option in _OUTPUTS else _WRONG
+    code = main([command, *_IN_PROCESS.get(command, []), option, wrong])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, (command, option, code, err)
+    assert wrong in err and "Traceback" not in err, err
 
 
 def test_a_crash_of_the_search_after_a_failure_is_an_error_not_that_failure(monkeypatch):
