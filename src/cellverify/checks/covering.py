@@ -23,15 +23,9 @@ from typing import Any
 
 from cellverify.checks.case import Case
 from cellverify.checks.coverage import Dimension, dimensions, with_label
-from cellverify.checks.regions import Region
+from cellverify.checks.regions import Region, learning_rate_range
 from cellverify.checks.sizes import SIZES, size_ranges
-from cellverify.checks.strategies import (
-    CELL_FIELDS,
-    MAX_SEED,
-    TRAIN_FIELDS,
-    check_pinned,
-    learning_rate_range,
-)
+from cellverify.checks.strategies import CELL_FIELDS, MAX_SEED, TRAIN_FIELDS, check_pinned
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import InputSpec
 

@@ -23,7 +23,15 @@ from cellverify.config import (
     INITIALIZERS,
 )
 
-__all__ = ["INIT_REGION", "LEARNABLE_REGION", "REGIONS", "ROBUST_REGION", "WHOLE_SPACE", "Region"]
+__all__ = [
+    "INIT_REGION",
+    "LEARNABLE_REGION",
+    "REGIONS",
+    "ROBUST_REGION",
+    "WHOLE_SPACE",
+    "Region",
+    "learning_rate_range",
+]
 
 
 @dataclass(frozen=True)
@@ -171,3 +179,10 @@ INIT_REGION = dataclasses.replace(
 REGIONS: dict[str, Region] = {
     r.name: r for r in (WHOLE_SPACE, ROBUST_REGION, LEARNABLE_REGION, INIT_REGION)
 }
+
+
+def learning_rate_range(region: Region, optimizer: str) -> tuple[float, float]:
+    """The (low, high) learning rate of ``optimizer`` in ``region`` (the whole
+    space's where the region does not list it: a pinned optimizer)."""
+    ranges = region.learning_rates
+    return ranges[optimizer] if optimizer in ranges else WHOLE_SPACE.learning_rates[optimizer]

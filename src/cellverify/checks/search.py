@@ -44,9 +44,10 @@ from cellverify.checks.catalog import registered
 from cellverify.checks.coverage import Coverage, dimensions, label_pins, labels_of, with_label
 from cellverify.checks.covering import covering_cases
 from cellverify.checks.profiles import current_profile, register_profiles
+from cellverify.checks.regions import learning_rate_range
 from cellverify.checks.registry import Invariant
 from cellverify.checks.sizes import SIZES
-from cellverify.checks.strategies import cases, learning_rate_range
+from cellverify.checks.strategies import cases
 from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
 from cellverify.model.factory import CellFactory
 

@@ -29,7 +29,14 @@ from hypothesis import strategies as st
 
 from cellverify.checks.case import Case
 from cellverify.checks.profiles import current_profile
-from cellverify.checks.regions import LEARNABLE_REGION, REGIONS, ROBUST_REGION, WHOLE_SPACE, Region
+from cellverify.checks.regions import (
+    LEARNABLE_REGION,
+    REGIONS,
+    ROBUST_REGION,
+    WHOLE_SPACE,
+    Region,
+    learning_rate_range,
+)
 from cellverify.checks.sizes import (
     MAX_BATCH,
     MAX_K1,
@@ -136,13 +143,6 @@ def check_pinned(pinned: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     CellConfig().replace(**cell)
     TrainConfig().replace(**train)
     return cell, train
-
-
-def learning_rate_range(region: Region, optimizer: str) -> tuple[float, float]:
-    """The (low, high) learning rate of ``optimizer`` in ``region`` (the whole
-    space's where the region does not list it: a pinned optimizer)."""
-    ranges = region.learning_rates
-    return ranges[optimizer] if optimizer in ranges else WHOLE_SPACE.learning_rates[optimizer]
 
 
 def full_shape_allowed(region: Region, full_shape: bool | None) -> bool:
