@@ -4,6 +4,8 @@ the report shows it, and a value left out is named with its reason."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import strategies as st
 
@@ -12,7 +14,7 @@ from cellverify.checks.case import Case
 from cellverify.checks.coverage import Coverage, dimensions, labels_of, with_label
 from cellverify.checks.covering import covering_cases
 from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE
+from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE, learning_rate_range
 from cellverify.checks.registry import Invariant, fail
 from cellverify.checks.runner import SuiteResult, run_invariant
 from cellverify.checks.search import search_seed, search_test
@@ -134,6 +136,66 @@ def test_a_cell_broken_only_at_the_most_assets_fails_the_gate_with_that_case():
     result = run_invariant(broken, conv_rnn_cell, profile="dev")
     assert result.status == "failed"
     assert result.falsifying.cell.assets == high
+
+
+def test_covering_cases_reach_both_ends_of_the_learning_rate_range_by_themselves():
+    for invariant in INVARIANTS.values():
+        covering = covering_cases(
+            region=invariant.region,
+            adversarial_inputs=invariant.adversarial_inputs,
+            seed=search_seed(invariant.name),
+            min_batch=invariant.min_batch,
+        )
+        labels = [labels_of(case, invariant.region)["learning_rate"] for case in covering]
+        assert {"lowest", "highest"} <= set(labels), (invariant.name, labels)
+        for case in covering:
+            low, high = learning_rate_range(invariant.region, case.train.optimizer)
+            assert low <= case.train.learning_rate <= high, (invariant.name, case.train)
+
+
+def test_a_rate_is_labelled_by_its_place_in_its_optimizers_range_in_the_region():
+    case = covering_cases(region=ROBUST_REGION, adversarial_inputs=True, seed=0)[0]
+    adam = Case(case.cell, case.train.replace(optimizer="adam"), case.inputs)
+
+    def label(rate, region=ROBUST_REGION):
+        at = Case(adam.cell, adam.train.replace(learning_rate=rate), adam.inputs)
+        return labels_of(at, region)["learning_rate"]
+
+    low, high = ROBUST_REGION.learning_rates["adam"]
+    assert (label(low), label(high), label(2 * low)) == ("lowest", "highest", "between")
+    # The strategies' log-uniform draw at its top lands a few ulps off the end.
+    assert label(low * (high / low) ** 1.0) == "highest"
+    assert label(high, WHOLE_SPACE) == "between"  # the whole space reaches 1e-1
+    assert (
+        labels_of(with_label(adam, "learning_rate", "highest", ROBUST_REGION), ROBUST_REGION)[
+            "learning_rate"
+        ]
+        == "highest"
+    )
+
+
+def test_a_pinned_learning_rate_requires_no_end_and_names_the_pin():
+    dims = {d.name: d for d in dimensions(ROBUST_REGION, True, {"learning_rate": 5e-3})}
+    assert dims["learning_rate"].values == ()
+    assert dims["learning_rate"].left_out == {
+        "lowest": "pinned (learning_rate=0.005)",
+        "highest": "pinned (learning_rate=0.005)",
+    }
+
+
+def test_a_cell_broken_only_at_the_highest_learning_rate_fails_the_gate_with_that_case():
+    def check(factory, case):
+        if labels_of(case, gradients.region)["learning_rate"] == "highest":
+            fail("recorder", f"broken at learning rate {case.train.learning_rate}")
+
+    gradients = INVARIANTS["gradients_nonzero"]
+    broken = Invariant("recorder", check, gradients.region, gradients.adversarial_inputs)
+    # dev: 10 examples, the covering cases among them, the rest random.
+    result = run_invariant(broken, conv_rnn_cell, profile="dev")
+    assert result.status == "failed"
+    train = result.falsifying.train
+    high = gradients.region.learning_rates[train.optimizer][1]
+    assert math.isclose(train.learning_rate, high, rel_tol=1e-9), train
 
 
 def test_a_pinned_size_is_required_alone_and_its_ends_named_pinned():

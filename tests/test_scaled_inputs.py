@@ -68,5 +68,5 @@ def test_the_covering_cases_reach_every_value_of_every_dimension_at_each_scale()
             assert at_scale, (name, scale)
             for d in dimensions(invariant.region, True, min_batch=invariant.min_batch):
                 if d.name != "inputs":
-                    reached = {labels_of(c)[d.name] for c in at_scale}
+                    reached = {labels_of(c, invariant.region)[d.name] for c in at_scale}
                     assert set(d.values) <= reached, (name, scale, d.name)

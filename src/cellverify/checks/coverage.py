@@ -3,10 +3,11 @@
 An invariant is claimed on a region (and on adversarial inputs or the
 market's only).  Each categorical *dimension* of a case - the input kind,
 the conv and output activations, the initializer, the optimizer, the cash
-bias, dropout and the task - takes a few values there, and each size (the
+bias, dropout and the task - takes a few values there.  Each size (the
 shape, the kernel counts, the batch and the sequence length) must reach both
-ends of its range (:mod:`cellverify.checks.sizes`); a gate that never drew
-one of them has not tested it.  :func:`dimensions` lists, for one
+ends of its range (:mod:`cellverify.checks.sizes`), and the learning rate
+both ends of its optimizer's range (``lowest``, ``highest``); a gate that
+never drew one of them has not tested it.  :func:`dimensions` lists, for one
 invariant's claim and a ``pinned`` mapping, the values each dimension must
 reach and the values left out, each with its reason (outside the region,
 pinned, market inputs only).  :class:`Coverage` tallies the values the
@@ -17,18 +18,21 @@ docs/design.md, "Coverage", has the JSON form.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.checks.case import Case
-from cellverify.checks.regions import WHOLE_SPACE, Region
+from cellverify.checks.regions import WHOLE_SPACE, Region, learning_rate_range
 from cellverify.checks.sizes import SIZE_FIELDS, SIZES, size_ends, sizes_of, with_size
 from cellverify.config import CellConfig
 from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
 
 __all__ = [
     "DIMENSIONS",
+    "ENDED",
+    "RATE_ENDS",
     "Coverage",
     "Dimension",
     "dimensions",
@@ -46,11 +50,22 @@ DIMENSIONS: tuple[str, ...] = (
     "output_activation",
     "initializer",
     "optimizer",
+    "learning_rate",
     "cash_bias",
     "dropout",
     "task",
     *SIZES,
 )
+#: The dimensions whose values are the two ends of a range: the covering
+#: cases set each end at a case of its own and draw the value at the others.
+ENDED: tuple[str, ...] = ("learning_rate", *SIZES)
+#: The learning rate's values: the ends of its optimizer's range in the region.
+RATE_ENDS = ("lowest", "highest")
+_BETWEEN = "between"
+#: Relative distance at which a rate is taken for an end of its range: the
+#: strategies' log-uniform draw, ``low * (high / low) ** 1``, lands within a
+#: few float64 ulps (~1e-16) of ``high``; the ranges' ends are 3x apart or more.
+_AT_END = 1e-9
 
 _SCALED = "scaled"
 
@@ -86,8 +101,27 @@ def _dropout_labels(region: Region, pinned: Mapping[str, Any]) -> tuple[str, ...
     return tuple(dict.fromkeys(labels))
 
 
-def labels_of(case: Case) -> dict[str, str]:
-    """The value of each dimension in ``case``, as the report spells it."""
+def _rate_label(case: Case, region: Region) -> str:
+    low, high = learning_rate_range(region, case.train.optimizer)
+    rate = case.train.learning_rate
+    if math.isclose(rate, low, rel_tol=_AT_END):
+        return RATE_ENDS[0]
+    return RATE_ENDS[1] if math.isclose(rate, high, rel_tol=_AT_END) else _BETWEEN
+
+
+def _rate_labels(region: Region, pinned: Mapping[str, Any]) -> tuple[str, ...]:
+    """Both ends of the optimizer's range (one where every range is a single
+    rate); none when the rate is pinned."""
+    if "learning_rate" in pinned:
+        return ()
+    optimizers = [pinned["optimizer"]] if "optimizer" in pinned else list(region.learning_rates)
+    ranges = [learning_rate_range(region, name) for name in optimizers]
+    return RATE_ENDS if any(low < high for low, high in ranges) else RATE_ENDS[:1]
+
+
+def labels_of(case: Case, region: Region = WHOLE_SPACE) -> dict[str, str]:
+    """The value of each dimension in ``case``, as the report spells it (the
+    learning rate's against its optimizer's range in ``region``)."""
     c, t = case.cell, case.train
     return {
         "inputs": input_label(case.inputs),
@@ -95,6 +129,7 @@ def labels_of(case: Case) -> dict[str, str]:
         "output_activation": c.output_activation,
         "initializer": c.initializer,
         "optimizer": t.optimizer,
+        "learning_rate": _rate_label(case, region),
         "cash_bias": str(c.cash_bias),
         "dropout": _dropout_label(c),
         "task": t.task,
@@ -118,9 +153,14 @@ def label_pins(case: Case) -> dict[str, Any]:
     }
 
 
-def with_label(case: Case, dimension: str, label: str) -> Case:
-    """``case`` with ``dimension`` set to the value spelled ``label``."""
+def with_label(case: Case, dimension: str, label: str, region: Region = WHOLE_SPACE) -> Case:
+    """``case`` with ``dimension`` set to the value spelled ``label`` (the
+    learning rate's against its optimizer's range in ``region``)."""
     c, t = case.cell, case.train
+    if dimension == "learning_rate":
+        low, high = learning_rate_range(region, t.optimizer)
+        rate = {RATE_ENDS[0]: low, RATE_ENDS[1]: high}.get(label, math.sqrt(low * high))
+        return Case(c, t.replace(learning_rate=float(rate)), case.inputs)
     if dimension == "inputs":
         kind, _, scale = label.partition(" x")
         spec = InputSpec(kind, float(scale) if scale else 1.0, case.inputs.seed)
@@ -161,6 +201,7 @@ def _choices(
         "output_activation": region.output_activations,
         "initializer": region.initializers,
         "optimizer": tuple(sorted(region.learning_rates)),
+        "learning_rate": _rate_labels(region, pinned),
         "cash_bias": tuple(str(b) for b in region.cash_bias),
         "dropout": _dropout_labels(region, pinned),
         "task": region.tasks,
@@ -230,10 +271,12 @@ class Coverage:
     """How often the examples reached each value of each dimension."""
 
     dims: list[Dimension]
+    #: The region the learning rates' ends are read in (the claim's).
+    region: Region = WHOLE_SPACE
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def record(self, case: Case) -> None:
-        for name, label in labels_of(case).items():
+        for name, label in labels_of(case, self.region).items():
             row = self.counts.setdefault(name, {})
             row[label] = row.get(label, 0) + 1
 

@@ -7,9 +7,9 @@ one invariant's claim, ``n`` cases (``n`` the largest number of values of any
 dimension) in which dimension ``d`` takes its values in turn from an offset of
 its own, so that every value of every dimension appears at least once and the
 values of different dimensions meet in varied pairs.  Each size (shape,
-kernel counts, batch, sequence length) takes the two ends of its range at
-two cases of its own and is drawn at the others; the other fields (seeds,
-the learning rate) are drawn too, from the same ranges as
+kernel counts, batch, sequence length) and the learning rate take the two
+ends of their range at two cases of their own and are drawn at the others;
+the other fields (seeds) are drawn too, from the same ranges as
 :mod:`cellverify.checks.strategies`, by a generator seeded from the
 invariant's search seed: the same cases on every run and machine.  They run
 first, as Hypothesis's explicit examples; the random search follows.
@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cellverify.checks.case import Case
-from cellverify.checks.coverage import Dimension, dimensions, with_label
+from cellverify.checks.coverage import ENDED, Dimension, dimensions, with_label
 from cellverify.checks.regions import Region, learning_rate_range
-from cellverify.checks.sizes import SIZES, size_ranges
+from cellverify.checks.sizes import size_ranges
 from cellverify.checks.strategies import CELL_FIELDS, MAX_SEED, TRAIN_FIELDS, check_pinned
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import InputSpec
@@ -47,19 +47,19 @@ def covering_cases(
     dims = dimensions(region, adversarial_inputs, pins, min_batch=min_batch)
     rng = random.Random(seed)
     n = max(len(d.values) for d in dims)
-    offsets = [rng.randrange(n if d.name in SIZES else len(d.values)) for d in dims]
+    offsets = [rng.randrange(n if d.name in ENDED else len(d.values)) for d in dims]
     return [
         _covering_case(region, _labels(dims, offsets, i, n), pins, min_batch, rng) for i in range(n)
     ]
 
 
 def _labels(dims: list[Dimension], offsets: list[int], i: int, n: int) -> dict[str, str]:
-    """Case ``i``'s values: each categorical dimension's in turn; each size's
-    two ends at two cases of its own (from its offset), drawn at the others,
-    so that the sizes between the ends and their mixes are drawn too."""
+    """Case ``i``'s values: each categorical dimension's in turn; each ranged
+    one's two ends at two cases of its own (from its offset), drawn at the
+    others, so that the values between the ends and their mixes are drawn too."""
     labels = {}
     for d, o in zip(dims, offsets, strict=True):
-        if d.name not in SIZES:
+        if d.name not in ENDED:
             labels[d.name] = d.values[(i + o) % len(d.values)]
         elif (i - o) % n < len(d.values):
             labels[d.name] = d.values[(i - o) % n]
@@ -78,7 +78,7 @@ def _covering_case(
         layers = tuple(sorted(rng.sample((1, 2, 3), rng.randint(1, 3))))
         case = Case(case.cell.replace(dropout_after=layers), case.train, case.inputs)
     for name, label in labels.items():
-        case = with_label(case, name, label)
+        case = with_label(case, name, label, region)
     return case
 
 

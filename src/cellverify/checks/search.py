@@ -41,12 +41,18 @@ from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.checks.case import Case
 from cellverify.checks.catalog import registered
-from cellverify.checks.coverage import Coverage, dimensions, label_pins, labels_of, with_label
+from cellverify.checks.coverage import (
+    ENDED,
+    Coverage,
+    dimensions,
+    label_pins,
+    labels_of,
+    with_label,
+)
 from cellverify.checks.covering import covering_cases
 from cellverify.checks.profiles import current_profile, register_profiles
 from cellverify.checks.regions import learning_rate_range
 from cellverify.checks.registry import Invariant
-from cellverify.checks.sizes import SIZES
 from cellverify.checks.strategies import cases
 from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
 from cellverify.model.factory import CellFactory
@@ -125,7 +131,8 @@ class SearchTest:
                 invariant.adversarial_inputs,
                 self._pinned,
                 min_batch=invariant.min_batch,
-            )
+            ),
+            invariant.region,
         )
         # A strategy of the caller's own searches beyond the claim: it brings
         # its own covering cases, if any.
@@ -162,7 +169,7 @@ class SearchTest:
         phases: tuple[Phase, ...] | None = None,
     ) -> Callable[[], None]:
         def search(case: Case) -> None:
-            for name, label in labels_of(case).items():
+            for name, label in labels_of(case, self.invariant.region).items():
                 event(name, label)
             self._run(case)
             event(COVERAGE_EVENT, self.coverage.summary())
@@ -228,13 +235,15 @@ class SearchTest:
                 f"and passed when run again ({self.failures[-1][1]})"
             )
         case = failed
+        region = self.invariant.region
         for d in self.coverage.dims:
-            if d.name not in SIZES and labels_of(case)[d.name] != d.values[0]:
+            if d.name not in ENDED and labels_of(case, region)[d.name] != d.values[0]:
                 candidate = self._relabelled(case, d.name, d.values[0])
                 case = candidate if self._fails(candidate) else case
-        # The sizes together, in one run: the search below shrinks them anyway
-        # when it finds the failure; this is the case reported when it does not.
-        smallest = self._smallest_sizes(case)
+        # The ranged values together, in one run: the search below shrinks them
+        # anyway when it finds the failure; this is the case reported when it
+        # does not.
+        smallest = self._smallest_ends(case)
         if smallest != case and self._fails(smallest):
             case = smallest
         error, message = self._last_error, self.failures[-1][1]
@@ -250,16 +259,16 @@ class SearchTest:
             error.add_note(f"Falsifying case: {case.to_python()}")
         raise error
 
-    def _smallest_sizes(self, case: Case) -> Case:
+    def _smallest_ends(self, case: Case) -> Case:
         for d in self.coverage.dims:
-            if d.name in SIZES:
-                case = with_label(case, d.name, d.values[0])
+            if d.name in ENDED and d.values:  # none: a pinned learning rate
+                case = with_label(case, d.name, d.values[0], self.invariant.region)
         return case
 
     def _relabelled(self, case: Case, dimension: str, label: str) -> Case:
         """``case`` with one dimension changed; a new optimizer's learning rate
         sits at the same place in its own (log) range, unless it is pinned."""
-        changed = with_label(case, dimension, label)
+        changed = with_label(case, dimension, label, self.invariant.region)
         if dimension != "optimizer" or "learning_rate" in self._pinned:
             return changed
         region = self.invariant.region
