@@ -64,7 +64,8 @@ RATE_ENDS = ("lowest", "highest")
 _BETWEEN = "between"
 #: Relative distance at which a rate is taken for an end of its range: the
 #: strategies' log-uniform draw, ``low * (high / low) ** 1``, lands within a
-#: few float64 ulps (~1e-16) of ``high``; the ranges' ends are 3x apart or more.
+#: few float64 ulps (~1e-16) of ``high``, while the regions' ends are 10x
+#: apart or more (docs/design.md, "Coverage").
 _AT_END = 1e-9
 
 _SCALED = "scaled"
