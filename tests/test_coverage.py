@@ -19,6 +19,7 @@ from cellverify.checks.registry import Invariant, fail
 from cellverify.checks.runner import SuiteResult, run_invariant
 from cellverify.checks.search import search_seed, search_test
 from cellverify.checks.sizes import size_ranges
+from cellverify.config import DROPOUT_LAYERS
 from cellverify.errors import InvariantViolation
 from cellverify.render.report import render_check
 
@@ -196,6 +197,27 @@ def test_a_cell_broken_only_at_the_highest_learning_rate_fails_the_gate_with_tha
     train = result.falsifying.train
     high = gradients.region.learning_rates[train.optimizer][1]
     assert math.isclose(train.learning_rate, high, rel_tol=1e-9), train
+
+
+#: Every categorical field pinned, on market inputs in the robust region:
+#: two covering cases (the sizes' two ends), one of them with dropout layers.
+_FEW_CASES = {"activation": "elu", "output_activation": "linear", "initializer": "he_normal",
+              "optimizer": "adam", "cash_bias": False, "task": "supervised"}  # fmt: skip
+
+
+@pytest.mark.parametrize("pinned", [{}, _FEW_CASES], ids=["claimed", "few cases"])
+def test_covering_cases_put_a_dropout_layer_after_every_conv_by_themselves(pinned):
+    claims = [(i.name, i.region, i.adversarial_inputs, i.min_batch) for i in INVARIANTS.values()]
+    for name, region, adversarial, min_batch in [*claims, ("few", ROBUST_REGION, False, 1)]:
+        covering = covering_cases(
+            region=region,
+            adversarial_inputs=adversarial,
+            seed=search_seed(name),
+            pinned=pinned,
+            min_batch=min_batch,
+        )
+        with_dropout = [c.cell.dropout_after for c in covering if c.cell.dropout_after]
+        assert with_dropout and with_dropout[0] == DROPOUT_LAYERS, (name, with_dropout)
 
 
 def test_a_pinned_size_is_required_alone_and_its_ends_named_pinned():

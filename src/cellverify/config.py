@@ -21,6 +21,7 @@ __all__ = [
     "ADAPTIVE_OPTIMIZERS",
     "AS_ASKED",
     "BOOLEAN_WORDS",
+    "DROPOUT_LAYERS",
     "GRADIENT_SCALED_OPTIMIZERS",
     "INITIALIZERS",
     "INITIALIZER_CLASSES",
@@ -80,6 +81,9 @@ ADAPTIVE_OPTIMIZERS: tuple[str, ...] = tuple(
 
 #: Training tasks: the EIIE portfolio loss or a supervised cross-entropy.
 TASKS: tuple[str, ...] = ("portfolio", "supervised")
+
+#: The convs a dropout layer may follow (``dropout_after``), by number.
+DROPOUT_LAYERS: tuple[int, ...] = (1, 2, 3)
 
 #: Spellings of a boolean accepted on the command line and in grids.
 BOOLEAN_WORDS: dict[str, bool] = {
@@ -232,11 +236,14 @@ class CellConfig:
         after = self.dropout_after
         if not (
             isinstance(after, tuple)
-            and all(_is_int(x) and x in (1, 2, 3) for x in after)
+            and all(_is_int(x) and x in DROPOUT_LAYERS for x in after)
             and len(set(after)) == len(after)
         ):
             raise InvalidConfig(
-                owner, "dropout_after", "distinct layer numbers from 1, 2, 3", self.dropout_after
+                owner,
+                "dropout_after",
+                f"distinct layer numbers from {', '.join(map(str, DROPOUT_LAYERS))}",
+                self.dropout_after,
             )
         object.__setattr__(self, "dropout_after", tuple(sorted(after)))
         object.__setattr__(self, "dropout", float(rate))

@@ -26,7 +26,7 @@ from cellverify.checks.coverage import ENDED, Dimension, dimensions, with_label
 from cellverify.checks.regions import Region, learning_rate_range
 from cellverify.checks.sizes import size_ranges
 from cellverify.checks.strategies import CELL_FIELDS, MAX_SEED, TRAIN_FIELDS, check_pinned
-from cellverify.config import CellConfig, TrainConfig
+from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
 from cellverify.data.market import InputSpec
 
 __all__ = ["covering_cases"]
@@ -48,8 +48,13 @@ def covering_cases(
     rng = random.Random(seed)
     n = max(len(d.values) for d in dims)
     offsets = [rng.randrange(n if d.name in ENDED else len(d.values)) for d in dims]
+    labels = [_labels(dims, offsets, i, n) for i in range(n)]
+    # The first case with dropout layers has one after every conv, so that a
+    # cell broken by dropout at one place only is tried there by construction.
+    every_layer = next((i for i, case in enumerate(labels) if case["dropout"] != "off"), None)
     return [
-        _covering_case(region, _labels(dims, offsets, i, n), pins, min_batch, rng) for i in range(n)
+        _covering_case(region, case, pins, min_batch, rng, every_layer=i == every_layer)
+        for i, case in enumerate(labels)
     ]
 
 
@@ -72,10 +77,14 @@ def _covering_case(
     pins: Mapping[str, Any],
     min_batch: int,
     rng: random.Random,
+    *,
+    every_layer: bool = False,
 ) -> Case:
     case = _drawn_case(region, labels["optimizer"], pins, min_batch, rng)
     if labels["dropout"] != "off" and "dropout_after" not in pins:
-        layers = tuple(sorted(rng.sample((1, 2, 3), rng.randint(1, 3))))
+        # Drawn even where replaced, so that the later cases' draws stay the same.
+        drawn = tuple(sorted(rng.sample(DROPOUT_LAYERS, rng.randint(1, len(DROPOUT_LAYERS)))))
+        layers = DROPOUT_LAYERS if every_layer else drawn
         case = Case(case.cell.replace(dropout_after=layers), case.train, case.inputs)
     for name, label in labels.items():
         case = with_label(case, name, label, region)

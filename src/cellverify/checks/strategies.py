@@ -45,7 +45,7 @@ from cellverify.checks.sizes import (
     kernel_ranges,
     shape_ranges,
 )
-from cellverify.config import CellConfig, TrainConfig
+from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
 from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
 from cellverify.errors import InvalidConfig
 
@@ -195,7 +195,10 @@ def _cell_configs(
         return pinned[name] if name in pinned else draw(strategy)
 
     shape = {k: v for k, v in draw(shape_strategy).items() if k not in pinned}
-    after = pick("dropout_after", st.lists(st.sampled_from((1, 2, 3)), unique=True, max_size=3))
+    after = pick(
+        "dropout_after",
+        st.lists(st.sampled_from(DROPOUT_LAYERS), unique=True, max_size=len(DROPOUT_LAYERS)),
+    )
     rate = pick("dropout", st.sampled_from((0.0, region.max_dropout)) if after else st.just(0.0))
     kernels = pick(
         "kernels",
