@@ -8,6 +8,7 @@ from cellverify import CellConfig, InvalidConfig, TrainConfig
 from cellverify.cli import main
 from cellverify.experiments.checkpoint import Checkpoint, is_checkpoint
 from cellverify.experiments.sweep import aggregate, parse_grid, parse_shard, sweep_tasks
+from cellverify.render.report import render_sweep
 
 
 def test_grid_values_take_the_fields_types():
@@ -229,3 +230,35 @@ def test_a_binary_file_is_refused_as_a_checkpoint(tmp_path):
         InvalidConfig, match="a file that starts with a cellverify-sweep-checkpoint"
     ):
         Checkpoint(path, {"grid": {}}).load()
+
+
+def _shard(k: int, n: int, optimizer: str) -> dict:
+    run = {**_SHARD["runs"][0], "values": {"optimizer": optimizer}}
+    return {**_SHARD, "shard": [k, n], "runs": [run]}
+
+
+def test_merging_one_shard_of_two_says_how_many_runs_it_holds_and_which_shard_it_lacks(
+    tmp_path, capsys
+):
+    first, merged = tmp_path / "part1.json", tmp_path / "merged.json"
+    first.write_text(json.dumps(_shard(1, 2, "adam")))
+    assert main(["sweep", "--merge", str(first), "--json", str(merged)]) == 0
+    out = capsys.readouterr().out
+    assert "incomplete: 1 of the sweep's 2 runs; shards not merged: 2/2" in out
+    report = json.loads(merged.read_text())
+    assert (report["runs_expected"], report["runs_missing"]) == (2, 1)
+    assert report["shards_missing"] == ["2/2"]
+
+
+def test_merging_every_shard_says_nothing_is_missing(tmp_path, capsys):
+    paths = [tmp_path / "part1.json", tmp_path / "part2.json"]
+    for k, (path, optimizer) in enumerate(zip(paths, ["adam", "sgd"], strict=True), 1):
+        path.write_text(json.dumps(_shard(k, 2, optimizer)))
+    assert main(["sweep", "--merge", *map(str, paths)]) == 0
+    assert "incomplete" not in capsys.readouterr().out
+
+
+def test_a_stopped_sweep_without_shards_is_reported_incomplete_with_the_way_to_finish_it():
+    report = aggregate([_SHARD])
+    assert (report["runs_missing"], report["shards_missing"]) == (1, [])
+    assert "a sweep stopped early (run it again with its --checkpoint)" in render_sweep(report)

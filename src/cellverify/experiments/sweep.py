@@ -229,8 +229,50 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _point(values: dict[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One grid point's rates from its runs."""
+    count = count_outcomes(runs)
+    n, learned, died, deaths = count.runs, count.learned, count.died, list(count.death_steps)
+    low, high = wilson_interval(learned, n)
+    return {
+        "values": values,
+        "runs": n,
+        "learned": learned,
+        "learned_rate": learned / n if n else float("nan"),
+        "learned_ci": [low, high],
+        "died": died,
+        "died_rate": died / n if n else float("nan"),
+        "median_death_step": float(np.median(deaths)) if deaths else None,
+    }
+
+
+def _shard_of(report: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(K, N)`` of a shard's report; None for a merged report (or a malformed field)."""
+    shard = report.get("shard")
+    if isinstance(shard, list) and len(shard) == 2 and all(isinstance(x, int) for x in shard):
+        return shard[0], shard[1]
+    return None
+
+
+def _completeness(
+    reports: Sequence[Mapping[str, Any]], points: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """How many of the sweep's runs the reports hold, and which shards of
+    one split are not among them: a merge that lacks a shard says so."""
+    expected = len(points) * int(reports[0]["seeds"])
+    missing = max(expected - sum(p["runs"] for p in points), 0)
+    shards = {s for s in map(_shard_of, reports) if s is not None}
+    splits = {n for _, n in shards}
+    absent = []
+    if missing and len(splits) == 1:
+        (n,) = splits
+        absent = [f"{k}/{n}" for k in range(1, n + 1) if (k, n) not in shards]
+    return {"runs_expected": expected, "runs_missing": missing, "shards_missing": absent}
+
+
 def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge shard reports and compute each point's rates (docs/design.md, 'Public contracts')."""
+    """Merge shard reports and compute each point's rates, and what the
+    merge lacks (docs/sweeps.md)."""
     if not reports:
         raise InvalidConfig("sweep", "merge", "at least one report", 0)
     grid = reports[0]["grid"]
@@ -244,28 +286,15 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     by_point: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for run in runs:
         by_point.setdefault(tuple(run["values"][n] for n in names), []).append(run)
-    points = []
-    for combo in itertools.product(*(grid[n] for n in names)):
-        point_runs = by_point.get(tuple(combo), [])
-        count = count_outcomes(point_runs)
-        n, learned, died, deaths = count.runs, count.learned, count.died, list(count.death_steps)
-        low, high = wilson_interval(learned, n)
-        points.append(
-            {
-                "values": dict(zip(names, combo, strict=True)),
-                "runs": n,
-                "learned": learned,
-                "learned_rate": learned / n if n else float("nan"),
-                "learned_ci": [low, high],
-                "died": died,
-                "died_rate": died / n if n else float("nan"),
-                "median_death_step": float(np.median(deaths)) if deaths else None,
-            }
-        )
+    points = [
+        _point(dict(zip(names, combo, strict=True)), by_point.get(tuple(combo), []))
+        for combo in itertools.product(*(grid[n] for n in names))
+    ]
     return {
         "grid": grid,
         "base": reports[0]["base"],
         "seeds": reports[0]["seeds"],
         "points": points,
         "runs": runs,
+        **_completeness(reports, points),
     }

@@ -280,4 +280,18 @@ def render_sweep(report: Mapping[str, Any]) -> str:
             ]
         )
     header = [*names, "learned", "P(learns) [95% CI]", "P(dies)", "median death step"]
-    return format_table(header, rows)
+    return "\n".join([format_table(header, rows), *_incomplete(report)])
+
+
+def _incomplete(report: Mapping[str, Any]) -> list[str]:
+    """A line saying what a merge lacks, if anything (older reports say nothing)."""
+    missing = report.get("runs_missing", 0)
+    if not missing:
+        return []
+    held = report["runs_expected"] - missing
+    where = (
+        f"shards not merged: {', '.join(report['shards_missing'])}"
+        if report.get("shards_missing")
+        else "a shard not merged, or a sweep stopped early (run it again with its --checkpoint)"
+    )
+    return [f"incomplete: {held} of the sweep's {report['runs_expected']} runs; {where}"]
