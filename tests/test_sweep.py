@@ -262,3 +262,13 @@ def test_a_stopped_sweep_without_shards_is_reported_incomplete_with_the_way_to_f
     report = aggregate([_SHARD])
     assert (report["runs_missing"], report["shards_missing"]) == (1, [])
     assert "a sweep stopped early (run it again with its --checkpoint)" in render_sweep(report)
+
+
+def test_a_merge_refuses_the_options_of_a_run_naming_each_it_would_have_ignored(tmp_path, capsys):
+    path = tmp_path / "part1.json"
+    path.write_text(json.dumps(_shard(1, 2, "adam")))
+    argv = ["sweep", "--merge", str(path), "--seeds", "3", "--grid", "optimizer=sgd", "--plain"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "only --json and --plot apply" in err
+    assert "Received: merge='--grid --seeds --plain'" in err

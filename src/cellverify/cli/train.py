@@ -119,6 +119,7 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     if args.merge:
         from cellverify.experiments.merge import load_reports
 
+        _refuse_run_options(args)
         return load_reports(args.merge)
     cell, train_cfg = configs_from_args(args)
     grid = parse_grid(args.grid or DEFAULT_GRID)
@@ -247,4 +248,32 @@ def _add_sweep(sub: Any) -> None:
         help="append each finished run to PATH (JSON lines) and skip the runs it holds",
     )
     add_training_options(sweep, plot="heat-map PNG of P(learns)")
-    sweep.set_defaults(func=cmd_sweep)
+    sweep.set_defaults(func=cmd_sweep, run_options=_run_options(sweep))
+
+
+#: What ``sweep --merge`` uses; every other option configures a run.
+_MERGE_OPTIONS = ("merge", "json", "plot", "help")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> dict[str, tuple[str, Any]]:
+    """Each option that configures a run, by destination: its name and default."""
+    options: dict[str, tuple[str, Any]] = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest not in _MERGE_OPTIONS:
+            options.setdefault(action.dest, (action.option_strings[-1], action.default))
+    return options
+
+
+def _refuse_run_options(args: argparse.Namespace) -> None:
+    """A merge reads its grid, seeds and configurations from the reports: an
+    option for a run would be ignored silently, so it is an error."""
+    given = [name for dest, (name, default) in args.run_options.items()
+             if getattr(args, dest) != default]  # fmt: skip
+    if given:
+        raise InvalidConfig(
+            "sweep",
+            "merge",
+            "used without the options of a run: the grid, seeds and configurations "
+            "come from the reports (only --json and --plot apply)",
+            " ".join(given),
+        )
