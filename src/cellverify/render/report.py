@@ -294,4 +294,6 @@ def _incomplete(report: Mapping[str, Any]) -> list[str]:
         if report.get("shards_missing")
         else "a shard not merged, or a sweep stopped early (run it again with its --checkpoint)"
     )
-    return [f"incomplete: {held} of the sweep's {report['runs_expected']} runs; {where}"]
+    expected = report["runs_expected"]
+    runs = "run" if expected == 1 else "runs"
+    return [f"incomplete: {held} of the sweep's {expected} {runs}; {where}"]
