@@ -16,7 +16,7 @@ from typing import Any
 from cellverify.errors import InvalidConfig
 from cellverify.experiments.checkpoint import is_checkpoint, read_checkpoint
 
-__all__ = ["REPORT_KEYS", "RUN_KEYS", "load_report", "load_reports"]
+__all__ = ["REPORT_KEYS", "RUN_KEYS", "check_one_sweep", "load_report", "load_reports"]
 
 #: What :func:`cellverify.experiments.sweep.aggregate` reads from a report,
 #: and from each of its runs.
@@ -78,17 +78,26 @@ def load_report(path: str) -> dict[str, Any]:
     return report
 
 
-def load_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Every file's report, refused unless all are of one sweep (the same
-    grid and base configurations), naming the first file that differs."""
-    reports = [load_report(path) for path in paths]
-    for path, report in zip(paths[1:], reports[1:], strict=True):
+def check_one_sweep(
+    reports: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None
+) -> None:
+    """Refuse reports of more than one sweep (the same grid and base
+    configurations), naming the first that differs: by ``names`` (the files),
+    else by position."""
+    names = names or [f"report {i}" for i in range(1, len(reports) + 1)]
+    for name, report in zip(names[1:], reports[1:], strict=True):
         differ = [k for k in _SAME if report[k] != reports[0][k]]
         if differ:
             raise InvalidConfig(
                 "sweep",
                 "merge",
-                f"reports of one sweep: the same grid and base as {paths[0]}",
-                f"{path} (its {' and '.join(differ)} {'differ' if len(differ) > 1 else 'differs'})",
+                f"reports of one sweep: the same grid and base as {names[0]}",
+                f"{name} (its {' and '.join(differ)} {'differ' if len(differ) > 1 else 'differs'})",
             )
+
+
+def load_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Every file's report, refused unless all are of one sweep."""
+    reports = [load_report(path) for path in paths]
+    check_one_sweep(reports, paths)
     return reports

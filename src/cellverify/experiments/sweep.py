@@ -22,6 +22,7 @@ from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of, wilson_interval
 from cellverify.errors import InvalidConfig
 from cellverify.experiments.checkpoint import Checkpoint
+from cellverify.experiments.merge import check_one_sweep
 from cellverify.trace import Trace
 from cellverify.training.executors import Executor, LocalExecutor, RunJob
 
@@ -275,10 +276,8 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     merge lacks (docs/sweeps.md)."""
     if not reports:
         raise InvalidConfig("sweep", "merge", "at least one report", 0)
+    check_one_sweep(reports)
     grid = reports[0]["grid"]
-    for r in reports[1:]:
-        if r["grid"] != grid or r["base"] != reports[0]["base"]:
-            raise InvalidConfig("sweep", "merge", "reports of the same grid and base", "mixed")
     # Each (point, seed) counts once, however many shards or checkpoints hold it.
     unique = {run_key(run["values"], run["seed"]): run for r in reports for run in r["runs"]}
     runs = list(unique.values())
