@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.checks.case import Case
-from cellverify.checks.regions import WHOLE_SPACE, Region, learning_rate_range
+from cellverify.checks.regions import WHOLE_SPACE, Region, learning_rate_range, rate_at
 from cellverify.checks.sizes import SIZE_FIELDS, SIZES, size_ends, sizes_of, with_size
 from cellverify.config import CellConfig
 from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
@@ -160,7 +160,9 @@ def with_label(case: Case, dimension: str, label: str, region: Region = WHOLE_SP
     c, t = case.cell, case.train
     if dimension == "learning_rate":
         low, high = learning_rate_range(region, t.optimizer)
-        rate = {RATE_ENDS[0]: low, RATE_ENDS[1]: high}.get(label, math.sqrt(low * high))
+        # The ends exactly: rate_at(..., 1.0) lands a few ulps off the highest.
+        ends = {RATE_ENDS[0]: low, RATE_ENDS[1]: high}
+        rate = ends[label] if label in ends else rate_at(region, t.optimizer, 0.5)
         return Case(c, t.replace(learning_rate=float(rate)), case.inputs)
     if dimension == "inputs":
         kind, _, scale = label.partition(" x")

@@ -23,7 +23,7 @@ from typing import Any
 
 from cellverify.checks.case import Case
 from cellverify.checks.coverage import ENDED, Dimension, dimensions, with_label
-from cellverify.checks.regions import Region, learning_rate_range
+from cellverify.checks.regions import Region, rate_at
 from cellverify.checks.sizes import size_ranges
 from cellverify.checks.strategies import CELL_FIELDS, MAX_SEED, TRAIN_FIELDS, check_pinned
 from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
@@ -97,7 +97,6 @@ def _drawn_case(
     """A case whose non-categorical fields are drawn from the strategies'
     ranges (the pinned ones held), for ``optimizer``'s learning rates."""
     ranges = size_ranges(region, min_batch)
-    low, high = learning_rate_range(region, optimizer)
     cell = CellConfig(
         assets=rng.randint(*ranges["assets"]),
         window=rng.randint(*ranges["window"]),
@@ -107,7 +106,7 @@ def _drawn_case(
     )
     train = TrainConfig(
         optimizer=optimizer,
-        learning_rate=float(low * (high / low) ** rng.random()),
+        learning_rate=rate_at(region, optimizer, rng.random()),
         batch_size=rng.randint(*ranges["batch"]),
         steps=rng.randint(*ranges["steps"]),
         train_steps=0,

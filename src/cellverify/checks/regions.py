@@ -12,6 +12,7 @@ is no fault of the cell.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ __all__ = [
     "WHOLE_SPACE",
     "Region",
     "learning_rate_range",
+    "place_of",
+    "rate_at",
 ]
 
 
@@ -186,3 +189,17 @@ def learning_rate_range(region: Region, optimizer: str) -> tuple[float, float]:
     space's where the region does not list it: a pinned optimizer)."""
     ranges = region.learning_rates
     return ranges[optimizer] if optimizer in ranges else WHOLE_SPACE.learning_rates[optimizer]
+
+
+def rate_at(region: Region, optimizer: str, place: float) -> float:
+    """The rate at ``place`` (0 the lowest, 1 the highest) of ``optimizer``'s
+    range in ``region``, on a log scale: rates span decades."""
+    low, high = learning_rate_range(region, optimizer)
+    return float(low * (high / low) ** place)
+
+
+def place_of(region: Region, optimizer: str, rate: float) -> float:
+    """Where ``rate`` sits in ``optimizer``'s log range in ``region`` (0 for a
+    range of one rate: a user's region may have one)."""
+    low, high = learning_rate_range(region, optimizer)
+    return math.log(rate / low) / math.log(high / low) if high > low else 0.0

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,7 +50,7 @@ from cellverify.checks.coverage import (
 )
 from cellverify.checks.covering import covering_cases
 from cellverify.checks.profiles import current_profile, register_profiles
-from cellverify.checks.regions import learning_rate_range
+from cellverify.checks.regions import place_of, rate_at
 from cellverify.checks.registry import Invariant
 from cellverify.checks.strategies import cases
 from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
@@ -272,14 +271,9 @@ class SearchTest:
         if dimension != "optimizer" or "learning_rate" in self._pinned:
             return changed
         region = self.invariant.region
-        low, high = learning_rate_range(region, case.train.optimizer)
-        new_low, new_high = learning_rate_range(region, label)
-        # A range of one rate (a user's region may have one) has no place to keep.
-        place = (
-            math.log(case.train.learning_rate / low) / math.log(high / low) if high > low else 0.0
-        )
-        rate = new_low * (new_high / new_low) ** min(max(place, 0.0), 1.0)
-        return Case(changed.cell, changed.train.replace(learning_rate=float(rate)), case.inputs)
+        place = place_of(region, case.train.optimizer, case.train.learning_rate)
+        rate = rate_at(region, label, min(max(place, 0.0), 1.0))
+        return Case(changed.cell, changed.train.replace(learning_rate=rate), case.inputs)
 
 
 def search_test(

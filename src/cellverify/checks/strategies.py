@@ -36,6 +36,7 @@ from cellverify.checks.regions import (
     WHOLE_SPACE,
     Region,
     learning_rate_range,
+    rate_at,
 )
 from cellverify.checks.sizes import (
     MAX_BATCH,
@@ -251,10 +252,9 @@ def _train_configs(
         return pinned[name] if name in pinned else draw(strategy)
 
     optimizer = pick("optimizer", st.sampled_from(sorted(region.learning_rates)))
-    low, high = learning_rate_range(region, optimizer)
     rate = pinned.get("learning_rate")
     if rate is None:
-        rate = float(low * (high / low) ** draw(st.floats(0.0, 1.0)))
+        rate = rate_at(region, optimizer, draw(st.floats(0.0, 1.0)))
     return TrainConfig(
         optimizer=optimizer,
         learning_rate=rate,
