@@ -273,9 +273,7 @@ def test_every_option_of_every_command_refuses_a_wrong_value_naming_it(
     monkeypatch.chdir(tmp_path)
     (tmp_path / _WRONG).write_text(json.dumps({"profile": "ci", "invariants": []}))
     wrong = "/no/such/dir/out" if option in _OUTPUTS else _WRONG
-    # A merge refuses the options of a run (tests/test_sweep.py), and starts no worker.
-    in_process = [] if option == "--merge" else _IN_PROCESS.get(command, [])
-    code = main([command, *in_process, option, wrong])
+    code = main([command, *_IN_PROCESS.get(command, []), option, wrong])
     err = capsys.readouterr().err
     assert code == EXIT_USAGE, (command, option, code, err)
     assert wrong in err and "Traceback" not in err, err

@@ -119,8 +119,9 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     if args.merge:
         from cellverify.experiments.merge import load_reports
 
+        reports = load_reports(args.merge)  # a wrong file is named before moot options
         _refuse_run_options(args)
-        return load_reports(args.merge)
+        return reports
     cell, train_cfg = configs_from_args(args)
     grid = parse_grid(args.grid or DEFAULT_GRID)
     shard = parse_shard(args.shard)
