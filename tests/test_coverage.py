@@ -111,15 +111,21 @@ def test_a_value_pinned_away_is_left_out_and_named_not_missed():
     assert activation["left_out"]["tanh"] == "outside the region 'robust'"
 
 
+def _covering(invariant: Invariant, pinned=None) -> list[Case]:
+    """The covering cases ``invariant``'s search runs first."""
+    return covering_cases(
+        region=invariant.region,
+        adversarial_inputs=invariant.adversarial_inputs,
+        seed=search_seed(invariant.name),
+        pinned=pinned,
+        min_batch=invariant.min_batch,
+    )
+
+
 def test_covering_cases_reach_both_ends_of_every_size_by_themselves():
     for invariant in INVARIANTS.values():
         ranges = size_ranges(invariant.region, invariant.min_batch)
-        covering = covering_cases(
-            region=invariant.region,
-            adversarial_inputs=invariant.adversarial_inputs,
-            seed=search_seed(invariant.name),
-            min_batch=invariant.min_batch,
-        )
+        covering = _covering(invariant)
         for size, (low, high) in ranges.items():
             reached = {int(labels_of(case)[size]) for case in covering}
             assert {low, high} <= reached <= set(range(low, high + 1)), (invariant.name, size)
@@ -141,12 +147,7 @@ def test_a_cell_broken_only_at_the_most_assets_fails_the_gate_with_that_case():
 
 def test_covering_cases_reach_both_ends_of_the_learning_rate_range_by_themselves():
     for invariant in INVARIANTS.values():
-        covering = covering_cases(
-            region=invariant.region,
-            adversarial_inputs=invariant.adversarial_inputs,
-            seed=search_seed(invariant.name),
-            min_batch=invariant.min_batch,
-        )
+        covering = _covering(invariant)
         labels = [labels_of(case, invariant.region)["learning_rate"] for case in covering]
         assert {"lowest", "highest"} <= set(labels), (invariant.name, labels)
         for case in covering:
@@ -207,17 +208,11 @@ _FEW_CASES = {"activation": "elu", "output_activation": "linear", "initializer":
 
 @pytest.mark.parametrize("pinned", [{}, _FEW_CASES], ids=["claimed", "few cases"])
 def test_covering_cases_put_a_dropout_layer_after_every_conv_by_themselves(pinned):
-    claims = [(i.name, i.region, i.adversarial_inputs, i.min_batch) for i in INVARIANTS.values()]
-    for name, region, adversarial, min_batch in [*claims, ("few", ROBUST_REGION, False, 1)]:
-        covering = covering_cases(
-            region=region,
-            adversarial_inputs=adversarial,
-            seed=search_seed(name),
-            pinned=pinned,
-            min_batch=min_batch,
-        )
+    few = Invariant("few", lambda factory, case: None, ROBUST_REGION, adversarial_inputs=False)
+    for invariant in [*INVARIANTS.values(), few]:
+        covering = _covering(invariant, pinned)
         with_dropout = [c.cell.dropout_after for c in covering if c.cell.dropout_after]
-        assert with_dropout and with_dropout[0] == DROPOUT_LAYERS, (name, with_dropout)
+        assert with_dropout and with_dropout[0] == DROPOUT_LAYERS, (invariant.name, with_dropout)
 
 
 def test_a_pinned_size_is_required_alone_and_its_ends_named_pinned():
