@@ -14,6 +14,7 @@ __all__ = [
     "BadInvariantModule",
     "BadPriceFile",
     "CellVerifyError",
+    "CheckCrashed",
     "InvalidConfig",
     "InvariantViolation",
     "SchedulerUnreachable",
@@ -54,11 +55,32 @@ class InvariantViolation(CellVerifyError, AssertionError):
 
     ``invariant`` is the stable name (``"simplex_output"``, ...); the message
     starts with ``[invariant]`` and names the tensors, shapes and tolerance.
+    ``clause`` names which of the invariant's checks fired (``"sum"``,
+    ``"non_finite"``, ...; ``""`` for an invariant of one check), so that a
+    mutant can be held to the clause it was written to break.
     """
 
-    def __init__(self, invariant: str, message: str) -> None:
+    def __init__(self, invariant: str, message: str, clause: str = "") -> None:
         self.invariant = invariant
+        self.clause = clause
         super().__init__(f"[{invariant}] {message}")
+
+
+class CheckCrashed(CellVerifyError):
+    """Something other than a violation was raised while an invariant checked
+    a case: a crash of the cell on that case, or a bug in the invariant or the
+    kit.  Never a verdict on the claim, so ``cellverify check`` reports it as
+    ``error``, not ``failed``, and the kill matrix never counts it as a kill.
+
+    ``where`` says whose code raised it (``"the cell's code at cells.py:12
+    (call)"``); the original exception is the ``__cause__``.
+    """
+
+    def __init__(self, invariant: str, error: str, where: str) -> None:
+        self.invariant = invariant
+        self.error = error
+        self.where = where
+        super().__init__(f"[{invariant}] crashed in {where}: {error}")
 
 
 class BadCellFactory(CellVerifyError, TypeError):

@@ -23,9 +23,10 @@ register themselves here when :mod:`cellverify.checks.invariants` is imported, w
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -35,11 +36,26 @@ from cellverify.checks.strategies import MAX_BATCH
 from cellverify.errors import InvalidConfig, InvariantViolation
 from cellverify.model.factory import CellFactory
 
-__all__ = ["INVARIANTS", "Invariant", "describe", "fail", "invariant"]
+__all__ = [
+    "INVARIANTS",
+    "NON_FINITE",
+    "Invariant",
+    "current_case",
+    "describe",
+    "fail",
+    "invariant",
+]
 
 Check = Callable[[CellFactory, Case], None]
 
+#: The clause every built-in invariant shares: a non-finite output, state,
+#: loss or gradient, met before the invariant's own comparison, is reported
+#: as itself, since every comparison after it is meaningless
+#: (docs/design.md, "One root cause per failure").
+NON_FINITE = "non_finite"
+
 _running: contextvars.ContextVar[str | None] = contextvars.ContextVar("invariant", default=None)
+_case: contextvars.ContextVar[Case | None] = contextvars.ContextVar("case", default=None)
 
 
 @dataclass(frozen=True)
@@ -55,14 +71,14 @@ class Invariant:
     adversarial_inputs: bool
     doc: str = ""
     min_batch: int = 1
+    #: The names of the checks inside it that can each fail on their own
+    #: (``fail(..., clause=...)``); every one has a mutant that it catches.
+    clauses: tuple[str, ...] = ()
 
     def __call__(self, factory: CellFactory, case: Case) -> None:
         """Run the check, with :func:`fail` knowing whose failure it is."""
-        token = _running.set(self.name)
-        try:
+        with _checking(self.name, case):
             self.check(factory, case)
-        finally:
-            _running.reset(token)
 
 
 #: Every registered invariant by its stable name, the built-in ones first.
@@ -75,15 +91,17 @@ def invariant(
     region: Region = WHOLE_SPACE,
     adversarial_inputs: bool = False,
     min_batch: int = 1,
+    clauses: Iterable[str] = (),
 ) -> Callable[[Check], Check]:
     """Register the decorated ``check(factory, case)`` as an invariant.
 
     ``name`` defaults to the function's name; ``region`` is where the claim
     holds (a :class:`~cellverify.checks.regions.Region`); ``adversarial_inputs``
     claims it on adversarial inputs too; ``min_batch`` is the least batch its
-    cases are drawn with.  Re-registering the same function (a module
-    imported twice) is harmless; another function under a taken name is an
-    error.
+    cases are drawn with; ``clauses`` names the checks inside it that can
+    each fail on their own, as its ``fail(..., clause=...)`` calls name them.
+    Re-registering the same function (a module imported twice) is harmless;
+    another function under a taken name is an error.
     """
     if not isinstance(region, Region):
         raise InvalidConfig("invariant", "region", "a cellverify Region", region)
@@ -107,7 +125,7 @@ def invariant(
             )
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
         INVARIANTS[key] = Invariant(
-            key, fn, region, adversarial_inputs, " ".join(doc.split()), min_batch
+            key, fn, region, adversarial_inputs, " ".join(doc.split()), min_batch, tuple(clauses)
         )
         return _named(key, fn)
 
@@ -120,18 +138,32 @@ def _named(name: str, fn: Check) -> Check:
 
     @functools.wraps(fn)
     def check(factory: CellFactory, case: Case) -> None:
-        token = _running.set(name)
-        try:
+        with _checking(name, case):
             fn(factory, case)
-        finally:
-            _running.reset(token)
 
     return check
 
 
-def fail(message: str) -> NoReturn:
-    """Raise the running invariant's violation, ``[name] message``."""
-    raise InvariantViolation(_running.get() or "invariant", message)
+@contextlib.contextmanager
+def _checking(name: str, case: Case) -> Iterator[None]:
+    running, current = _running.set(name), _case.set(case)
+    try:
+        yield
+    finally:
+        _running.reset(running)
+        _case.reset(current)
+
+
+def current_case() -> Case | None:
+    """The case the running invariant checks (None outside one), for
+    messages that name its inputs."""
+    return _case.get()
+
+
+def fail(message: str, *, clause: str = "") -> NoReturn:
+    """Raise the running invariant's violation, ``[name] message``;
+    ``clause`` names which of its checks fired (:attr:`Invariant.clauses`)."""
+    raise InvariantViolation(_running.get() or "invariant", message, clause)
 
 
 def describe(invariants: Iterable[Invariant]) -> list[dict[str, Any]]:
@@ -142,6 +174,7 @@ def describe(invariants: Iterable[Invariant]) -> list[dict[str, Any]]:
             "region": inv.region.name,
             "inputs": "any" if inv.adversarial_inputs else "market",
             "min_batch": inv.min_batch,
+            "clauses": list(inv.clauses),
             "claim": inv.doc,
         }
         for inv in invariants

@@ -29,7 +29,6 @@ counts, batch, seeds).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -49,11 +48,12 @@ from cellverify.checks.coverage import (
     with_label,
 )
 from cellverify.checks.covering import covering_cases
+from cellverify.checks.crashes import crash_of
 from cellverify.checks.profiles import current_profile, register_profiles
 from cellverify.checks.regions import place_of, rate_at
 from cellverify.checks.registry import Invariant
 from cellverify.checks.strategies import cases
-from cellverify.errors import BadCellFactory, InvariantViolation, describe_exception
+from cellverify.errors import BadCellFactory, CellVerifyError, CheckCrashed, InvariantViolation
 from cellverify.model.factory import CellFactory
 
 __all__ = ["SearchTest", "cases_for", "search_seed", "search_test", "strategy_for"]
@@ -99,7 +99,8 @@ def cases_for(
 class SearchTest:
     """A Hypothesis test of one invariant: its covering cases, then the random
     search.  ``examples`` counts the examples run, ``coverage`` what they
-    reached, ``failures`` each failure seen as ``(case, message)``."""
+    reached, ``failures`` each failure seen as ``(case, message)``, and
+    ``last_error`` the violation (or crash) of the last one."""
 
     def __init__(
         self,
@@ -141,12 +142,12 @@ class SearchTest:
             self.explicit = [] if strategy is not None else self._covering_cases()
         chosen = strategy if strategy is not None else strategy_for(invariant, profile, pinned)
         self._test = self._hypothesis_test(chosen, self.explicit)
-        self._last_error: InvariantViolation | None = None
+        self.last_error: InvariantViolation | CheckCrashed | None = None
 
     def __call__(self) -> None:
         try:
             self._test()
-        except InvariantViolation:
+        except (InvariantViolation, CheckCrashed):
             failed = self.failures[-1][0] if self.failures else None
             if failed is None or failed not in self.explicit:
                 raise
@@ -190,7 +191,11 @@ class SearchTest:
         return test
 
     def _run(self, case: Case) -> None:
-        """One example: a fresh Keras session, the check; a failure is kept."""
+        """One example: a fresh Keras session, the check; a failure is kept.
+        Anything raised but a violation is a crash (the cell's, the
+        invariant's or the kit's), kept and raised as :class:`CheckCrashed`:
+        Hypothesis shrinks it all the same, and no runner counts it as a
+        violation of the claim."""
         from cellverify.model.rnn import fresh_session
 
         self.examples += 1
@@ -198,7 +203,6 @@ class SearchTest:
             self._on_example(self.examples)
         self.coverage.record(case)
         fresh_session()
-        name = self.invariant.name
         try:
             self.invariant(self._factory, case)
         except BadCellFactory:
@@ -206,54 +210,62 @@ class SearchTest:
         except InvariantViolation as exc:
             self._keep(case, exc)
             raise
-        except Exception as exc:  # the cell crashed on a generated case
-            message = f"the cell raised {describe_exception(exc)}"
-            violation = InvariantViolation(name, message)
-            self._keep(case, violation)
-            raise violation from exc
+        except Exception as exc:
+            crash = crash_of(self.invariant.name, self.invariant.check.__module__, exc)
+            self._keep(case, crash)
+            raise crash from exc
 
-    def _keep(self, case: Case, exc: InvariantViolation) -> None:
+    def _keep(self, case: Case, exc: InvariantViolation | CheckCrashed) -> None:
         self.failures.append((case, str(exc)))
-        self._last_error = exc
+        self.last_error = exc
 
-    def _fails(self, case: Case) -> bool:
+    def _fails(self, case: Case, kind: type[CellVerifyError]) -> bool:
+        """Whether ``case`` fails as the failure being shrunk does (a
+        violation or a crash: one is never shrunk into the other)."""
         try:
             self._run(case)
-        except InvariantViolation:
-            return True
+        except (InvariantViolation, CheckCrashed) as exc:
+            return isinstance(exc, kind)
         return False
 
     def _shrink(self, failed: Case) -> None:
         """Raise the simplest failure found from ``failed``, a covering case
         (module doc): simplest values first, then a pinned search.  As
         Hypothesis replays a failure before reporting it, the case is run
-        again first; a failure that does not reproduce is ``Flaky``."""
-        if not self._fails(failed):
+        again first; a failure that does not reproduce is ``Flaky``.  A
+        violation shrinks to violations only, a crash to crashes."""
+        first = self.last_error
+        kind: type[CellVerifyError] = type(first) if first is not None else InvariantViolation
+        if not self._fails(failed, kind):
             raise Flaky(
                 f"[{self.invariant.name}] the covering case {failed.to_python()} failed once "
                 f"and passed when run again ({self.failures[-1][1]})"
             )
-        case = failed
+        case, error, message = failed, self.last_error, self.failures[-1][1]
         region = self.invariant.region
         for d in self.coverage.dims:
             if d.name not in ENDED and labels_of(case, region)[d.name] != d.values[0]:
                 candidate = self._relabelled(case, d.name, d.values[0])
-                case = candidate if self._fails(candidate) else case
+                if self._fails(candidate, kind):
+                    case, error, message = candidate, self.last_error, self.failures[-1][1]
         # The ranged values together, in one run: the search below shrinks them
         # anyway when it finds the failure; this is the case reported when it
         # does not.
         smallest = self._smallest_ends(case)
-        if smallest != case and self._fails(smallest):
-            case = smallest
-        error, message = self._last_error, self.failures[-1][1]
+        if smallest != case and self._fails(smallest, kind):
+            case, error, message = smallest, self.last_error, self.failures[-1][1]
         pinned = {**self._pinned, **label_pins(case)}
         inputs = (case.inputs.kind, case.inputs.scale)
         strategy = strategy_for(self.invariant, self._profile, pinned, inputs)
-        with contextlib.suppress(HypothesisException):  # then the case found stands
-            # A failure here propagates, shrunk by Hypothesis: the simplest.
+        try:  # a failure of the same kind propagates, shrunk by Hypothesis: the simplest
             self._hypothesis_test(strategy, [], phases=(Phase.generate, Phase.shrink))()
+        except kind:
+            raise
+        except (HypothesisException, InvariantViolation, CheckCrashed):
+            pass  # then the case found stands
         assert error is not None
         self.failures.append((case, message))  # the one reported
+        self.last_error = error
         if hasattr(error, "add_note"):  # Python 3.11+: pytest shows it
             error.add_note(f"Falsifying case: {case.to_python()}")
         raise error
@@ -294,8 +306,9 @@ def search_test(
     replaces the invariant's own cases (and its covering cases); ``covering``
     replaces the covering cases, which run first, as the profile's first
     examples (default: the invariant's, or none with a ``strategy``).  Each
-    failure seen is appended to ``failures`` as ``(case, message)``; a cell
-    that crashes on a case is a failure too, reported as such.
+    failure seen is appended to ``failures`` as ``(case, message)``; a crash
+    on a case (the cell's, the invariant's or the kit's) raises
+    :class:`~cellverify.errors.CheckCrashed`, never a violation.
     """
     return SearchTest(
         invariant,

@@ -23,6 +23,8 @@ from cellverify.checks.invariants.harness import (
     make_trainer,
     outputs_of,
     require_close,
+    require_finite,
+    require_finite_gradients,
     require_identical,
     run_batches,
     run_forward,
@@ -50,7 +52,7 @@ MODE_FLOOR = 1e-5
 DETERMINISM_TRAIN_STEPS = 2
 
 
-@invariant("dropout_zero_is_identity", adversarial_inputs=True)
+@invariant("dropout_zero_is_identity", adversarial_inputs=True, clauses=("output", "gradient"))
 def dropout_zero_is_identity(factory: CellFactory, case: Case) -> None:
     """A dropout rate of 0 after every layer gives the same outputs and gradients
     as no dropout layer, in training mode, exactly."""
@@ -58,16 +60,22 @@ def dropout_zero_is_identity(factory: CellFactory, case: Case) -> None:
     with_dropout = case.cell.replace(dropout=0.0, dropout_after=(1, 2, 3))
     without = case.cell.replace(dropout=0.0, dropout_after=())
     y = batch.target(case.train.task)
-    _, grads_a, out_a = loss_and_gradients(build_rnn(factory(with_dropout)), case, batch.inputs, y)
-    _, grads_b, out_b = loss_and_gradients(build_rnn(factory(without)), case, batch.inputs, y)
+    rnn_a, rnn_b = build_rnn(factory(with_dropout)), build_rnn(factory(without))
+    loss_a, grads_a, out_a = loss_and_gradients(rnn_a, case, batch.inputs, y)
+    loss_b, grads_b, out_b = loss_and_gradients(rnn_b, case, batch.inputs, y)
+    require_finite_gradients(loss_a, grads_a, rnn_a.trainable_variables)
+    require_finite_gradients(loss_b, grads_b, rnn_b.trainable_variables)
     require_identical(
         "training-mode output with rate-0 dropout after layers 1-3, against none,",
         out_a,
         out_b,
         "if the initial weights differ, adding a layer re-drew them",
+        clause="output",
     )
     for i, (ga, gb) in enumerate(zip(grads_a, grads_b, strict=False)):
-        require_identical(f"gradient {i} with rate-0 dropout, against none,", ga, gb)
+        require_identical(
+            f"gradient {i} with rate-0 dropout, against none,", ga, gb, clause="gradient"
+        )
 
 
 @contextlib.contextmanager
@@ -84,7 +92,7 @@ def _without_retracing_warnings() -> Iterator[None]:
         logger.setLevel(level)
 
 
-@invariant("execution_modes_agree", adversarial_inputs=True)
+@invariant("execution_modes_agree", adversarial_inputs=True, clauses=("mode_fails", "mode_differs"))
 def execution_modes_agree(factory: CellFactory, case: Case) -> None:
     """Eager, tf.function and XLA (jit_compile=True) give the same outputs,
     within the rounding bound at the logits' scale (floor MODE_FLOOR)."""
@@ -111,23 +119,35 @@ def execution_modes_agree(factory: CellFactory, case: Case) -> None:
             with _without_retracing_warnings():
                 out = np.asarray(fn(tf.constant(batch.inputs)))
         except Exception as exc:  # a compile failure is a finding, not a crash
-            fail(f"{mode} failed on inputs {shape_of(batch.inputs)}: {describe_exception(exc)}")
+            fail(
+                f"{mode} failed on inputs {shape_of(batch.inputs)}: {describe_exception(exc)}",
+                clause="mode_fails",
+            )
         require_close(
             f"the {mode} output, against eager (inputs {case.inputs.kind}),",
             out,
             eager,
             tol,
             scale,
+            clause="mode_differs",
         )
 
 
 def _training_losses(factory: CellFactory, case: Case) -> list[float]:
     run = case.train.replace(train_steps=DETERMINISM_TRAIN_STEPS)
     trainer = make_trainer(factory, case, run)
-    return [trainer.update(batch) for batch in run_batches(case.cell, run, DETERMINISM_TRAIN_STEPS)]
+    losses = []
+    for step, batch in enumerate(run_batches(case.cell, run, DETERMINISM_TRAIN_STEPS)):
+        losses.append(trainer.update(batch))
+        require_finite(f"the training loss at update {step}", losses[-1])
+    return losses
 
 
-@invariant("deterministic", adversarial_inputs=True)
+@invariant(
+    "deterministic",
+    adversarial_inputs=True,
+    clauses=("inference_repeat", "rebuild", "training"),
+)
 def deterministic(factory: CellFactory, case: Case) -> None:
     """The same seed gives bit-identical outputs and training losses.
 
@@ -136,20 +156,22 @@ def deterministic(factory: CellFactory, case: Case) -> None:
     """
     batch = case.batch()
     rnn_a, rnn_b = build_rnn(factory(case.cell)), build_rnn(factory(case.cell))
-    a1 = np.asarray(run_forward(rnn_a, batch.inputs)[0])
-    a2 = np.asarray(run_forward(rnn_a, batch.inputs)[0])
-    b1 = np.asarray(run_forward(rnn_b, batch.inputs)[0])
+    a1 = outputs_of(rnn_a, batch.inputs, case)
+    a2 = outputs_of(rnn_a, batch.inputs, case)
+    b1 = outputs_of(rnn_b, batch.inputs, case)
     require_identical(
         "one model's output, called twice at inference,",
         a2,
         a1,
         "is something random at inference?",
+        clause="inference_repeat",
     )
     require_identical(
         f"the output of two cells built with seed {case.cell.seed}",
         b1,
         a1,
         "is the seed honoured?",
+        clause="rebuild",
     )
     first, second = (_training_losses(factory, case) for _ in range(2))
     require_identical(
@@ -157,10 +179,22 @@ def deterministic(factory: CellFactory, case: Case) -> None:
         f"({first} and {second})",
         second,
         first,
+        "is something random in training left unseeded?",
+        clause="training",
     )
 
 
-@invariant("serialization_roundtrip", adversarial_inputs=True)
+@invariant(
+    "serialization_roundtrip",
+    adversarial_inputs=True,
+    clauses=(
+        "from_config_fails",
+        "other_weights",
+        "rebuilt_differs",
+        "save_fails",
+        "reloaded_differs",
+    ),
+)
 def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
     """get_config/from_config and saving to .keras reproduce outputs exactly."""
     from cellverify.model.rnn import build_model
@@ -169,24 +203,27 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
     cell = factory(case.cell)
     model = build_model(cell, case.cell)
     out = np.asarray(model(batch.inputs))
+    require_finite("the output", out)
     try:
         clone = type(cell).from_config(cell.get_config())
     except Exception as exc:
         fail(
             f"{type(cell).__name__}.from_config(cell.get_config()) failed: "
-            f"{describe_exception(exc)}"
+            f"{describe_exception(exc)}",
+            clause="from_config_fails",
         )
     clone_model = build_model(clone, case.cell)
     clone_model(batch.inputs)
     try:
         clone_model.set_weights(model.get_weights())
     except ValueError as exc:
-        fail(f"the cell rebuilt from get_config() has other weights: {exc}")
+        fail(f"the cell rebuilt from get_config() has other weights: {exc}", clause="other_weights")
     require_identical(
         "the output of the cell rebuilt by from_config(get_config())",
         clone_model(batch.inputs),
         out,
         "get_config() misses something",
+        clause="rebuilt_differs",
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
@@ -194,15 +231,20 @@ def serialization_roundtrip(factory: CellFactory, case: Case) -> None:
             model.save(path)
             loaded = keras.models.load_model(path)
         except Exception as exc:
-            fail(f"saving to / loading from .keras failed: {describe_exception(exc)}")
+            fail(
+                f"saving to / loading from .keras failed: {describe_exception(exc)}",
+                clause="save_fails",
+            )
     require_identical(
         "the output of the model reloaded from .keras",
         loaded(batch.inputs),
         out,
+        "are the weights saved as they are?",
+        clause="reloaded_differs",
     )
 
 
-@invariant("batch_independence", adversarial_inputs=True, min_batch=2)
+@invariant("batch_independence", adversarial_inputs=True, min_batch=2, clauses=("example_alone",))
 def batch_independence(factory: CellFactory, case: Case) -> None:
     """In inference mode each example's output depends on that example alone:
     running a batch's examples one at a time gives the batch's outputs, within
@@ -226,4 +268,5 @@ def batch_independence(factory: CellFactory, case: Case) -> None:
             together[i],
             tol[i],
             scale,
+            clause="example_alone",
         )

@@ -13,13 +13,16 @@ from cellverify.checks.case import Case
 from cellverify.checks.invariants.harness import (
     PERMUTATION_FLOOR,
     build_rnn,
+    inputs_described,
     loss_and_gradients,
     make_trainer,
+    require_finite,
+    require_finite_gradients,
     run_batches,
     run_forward,
     shape_of,
 )
-from cellverify.checks.numerics.gradcheck import check_variable
+from cellverify.checks.numerics.gradcheck import NoisyLoss, check_variable
 from cellverify.checks.numerics.precision import float64_keras, output_tolerance
 from cellverify.checks.regions import ROBUST_REGION
 from cellverify.checks.registry import fail, invariant
@@ -49,23 +52,29 @@ SHIFT_PROBE = 1e-2
 SHIFT_UNIFORMITY = 1e-3
 
 
-@invariant("gradients_finite", adversarial_inputs=True)
+@invariant("gradients_finite", adversarial_inputs=True, clauses=("loss", "gradient"))
 def gradients_finite(factory: CellFactory, case: Case) -> None:
-    """The loss and every gradient are finite, for every configuration and input."""
+    """The loss and every gradient are finite, for every configuration and input.
+
+    A non-finite output is reported as itself first (the loss of a NaN is
+    NaN): this claim is about what training makes of finite outputs.
+    """
     batch = case.batch()
     rnn = build_rnn(factory(case.cell))
     loss, grads, _ = loss_and_gradients(rnn, case, batch.inputs, batch.target(case.train.task))
     if not np.isfinite(float(loss)):
         fail(
-            f"{case.train.task} loss is {float(loss)} on inputs "
-            f"{shape_of(batch.inputs)} ({case.inputs.kind})"
+            f"{case.train.task} loss is {float(loss)} on finite outputs, inputs "
+            f"{shape_of(batch.inputs)} ({inputs_described()})",
+            clause="loss",
         )
     for v, g in zip(rnn.trainable_variables, grads, strict=True):
         if g is not None and not np.all(np.isfinite(np.asarray(g))):
             bad = int(np.sum(~np.isfinite(np.asarray(g))))
             fail(
                 f"gradient of {v.path} {shape_of(g)} has {bad} non-finite entries "
-                f"(inputs {case.inputs.kind}, {case.train.task} loss {float(loss):.4g})"
+                f"({inputs_described()}, {case.train.task} loss {float(loss):.4g})",
+                clause="gradient",
             )
 
 
@@ -84,9 +93,10 @@ def _nudged(variable: Any, measure: Callable[[], np.ndarray]) -> Iterator[tuple[
 
 def _why_zero_gradient_is_wrong(
     factory: CellFactory, case: Case, trainer: Trainer, variable: Any, x: Any
-) -> str:
-    """Why an exactly-zero gradient of ``variable`` is a fault, or "" when it
-    is right: the softmax cannot see the variable here.
+) -> tuple[str, str] | None:
+    """Why an exactly-zero gradient of ``variable`` is a fault, and the clause
+    that says so, or None when it is right: the softmax cannot see the
+    variable here.
 
     With the logits in view (``step_activations``), the zero is right when a
     nudge shifts every logit alike; a nudge that moves no logit at all marks a
@@ -107,11 +117,14 @@ def _why_zero_gradient_is_wrong(
             delta = after - before
             size = float(np.max(np.abs(delta)))
             if size > 0 and float(np.max(np.ptp(delta, axis=-1))) <= SHIFT_UNIFORMITY * size:
-                return ""  # a uniform shift: the softmax cannot see it
+                return None  # a uniform shift: the softmax cannot see it
             reasons.append(
-                f"nudging it by {nudge:+.3g} moves no logit (its units are dead)"
+                (f"nudging it by {nudge:+.3g} moves no logit (its units are dead)", "dead_units")
                 if size == 0
-                else f"nudging it by {nudge:+.3g} moves the logits unevenly (by up to {size:.3g})"
+                else (
+                    f"nudging it by {nudge:+.3g} moves the logits unevenly (by up to {size:.3g})",
+                    "logits_move",
+                )
             )
         return reasons[0]
 
@@ -128,12 +141,17 @@ def _why_zero_gradient_is_wrong(
             worst = int(np.argmax(moved - allowed))
             return (
                 f"nudging it by {nudge:+.3g} moves the output by {moved.flat[worst]:.3g}, "
-                f"beyond the {allowed.flat[worst]:.3g} rounding allows"
+                f"beyond the {allowed.flat[worst]:.3g} rounding allows",
+                "output_moves",
             )
-    return ""
+    return None
 
 
-@invariant("gradients_nonzero", region=ROBUST_REGION)
+@invariant(
+    "gradients_nonzero",
+    region=ROBUST_REGION,
+    clauses=("no_variables", "all_zero", "dead_units", "logits_move", "output_moves"),
+)
 def gradients_nonzero(factory: CellFactory, case: Case) -> None:
     """After GRADIENT_TRAIN_STEPS steps, every trainable variable still gets a nonzero gradient.
 
@@ -146,18 +164,20 @@ def gradients_nonzero(factory: CellFactory, case: Case) -> None:
     train = case.train.replace(train_steps=GRADIENT_TRAIN_STEPS)
     trainer = make_trainer(factory, case, train)
     if not trainer.variables:
-        fail("the cell has no trainable variables")
+        fail("the cell has no trainable variables", clause="no_variables")
     batches = run_batches(case.cell, train, GRADIENT_TRAIN_STEPS + 1)
-    for batch in batches[:-1]:
-        trainer.update(batch)
+    for step, batch in enumerate(batches[:-1]):
+        require_finite(f"the training loss at update {step}", trainer.update(batch))
     final = batches[-1]
     record = trainer.measure(final)
+    require_finite(f"the loss after {GRADIENT_TRAIN_STEPS} updates", record.loss)
     after = f"after {GRADIENT_TRAIN_STEPS} {train.optimizer} steps (lr {train.learning_rate:.3g})"
     if np.all(record.grad_zero_fraction == 1.0):
         fail(
             f"{after} the whole gradient is exactly 0: every one of the "
             f"{len(trainer.variables)} variables gets none (loss {record.loss:.6g}); "
-            "the cell is dead"
+            "the cell is dead",
+            clause="all_zero",
         )
     for i, variable_name in enumerate(trainer.variable_names):
         if record.grad_zero_fraction[i] < 1.0:
@@ -166,13 +186,15 @@ def gradients_nonzero(factory: CellFactory, case: Case) -> None:
             factory, case, trainer, trainer.variables[i], final.inputs
         )
         if why:
+            reason, clause = why
             fail(
                 f"{after} the gradient of {variable_name} {shape_of(trainer.variables[i])} is "
-                f"exactly 0 in every entry, yet {why} (loss {record.loss:.6g})"
+                f"exactly 0 in every entry, yet {reason} (loss {record.loss:.6g})",
+                clause=clause,
             )
 
 
-@invariant("gradient_check", adversarial_inputs=True)
+@invariant("gradient_check", adversarial_inputs=True, clauses=("derivative", "noisy_loss"))
 def gradient_check(factory: CellFactory, case: Case) -> None:
     """Autodiff gradients agree with finite differences, in float64.
 
@@ -185,7 +207,8 @@ def gradient_check(factory: CellFactory, case: Case) -> None:
         x = batch.inputs.astype(np.float64)
         y = batch.target(case.train.task).astype(np.float64)
         rnn = build_rnn(factory(case.cell))
-        _, grads, _ = loss_and_gradients(rnn, case, x, y, training=False)
+        centre, grads, _ = loss_and_gradients(rnn, case, x, y, training=False)
+        require_finite_gradients(centre, grads, rnn.trainable_variables)
         loss_fn = loss_for(case.train.task)
         # Compiled: a case evaluates the loss about 20 times, and eagerly each
         # evaluation cost 18 ms of dispatch at these shapes.  Every difference
@@ -202,5 +225,6 @@ def gradient_check(factory: CellFactory, case: Case) -> None:
             if mismatch is not None:
                 fail(
                     f"derivative of the {case.train.task} loss with respect to {v.path} "
-                    f"{shape_of(v)} {mismatch.describe()} (float64)"
+                    f"{shape_of(v)} {mismatch.describe()} (float64)",
+                    clause="noisy_loss" if isinstance(mismatch, NoisyLoss) else "derivative",
                 )

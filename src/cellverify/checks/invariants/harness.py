@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from cellverify.checks.case import Case
 from cellverify.checks.numerics.precision import output_tolerance
-from cellverify.checks.registry import fail
+from cellverify.checks.registry import NON_FINITE, current_case, fail
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.market import Batch, batch_for, market_for
 from cellverify.errors import BadCellFactory
@@ -31,10 +31,13 @@ __all__ = [
     "build_rnn",
     "check_shape",
     "forward_run",
+    "inputs_described",
     "loss_and_gradients",
     "make_trainer",
     "outputs_of",
     "require_close",
+    "require_finite",
+    "require_finite_gradients",
     "require_identical",
     "run_batches",
     "run_forward",
@@ -61,11 +64,54 @@ def run_forward(rnn: keras.layers.RNN, x: Any, *, training: bool = False) -> tup
 
 
 def outputs_of(rnn: keras.layers.RNN, x: Any, case: Case, *, training: bool = False) -> np.ndarray:
-    """The RNN's outputs as NumPy, after checking their shape, so that an
-    invariant comparing entries reports a malformed output instead of crashing."""
-    out = np.asarray(run_forward(rnn, x, training=training)[0])
+    """The RNN's outputs as NumPy, after checking their shape and that they
+    and the final state are finite, so that an invariant comparing entries
+    reports a malformed or non-finite output as itself, not as a mismatch."""
+    out, state = run_forward(rnn, x, training=training)
+    out = np.asarray(out)
     check_shape(out, x, case)
+    mode = " (training)" if training else ""
+    require_finite(f"the output{mode}", out)
+    require_finite(f"the final state{mode}", state)
     return out
+
+
+def _non_finite_name(value: float) -> str:
+    return "NaN" if np.isnan(value) else ("+inf" if value > 0 else "-inf")
+
+
+def inputs_described() -> str:
+    """The running case's inputs in words ("a nearly flat window", ...)."""
+    case = current_case()
+    return "its inputs" if case is None else case.inputs.describe()
+
+
+def require_finite(what: str, value: Any) -> None:
+    """Fail with the root cause when ``value`` holds a NaN or an infinity:
+    which tensor, the value, where, and on which inputs.  Called where a
+    tensor is first seen, before any comparison, so that a NaN is never
+    reported as a mismatch with its own hint (docs/design.md, "One root
+    cause per failure")."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "fc" or bool(np.all(np.isfinite(a))):
+        return
+    bad = ~np.isfinite(a)
+    index = [int(i) for i in np.argwhere(bad)[0]] if a.ndim else []
+    first = a[tuple(index)] if a.ndim else a
+    fail(
+        f"{what} {shape_of(a)} is {_non_finite_name(float(first))} at index {index} "
+        f"({int(bad.sum())} of {a.size} entries non-finite) on {inputs_described()}; "
+        "every comparison after that is meaningless",
+        clause=NON_FINITE,
+    )
+
+
+def require_finite_gradients(loss: Any, grads: list[Any], variables: list[Any]) -> None:
+    """The loss, then each variable's gradient, finite (:func:`require_finite`)."""
+    require_finite("the loss", loss)
+    for v, g in zip(variables, grads, strict=True):
+        if g is not None:
+            require_finite(f"the gradient of {v.path}", g)
 
 
 def check_shape(out: Any, x: Any, case: Case) -> None:
@@ -85,11 +131,16 @@ def loss_and_gradients(
     *,
     training: bool = True,
 ) -> tuple[Any, list[Any], Any]:
-    """Loss, gradients of the trainable variables (None where unconnected), outputs."""
+    """Loss, gradients of the trainable variables (None where unconnected),
+    outputs; the outputs and the final state checked finite first, the loss
+    and gradients left to the caller (:func:`require_finite_gradients`)."""
     loss_fn = loss_for(case.train.task)
     with tf.GradientTape() as tape:
-        out, _ = run_forward(rnn, x, training=training)
+        out, state = run_forward(rnn, x, training=training)
         check_shape(out, x, case)
+        mode = " (training)" if training else ""
+        require_finite(f"the output{mode}", out)
+        require_finite(f"the final state{mode}", state)
         loss = loss_fn(out, y)
     grads = tape.gradient(loss, rnn.trainable_variables)
     return loss, grads, out
@@ -152,14 +203,22 @@ def run_batches(cell: CellConfig, train: TrainConfig, count: int) -> list[Batch]
     return [batch_for(cell, train, market=market, draw=k) for k in range(count)]
 
 
-def require_identical(what: str, got: Any, expected: Any, hint: str = "") -> None:
+def require_identical(
+    what: str, got: Any, expected: Any, hint: str = "", *, clause: str = ""
+) -> None:
     """Raise unless ``got`` and ``expected`` are equal bit for bit; the message
-    says ``what`` differs, the shapes, by how much, and ``hint``."""
+    says ``what`` differs, the shapes, by how much, and ``hint``.  Either one
+    non-finite is reported as that, never as a difference."""
     a, b = np.asarray(got), np.asarray(expected)
+    require_finite(what, a)
+    require_finite(f"what {what} is compared with", b)
     if a.shape == b.shape and np.array_equal(a, b):
         return
     by = f"by {np.max(np.abs(a - b)):.3g}" if a.shape == b.shape else f"in shape ({shape_of(b)})"
-    fail(f"{what} {shape_of(a)} differs {by} (tolerance: exact){'; ' + hint if hint else ''}")
+    fail(
+        f"{what} {shape_of(a)} differs {by} (tolerance: exact){'; ' + hint if hint else ''}",
+        clause=clause,
+    )
 
 
 def shape_of(x: Any) -> list[int]:
@@ -171,9 +230,20 @@ def where_first(mask: np.ndarray) -> str:
     return f"at index {list(index)}"
 
 
-def require_close(what: str, got: np.ndarray, expected: np.ndarray, tol: Any, scale: float) -> None:
+def require_close(
+    what: str,
+    got: np.ndarray,
+    expected: np.ndarray,
+    tol: Any,
+    scale: float,
+    *,
+    clause: str = "",
+) -> None:
     """Raise unless ``|got - expected| <= tol`` everywhere (``tol`` from the
-    rounding bound of :mod:`cellverify.checks.numerics.tolerances`, logit scale ``scale``)."""
+    rounding bound of :mod:`cellverify.checks.numerics.tolerances`, logit
+    scale ``scale``).  Either one non-finite is reported as that."""
+    require_finite(what, got)
+    require_finite(f"what {what} is compared with", expected)
     diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
     excess = diff - tol
     if np.all(excess <= 0):
@@ -185,5 +255,6 @@ def require_close(what: str, got: np.ndarray, expected: np.ndarray, tol: Any, sc
         f"{what} {shape_of(got)} differs by {diff[worst]:.3g} at index {[int(i) for i in worst]}, "
         f"where rounding allows {np.broadcast_to(tol, diff.shape)[worst]:.3g} (probability "
         f"{float(np.asarray(expected)[worst]):.3g}, logits up to {scale:.3g}; "
-        "cellverify.checks.numerics.tolerances.probability_tolerance)"
+        "cellverify.checks.numerics.tolerances.probability_tolerance)",
+        clause=clause,
     )

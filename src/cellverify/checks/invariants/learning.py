@@ -7,6 +7,7 @@ import numpy as np
 from cellverify.checks.case import Case
 from cellverify.checks.invariants.harness import (
     make_trainer,
+    require_finite,
 )
 from cellverify.checks.numerics.tolerances import FLOAT32_EPS
 from cellverify.checks.regions import LEARNABLE_REGION
@@ -52,20 +53,23 @@ def loss_drop(factory: CellFactory, case: Case) -> tuple[float, float, float]:
 
     The lowest, not the last: an Adam-like optimizer at the top of its range
     oscillates, and the thorough profile found a healthy cell (Adam at 3e-2)
-    2 % below its start at step 4 and 0.1 % above it at step 20."""
+    2 % below its start at step 4 and 0.1 % above it at step 20.  A
+    non-finite loss fails as itself (:func:`require_finite`)."""
     batch = case.batch()
     trainer = make_trainer(factory, case, case.train.replace(train_steps=LOSS_TRAIN_STEPS))
     start = trainer.loss(batch)
+    require_finite("the loss before training", start)
     losses = []
-    for _ in range(LOSS_TRAIN_STEPS):
+    for step in range(LOSS_TRAIN_STEPS):
         trainer.update(batch)
         losses.append(trainer.loss(batch))
-    best = float(np.min(losses))  # NaN propagates: a NaN loss is no drop
+        require_finite(f"the loss after update {step + 1}", losses[-1])
+    best = float(np.min(losses))
     task = case.train.task
     return start, best, abs(batch.uniform_loss(task) - batch.reference_loss(task))
 
 
-@invariant("loss_decreases", region=LEARNABLE_REGION)
+@invariant("loss_decreases", region=LEARNABLE_REGION, clauses=("drop",))
 def loss_decreases(factory: CellFactory, case: Case) -> None:
     """On one fixed batch, within LOSS_TRAIN_STEPS steps the loss falls by more
     than LOSS_DECREASE_MARGIN of the uniform-to-reference gap, and by more than
@@ -79,5 +83,6 @@ def loss_decreases(factory: CellFactory, case: Case) -> None:
             f"{case.train.steps} went from {start:.6g} to at best {best:.6g} in {LOSS_TRAIN_STEPS} "
             f"{case.train.optimizer} steps (lr {case.train.learning_rate:.3g}); needed a drop "
             f"above {needed:.3g} (margin {LOSS_DECREASE_MARGIN:g} of the gap {gap:.3g}, at "
-            f"least {LOSS_DROP_FLOOR_ULPS} ulps of the loss)"
+            f"least {LOSS_DROP_FLOOR_ULPS} ulps of the loss)",
+            clause="drop",
         )

@@ -10,8 +10,10 @@ from cellverify.checks.invariants.harness import (
     PERMUTATION_FLOOR,
     build_rnn,
     forward_run,
+    inputs_described,
     outputs_of,
     require_close,
+    require_finite,
     require_identical,
     run_forward,
     shape_of,
@@ -20,7 +22,7 @@ from cellverify.checks.invariants.harness import (
 from cellverify.checks.numerics.precision import output_tolerance
 from cellverify.checks.numerics.tolerances import simplex_sum_tolerance
 from cellverify.checks.regions import ROBUST_REGION
-from cellverify.checks.registry import fail, invariant
+from cellverify.checks.registry import NON_FINITE, fail, invariant
 from cellverify.model.rnn import CellFactory
 
 __all__ = [
@@ -38,7 +40,7 @@ __all__ = [
 STATE_EFFECT_MIN = 1e-6
 
 
-@invariant("output_shape", adversarial_inputs=True)
+@invariant("output_shape", adversarial_inputs=True, clauses=("output", "state"))
 def output_shape(factory: CellFactory, case: Case) -> None:
     """Output is [batch, steps, outputs] and the final state [batch, outputs]."""
     batch = case.batch()
@@ -48,13 +50,21 @@ def output_shape(factory: CellFactory, case: Case) -> None:
     if tuple(out.shape) != (b, t, n):
         fail(
             f"RNN output has shape {shape_of(out)}, expected [batch, steps, outputs] = "
-            f"{[b, t, n]} for inputs {shape_of(batch.inputs)}"
+            f"{[b, t, n]} for inputs {shape_of(batch.inputs)}",
+            clause="output",
         )
     if tuple(state.shape) != (b, n):
-        fail(f"final state has shape {shape_of(state)}, expected [batch, outputs] = {[b, n]}")
+        fail(
+            f"final state has shape {shape_of(state)}, expected [batch, outputs] = {[b, n]}",
+            clause="state",
+        )
 
 
-@invariant("simplex_output", adversarial_inputs=True)
+@invariant(
+    "simplex_output",
+    adversarial_inputs=True,
+    clauses=(NON_FINITE, "negative", "sum"),
+)
 def simplex_output(factory: CellFactory, case: Case) -> None:
     """Every output row is finite, >= 0 and sums to 1 within the rounding of its
     length (:func:`cellverify.checks.numerics.tolerances.simplex_sum_tolerance`).
@@ -66,22 +76,33 @@ def simplex_output(factory: CellFactory, case: Case) -> None:
     rnn = build_rnn(factory(case.cell))
     for training in (False, True):
         out = np.asarray(run_forward(rnn, batch.inputs, training=training)[0], np.float64)
-        where = f"output {shape_of(out)} (training={training}, inputs {case.inputs.kind})"
-        if not np.all(np.isfinite(out)):
-            fail(f"{where} has a non-finite entry {where_first(~np.isfinite(out))}")
+        where = f"output {shape_of(out)} (training={training}, {inputs_described()})"
+        require_finite(f"the output (training={training})", out)
         if np.any(out < 0):
-            fail(f"{where} has a negative entry {out.min():.3g} {where_first(out < 0)}")
-        error = np.abs(out.sum(axis=-1) - 1.0)
-        allowed = simplex_sum_tolerance(out.shape[-1])
-        if np.any(error > allowed):
             fail(
-                f"{where}: a row sums to {1 + error.max():.8g} (|sum - 1| = {error.max():.3g} > "
-                f"tolerance {allowed:.3g} for rows of {out.shape[-1]}) "
-                f"{where_first(error == error.max())}"
+                f"{where} has a negative entry {out.min():.3g} {where_first(out < 0)}",
+                clause="negative",
             )
+        _require_rows_sum_to_one(where, out)
 
 
-@invariant("state_is_output", adversarial_inputs=True)
+def _require_rows_sum_to_one(where: str, out: np.ndarray) -> None:
+    """Every row of ``out`` (float64) sums to 1 within the rounding of its
+    length; the message gives the worst row's sum itself, sign and all."""
+    sums = out.sum(axis=-1)
+    error = np.abs(sums - 1.0)
+    allowed = simplex_sum_tolerance(out.shape[-1])
+    if np.any(error > allowed):
+        worst = np.unravel_index(int(np.argmax(error)), error.shape)
+        fail(
+            f"{where}: a row sums to {sums[worst]:.8g} (|sum - 1| = {error[worst]:.3g} > "
+            f"tolerance {allowed:.3g} for rows of {out.shape[-1]}) at index "
+            f"{[int(i) for i in worst]}",
+            clause="sum",
+        )
+
+
+@invariant("state_is_output", adversarial_inputs=True, clauses=("state", "rnn_loop"))
 def state_is_output(factory: CellFactory, case: Case) -> None:
     """The state passed to step t+1 is exactly the output of step t.
 
@@ -102,13 +123,15 @@ def state_is_output(factory: CellFactory, case: Case) -> None:
         out, new_states = cell(batch.inputs[:, t], [state], training=False)
         new = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
         o = np.asarray(out)
-        require_identical(f"at step {t} the new state", new, o)
+        require_finite(f"the output of the cell stepped by hand at step {t}", o)
+        require_identical(f"at step {t} the new state", new, o, clause="state")
         require_close(
             f"RNN output at step {t}, against stepping the cell on the previous output,",
             seq[:, t],
             o,
             tol[:, t],
             scale,
+            clause="rnn_loop",
         )
         state = new
 
@@ -122,7 +145,7 @@ def _peaked_state(case: Case, batch_size: int) -> np.ndarray:
     return state
 
 
-@invariant("state_matters", region=ROBUST_REGION)
+@invariant("state_matters", region=ROBUST_REGION, clauses=("effect",))
 def state_matters(factory: CellFactory, case: Case) -> None:
     """Changing the previous state changes the output: the feedback is wired."""
     batch = case.batch()
@@ -132,15 +155,18 @@ def state_matters(factory: CellFactory, case: Case) -> None:
     uniform = np.full((b, case.cell.outputs), 1.0 / case.cell.outputs, np.float32)
     out_u = np.asarray(cell(x, [uniform], training=False)[0])
     out_p = np.asarray(cell(x, [_peaked_state(case, b)], training=False)[0])
+    require_finite("the output from a uniform state", out_u)
+    require_finite("the output from a peaked state", out_p)
     effect = float(np.max(np.abs(out_u - out_p)))
     if not effect > STATE_EFFECT_MIN:
         fail(
             f"output {shape_of(out_u)} moved by {effect:.3g} when the state went from uniform to "
-            f"peaked (needs > {STATE_EFFECT_MIN:g}): the previous state is not used"
+            f"peaked (needs > {STATE_EFFECT_MIN:g}): the previous state is not used",
+            clause="effect",
         )
 
 
-@invariant("asset_permutation_equivariance", adversarial_inputs=True)
+@invariant("asset_permutation_equivariance", adversarial_inputs=True, clauses=("permuted",))
 def asset_permutation_equivariance(factory: CellFactory, case: Case) -> None:
     """Permuting assets in the input permutes the output the same way.
 
@@ -167,4 +193,5 @@ def asset_permutation_equivariance(factory: CellFactory, case: Case) -> None:
         out[..., out_index],
         tol[..., out_index],
         scale,
+        clause="permuted",
     )

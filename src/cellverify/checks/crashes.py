@@ -1,0 +1,82 @@
+"""Where a crash came from: the cell's code, the invariant's, or the kit's.
+
+An exception other than a violation, raised while an invariant checks a
+case, is no verdict on the claim (:class:`~cellverify.errors.CheckCrashed`).
+What the user needs next is whose code to read, so the report names the
+innermost frame that is neither a library's (TensorFlow, Keras, NumPy,
+Hypothesis, the standard library) nor a wrapper of the kit's, and says whose
+it is.  Plain Python, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+from cellverify.errors import CheckCrashed, describe_exception
+
+__all__ = ["CELL_MODULES", "LIBRARIES", "crash_of", "crash_site"]
+
+#: Top-level packages whose frames are never the answer: the crash passed
+#: through them on its way from the code that caused it.
+LIBRARIES = frozenset(
+    {
+        "tensorflow",
+        "keras",
+        "tf_keras",
+        "numpy",
+        "hypothesis",
+        "absl",
+        "optree",
+        "h5py",
+        "ml_dtypes",
+        "_pytest",
+        "pytest",
+        "pluggy",
+    }
+)
+#: The kit's modules that implement cells (the shipped cell, its fast
+#: sequence layer, the mutants): a crash there is the cell's.
+CELL_MODULES = frozenset(
+    {"cellverify.model.cell", "cellverify.model.fast", "cellverify.checks.mutation"}
+)
+
+
+def _module_of(tb: TracebackType) -> str:
+    return str(tb.tb_frame.f_globals.get("__name__", ""))
+
+
+def _is_library(module: str) -> bool:
+    top = module.split(".")[0]
+    return top in LIBRARIES or top in sys.stdlib_module_names
+
+
+def _owner(module: str, invariant_module: str) -> str:
+    if module == invariant_module:
+        return "the invariant's code"
+    if module.split(".")[0] == "cellverify" and module not in CELL_MODULES:
+        return "the kit's code"
+    return "the cell's code"
+
+
+def crash_site(exc: BaseException, invariant_module: str) -> str:
+    """``"the cell's code at cells.py:12 (call)"``: whose code raised ``exc``,
+    and where, judged from its innermost frame outside the libraries."""
+    frames: list[TracebackType] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        module = _module_of(frame)
+        if _is_library(module):
+            continue
+        code = frame.tb_frame.f_code
+        file = code.co_filename.rsplit("/", 1)[-1]
+        return f"{_owner(module, invariant_module)} at {file}:{frame.tb_lineno} ({code.co_name})"
+    return "a library, called from no code of the cell's, the invariant's or the kit's"
+
+
+def crash_of(invariant: str, invariant_module: str, exc: BaseException) -> CheckCrashed:
+    """The :class:`CheckCrashed` that reports ``exc``, raised while checking ``invariant``."""
+    return CheckCrashed(invariant, describe_exception(exc), crash_site(exc, invariant_module))
