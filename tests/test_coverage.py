@@ -134,7 +134,7 @@ def test_covering_cases_reach_both_ends_of_every_size_by_themselves():
 def test_a_cell_broken_only_at_the_most_assets_fails_the_gate_with_that_case():
     def check(factory, case):
         if case.cell.assets == high:
-            fail("recorder", f"broken at {case.cell.assets} assets")
+            fail(f"broken at {case.cell.assets} assets")
 
     simplex = INVARIANTS["simplex_output"]
     high = size_ranges(simplex.region)["assets"][1]
@@ -188,7 +188,7 @@ def test_a_pinned_learning_rate_requires_no_end_and_names_the_pin():
 def test_a_cell_broken_only_at_the_highest_learning_rate_fails_the_gate_with_that_case():
     def check(factory, case):
         if labels_of(case, gradients.region)["learning_rate"] == "highest":
-            fail("recorder", f"broken at learning rate {case.train.learning_rate}")
+            fail(f"broken at learning rate {case.train.learning_rate}")
 
     gradients = INVARIANTS["gradients_nonzero"]
     broken = Invariant("recorder", check, gradients.region, gradients.adversarial_inputs)

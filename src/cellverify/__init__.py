@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from cellverify.checks.case import Case
 from cellverify.checks.catalog import check
 from cellverify.checks.regions import (
     INIT_REGION,
@@ -30,7 +31,14 @@ from cellverify.config import (
     TrainConfig,
     preset,
 )
-from cellverify.errors import BadCellFactory, CellVerifyError, InvalidConfig, InvariantViolation
+from cellverify.data.market import InputSpec
+from cellverify.errors import (
+    BadCellFactory,
+    CellVerifyError,
+    CheckCrashed,
+    InvalidConfig,
+    InvariantViolation,
+)
 from cellverify.trace import Trace
 
 if TYPE_CHECKING:
@@ -81,11 +89,14 @@ __all__ = [
     "WHOLE_SPACE",
     "BadCellFactory",
     "Batch",
+    "Case",
     "CellConfig",
     "CellInvariants",
     "CellVerifyError",
+    "CheckCrashed",
     "ConvRNNCell",
     "FastConvRNN",
+    "InputSpec",
     "InvalidConfig",
     "Invariant",
     "InvariantViolation",

@@ -28,10 +28,15 @@ def registered() -> dict[str, Invariant]:
 
 
 def check(name: str, factory: CellFactory, case: Case) -> None:
-    """Run the invariant called ``name`` on ``case``."""
+    """Run the invariant called ``name`` on ``case``, in a fresh Keras session
+    as ``cellverify check`` runs each example (a failure's reproduction calls
+    this)."""
+    from cellverify.model.rnn import fresh_session
+
     invariants = registered()
     if name not in invariants:
         raise InvalidConfig("check", "name", f"one of {', '.join(invariants)}", name)
+    fresh_session()
     invariants[name](factory, case)
 
 

@@ -16,9 +16,10 @@ from cellverify.checks.case import Case
 __all__ = ["STATUSES", "CheckStatus", "InvariantResult", "SuiteResult", "check_status"]
 
 #: What an invariant's search can end in.  ``error``: the search itself could
-#: not be completed (a Hypothesis health check, ``Unsatisfiable``, a flaky
-#: failure that did not reproduce, no example run) - nothing was shown about
-#: the cell either way, so it is neither a pass nor a violation.
+#: not be completed (a crash of the cell, the invariant or the kit on a case,
+#: a Hypothesis health check, ``Unsatisfiable``, a flaky failure that did not
+#: reproduce, no example run) - nothing was shown about the claim either way,
+#: so it is neither a pass nor a violation.
 CheckStatus = Literal["passed", "failed", "error", "skipped"]
 STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
 
@@ -39,6 +40,10 @@ class InvariantResult:
     where the invariant is claimed: a failure there is no fault of the cell.
     ``coverage`` is what the examples reached
     (:meth:`cellverify.checks.coverage.Coverage.to_dict`; None where nothing ran).
+    ``clause`` names the check of the invariant that fired, ``reproduction``
+    the source of a pytest file that reproduces the failure or crash
+    (:mod:`cellverify.checks.reproduction`; None where there is no case, or
+    the factory has no import path).
     """
 
     name: str
@@ -50,6 +55,8 @@ class InvariantResult:
     region: str = "any"
     outside: tuple[str, ...] = ()
     coverage: dict[str, Any] | None = None
+    clause: str = ""
+    reproduction: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +69,8 @@ class InvariantResult:
             "region": self.region,
             "outside_region": list(self.outside),
             "coverage": self.coverage,
+            "clause": self.clause,
+            "reproduction": self.reproduction,
         }
 
     @classmethod
@@ -77,6 +86,8 @@ class InvariantResult:
             data.get("region", "any"),
             tuple(data.get("outside_region", ())),
             data.get("coverage"),
+            data.get("clause", ""),
+            data.get("reproduction"),
         )
 
 

@@ -23,6 +23,7 @@ from hypothesis.errors import Flaky, HypothesisException
 from cellverify.checks.case import Case
 from cellverify.checks.catalog import registered
 from cellverify.checks.registry import Invariant
+from cellverify.checks.reproduction import factory_path, reproduction
 from cellverify.checks.results import (
     STATUSES,
     CheckStatus,
@@ -34,6 +35,7 @@ from cellverify.checks.search import SearchTest, cases_for, search_test, strateg
 from cellverify.config import CellConfig
 from cellverify.errors import (
     BadCellFactory,
+    CheckCrashed,
     InvariantViolation,
     UnknownInvariant,
     describe_exception,
@@ -85,12 +87,17 @@ def run_invariant(
     strategy: st.SearchStrategy[Case] | None = None,
     on_example: Callable[[int], None] | None = None,
     covering: Sequence[Case] | None = None,
+    factory_name: str | None = None,
+    modules: Sequence[str] = (),
 ) -> InvariantResult:
     """Search for a case that breaks ``invariant``; shrink it if found.
 
     ``strategy`` replaces the invariant's own region, for instance to search
     the whole space with an invariant claimed only on the robust region;
     ``covering``, the cases run first (:func:`cellverify.checks.search.search_test`).
+    A failure's reproduction imports the factory as ``factory_name``
+    (``MODULE:ATTRIBUTE``; default: the factory's own import path, if it has
+    one) after the invariant ``modules``.
     """
     failures: list[tuple[Case, str]] = []
     test = search_test(
@@ -105,6 +112,8 @@ def run_invariant(
     )
     start = time.perf_counter()
     status, case, message = _search_outcome(test, failures)
+    error = test.last_error if case is not None else None
+    name = factory_name or factory_path(factory)
     return InvariantResult(
         invariant.name,
         status,
@@ -115,6 +124,12 @@ def run_invariant(
         invariant.region.name,
         tuple(invariant.region.outside(pinned or {})),
         test.coverage.to_dict() if test.examples else None,
+        error.clause if isinstance(error, InvariantViolation) else "",
+        None
+        if case is None or name is None
+        else reproduction(
+            invariant.name, case, name, modules, crashed=isinstance(error, CheckCrashed)
+        ),
     )
 
 
@@ -134,11 +149,12 @@ def _search_outcome(
         # flaky), raised instead of a failure: report it, never as a violation.
         return "error", None, f"[{name}] {_hypothesis_error(exc, failures)}"
     except Exception as exc:
-        if failures and isinstance(exc, InvariantViolation):
-            # The test body raises nothing else (a crash of the cell becomes a
-            # violation), and Hypothesis replays the shrunk example last.
+        if failures and isinstance(exc, (InvariantViolation, CheckCrashed)):
+            # The test body raises nothing else (a crash is a CheckCrashed),
+            # and Hypothesis replays the shrunk example last.  Only a
+            # violation is a failure; a crash is no verdict on the claim.
             case, message = failures[-1]
-            return "failed", case, message
+            return ("failed" if isinstance(exc, InvariantViolation) else "error"), case, message
         # Raised outside the test body (the search's own code): a bug, not a
         # finding, even after a failure was seen.
         seen = f"; the failure seen last: {failures[-1][1]}" if failures else ""
@@ -204,7 +220,15 @@ def _run_in_worker(job: CheckJob) -> dict[str, Any]:
     load_invariant_modules(job.modules)
     invariant = registered()[job.name]
     factory = load_factory(job.spec)
-    return run_invariant(invariant, factory, profile=job.profile, pinned=job.pinned).to_dict()
+    result = run_invariant(
+        invariant,
+        factory,
+        profile=job.profile,
+        pinned=job.pinned,
+        factory_name=job.spec,
+        modules=job.modules,
+    )
+    return result.to_dict()
 
 
 def _init_worker() -> None:
@@ -337,7 +361,8 @@ def run_suite(
         if factory is None:
             raise ValueError("run_suite runs here only on a factory. Received: factory=None")
         regions = invariant_regions()
-        done = _run_here(factory, select_invariants(select, regions), profile, pins, on_progress)
+        names = select_invariants(select, regions)
+        done = _run_here(factory, names, profile, pins, on_progress, cell, modules)
     results = [
         done.get(name) or InvariantResult(name, "skipped", 0, 0.0, message="not selected", region=r)
         for name, r in regions.items()
@@ -351,12 +376,20 @@ def _run_here(
     profile: str,
     pinned: Mapping[str, Any],
     on_progress: Callable[[str, int], None] | None,
+    cell: str,
+    modules: Sequence[str],
 ) -> dict[str, InvariantResult]:
     invariants = registered()
     done = {}
     for name in names:
         progress = None if on_progress is None else (lambda n, name=name: on_progress(name, n))
         done[name] = run_invariant(
-            invariants[name], factory, profile=profile, pinned=pinned, on_example=progress
+            invariants[name],
+            factory,
+            profile=profile,
+            pinned=pinned,
+            on_example=progress,
+            factory_name=cell,
+            modules=modules,
         )
     return done

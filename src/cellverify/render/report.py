@@ -112,20 +112,30 @@ def render_check(report: Mapping[str, Any]) -> str:
         *_coverage_lines(report["invariants"]),
     ]
     for r in report["invariants"]:
-        if r["status"] == "error":
-            lines += ["", f"ERROR {r['name']}: {r['message']}"]
-        if r["status"] != "failed":
-            continue
-        lines += ["", f"FAILED {r['name']}: {r['message']}"]
-        if r["falsifying"] is not None:
-            f = r["falsifying"]
-            lines += [
-                "  minimal falsifying case (paste into a test):",
-                f"    Case(cell=CellConfig.from_dict({f['cell']!r}),",
-                f"         train=TrainConfig.from_dict({f['train']!r}),",
-                f"         inputs=InputSpec(**{f['inputs']!r}))",
-            ]
+        if r["status"] in ("failed", "error"):
+            lines += ["", f"{r['status'].upper()} {r['name']}: {r['message']}"]
+            lines += _reproduction_lines(r)
     return "\n".join([*lines, "", _check_verdict(report)])
+
+
+def _reproduction_lines(result: Mapping[str, Any]) -> list[str]:
+    """The failure's reproduction, a pytest file to paste; else, where the
+    factory has no import path, the minimal case alone."""
+    source = result.get("reproduction")
+    if source:
+        return [
+            "  minimal falsifying case (paste into a test), as a pytest file that reproduces it:",
+            *(f"    {line}".rstrip() for line in source.splitlines()),
+        ]
+    case = result.get("falsifying")
+    if case is None:
+        return []
+    return [
+        "  minimal falsifying case (paste into a test):",
+        f"    Case(cell=CellConfig.from_dict({case['cell']!r}),",
+        f"         train=TrainConfig.from_dict({case['train']!r}),",
+        f"         inputs=InputSpec(**{case['inputs']!r}))",
+    ]
 
 
 def render_coverage(coverage: Mapping[str, Any]) -> tuple[str, str]:
