@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MOMENTUM",
     "DEFAULT_VOLATILITY",
     "INPUT_KINDS",
+    "NEAR_FLAT_RANGE",
     "SCALES",
     "Batch",
     "InputSpec",
@@ -301,16 +302,34 @@ def _draw_arguments(cell: CellConfig, train: TrainConfig, draw: int) -> dict[str
 
 #: Kinds of input window an :class:`InputSpec` can describe.  ``market`` is the
 #: training distribution; the rest are adversarial for numerics: ``constant``
-#: (every price equal, so every normalised value is exactly 1), ``large_moves``
-#: (20 % volatility per period), ``scaled`` (raw prices times ``scale``, not
-#: normalised by the latest close: tiny or huge magnitudes).
-INPUT_KINDS: tuple[str, ...] = ("market", "constant", "large_moves", "scaled")
+#: (every price equal, so every normalised value is exactly 1), ``near_flat``
+#: (windows whose relative range is tiny but not 0: :data:`NEAR_FLAT_RANGE`),
+#: ``large_moves`` (20 % volatility per period), ``scaled`` (raw prices times
+#: ``scale``, not normalised by the latest close: tiny or huge magnitudes).
+INPUT_KINDS: tuple[str, ...] = ("market", "constant", "near_flat", "large_moves", "scaled")
 #: The factors by which ``scaled`` multiplies raw prices, simplest first: the
 #: raw level itself, then prices far below and far above 1 (float32 keeps
 #: ~7 digits, so 1e-4 and 1e4 put the normalised moves of 1e-2 at the edges
 #: of what a cell sees in practice, without overflowing a softmax of them).
 SCALES: tuple[float, ...] = (1.0, 1e-4, 1e4)
+#: The relative ranges ``(max - min) / latest close`` of ``near_flat``
+#: windows, drawn log-uniformly per window between these ends.  The top,
+#: 1e-4, is below every window of the market kinds: over 24,000 generated
+#: windows per kind none had a range between 0 and 1e-4 (the smallest,
+#: 1.57e-4), so a cell whose arithmetic breaks on nearly flat prices (a
+#: min-max scaling whose range is snapped to 0 below a threshold, with only
+#: exactly flat windows guarded) was never tried.  The bottom, 2**-22 =
+#: 2.4e-7, is two float32 ulps of 1 (the normalised prices' magnitude): a
+#: smaller range rounds to exactly flat windows, which ``constant`` covers.
+NEAR_FLAT_RANGE: tuple[float, float] = (2.0**-22, 1e-4)
 _LARGE_VOLATILITY = 0.2
+
+_DESCRIPTIONS = {
+    "market": "market windows",
+    "constant": "a constant window (every price equal)",
+    "near_flat": "a nearly flat window (relative range 2.4e-7 to 1e-4)",
+    "large_moves": "windows with 20 % moves",
+}
 
 
 @dataclass(frozen=True)
@@ -330,6 +349,12 @@ class InputSpec:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def describe(self) -> str:
+        """The inputs in words, for a message: ``"a constant window (every price equal)"``."""
+        if self.kind == "scaled":
+            return f"raw prices scaled by {self.scale:g}"
+        return _DESCRIPTIONS[self.kind]
+
 
 def batch_from_spec(cell: CellConfig, train: TrainConfig, spec: InputSpec) -> Batch:
     """The batch ``spec`` describes, shaped for ``cell`` and ``train``."""
@@ -347,9 +372,30 @@ def batch_from_spec(cell: CellConfig, train: TrainConfig, spec: InputSpec) -> Ba
     )
     if spec.kind == "constant":
         return dataclasses.replace(batch, inputs=np.ones_like(batch.inputs))
+    if spec.kind == "near_flat":
+        return dataclasses.replace(batch, inputs=_nearly_flat(batch.inputs, spec.seed))
     if spec.kind == "scaled":
         # Undo the normalisation with a per-asset price level, then scale.
         level = market.close[-1][None, None, :, None, None]
         raw = (batch.inputs * level * spec.scale).astype(np.float32)
         return dataclasses.replace(batch, inputs=raw)
     return batch
+
+
+def _nearly_flat(windows: np.ndarray, seed: int) -> np.ndarray:
+    """``windows`` (normalised, ``[..., window, features]``) with each window's
+    moves shrunk so that its relative range is drawn log-uniformly from
+    :data:`NEAR_FLAT_RANGE`; the latest close stays exactly 1.  Computed in
+    float64 and rounded once: a window that would round to exactly flat gets
+    one value a float32 ulp above 1, so that none is."""
+    low, high = NEAR_FLAT_RANGE
+    rng = np.random.default_rng([seed, 1])
+    shape = windows.shape[:-2]
+    ranges = np.exp(rng.uniform(np.log(low), np.log(high), size=shape))[..., None, None]
+    moves = windows.astype(np.float64) - 1.0
+    spread = np.ptp(moves, axis=(-2, -1), keepdims=True)
+    unit = np.divide(moves, spread, out=np.zeros_like(moves), where=spread > 0)
+    flat: np.ndarray = (1.0 + unit * ranges).astype(np.float32)
+    collapsed = np.ptp(flat, axis=(-2, -1)) == 0
+    flat[collapsed, 0, 0] = np.nextafter(np.float32(1), np.float32(2))
+    return flat
