@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cellverify.training.compiled import compile_step
 from cellverify.training.probe import (
     dense_gradients,
     gradient_statistics,
@@ -48,7 +49,9 @@ def _gradient_probe_fn(model: Any) -> Callable[[Any, Any], dict[str, Any]]:
         grads = dense_gradients(tape.gradient(loss, variables), variables)
         return {"loss": tf.cast(loss, tf.float64), **gradient_statistics(grads, variables)}
 
-    return tf.function(measure, reduce_retracing=True)  # type: ignore[no-any-return]
+    # Without the remapper where it would fail on the user's graph
+    # (cellverify.training.compiled).
+    return compile_step(measure, autograph=True, reduce_retracing=True)
 
 
 def _inference_loss_fn(model: Any) -> Callable[[Any, Any], Any]:
