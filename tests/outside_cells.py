@@ -137,3 +137,45 @@ class MinMaxScaledCell(EIIECell):
 
 def minmax_scaled_cell(config: CellConfig) -> MinMaxScaledCell:
     return MinMaxScaledCell(config)
+
+
+@keras.saving.register_keras_serializable(package="outside_cells")
+class FixedRowCell(keras.layers.Layer):
+    """Outputs the same row at every step, whatever it reads, plus a trainable
+    offset that the row does not use: a cell whose every number a message
+    prints can be worked out by hand."""
+
+    def __init__(self, config: CellConfig, row: tuple[float, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = config
+        self.row = tuple(float(v) for v in row)
+        self.state_size = self.output_size = len(self.row)
+
+    def build(self, input_shape: Any) -> None:
+        self.unused = self.add_weight(shape=(), initializer="zeros", name="unused")
+
+    def call(self, inputs: Any, states: Any, training: Any = None) -> Any:
+        row = ops.convert_to_tensor(self.row, dtype=self.compute_dtype)
+        out = ops.zeros_like(states[0]) + row + 0.0 * self.unused
+        return out, [out]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "config": self.spec.to_dict(), "row": list(self.row)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FixedRowCell:
+        config = dict(config)
+        return cls(CellConfig.from_dict(config.pop("config")), **config)
+
+    def get_initial_state(self, batch_size: Any) -> list[Any]:
+        n = len(self.row)
+        return [ops.full((batch_size, n), 1.0 / n, dtype=self.compute_dtype)]
+
+
+def fixed_row_factory(row: tuple[float, ...]) -> Any:
+    """A factory of :class:`FixedRowCell` giving ``row``."""
+
+    def factory(config: CellConfig) -> FixedRowCell:
+        return FixedRowCell(config, row)
+
+    return factory

@@ -3,6 +3,8 @@ caught by the invariants it targets, and the shipped cell passes them all."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cellverify.cell import conv_rnn_cell
@@ -14,19 +16,80 @@ pytestmark = pytest.mark.usefixtures("fresh_keras")
 
 TARGETS = [(m.name, name) for m in MUTANTS.values() for name in m.kills]
 
+#: What each mutant's violation says, clause by clause: the message of the
+#: clause it is written to break, not just the invariant's name.  Taking a
+#: clause out of its invariant makes its row here fail (docs/invariants.md,
+#: "A mutant per clause").
+CLAUSE_MESSAGES = {
+    ("WrongOutputShape", "output_shape"): r"RNN output has shape \[3, 2, 3\], expected",
+    ("StateHasExtraSlot", "output_shape"): r"final state has shape \[3, 5\], expected .* \[3, 4\]",
+    ("SoftmaxOverWrongAxis", "simplex_output"): r"training=False.*a row sums to 1\.3",
+    ("PaddedSoftmax", "simplex_output"): r"training=False.*a row sums to 0\.8",
+    ("OutputDropoutInTraining", "simplex_output"): r"\(training=True, .*a row sums to",
+    ("LongShort", "simplex_output"): r"has a negative entry -0\.",
+    ("NanOnLargeMoves", "simplex_output"): r"output .* is NaN .* on windows with 20 % moves",
+    ("NanOnNearlyFlat", "simplex_output"): r"output .* is NaN .* on a nearly flat window",
+    ("NanOnNearlyFlat", "gradients_finite"): r"output \(training\) .* is NaN .* nearly flat",
+    ("NanOnNearlyFlat", "state_is_output"): r"output .* is NaN .* on a nearly flat window",
+    ("StateNotFedBack", "state_is_output"): r"at step 0 the new state .* differs",
+    ("StepCounter", "state_is_output"): r"RNN output at step 0, against stepping the cell",
+    ("StateIgnored", "state_matters"): r"moved by 0 when the state went from uniform",
+    ("AssetsMixed", "asset_permutation_equivariance"): r"for assets permuted by .* differs by",
+    ("BatchLeak", "batch_independence"): r"example 0's output run alone, against its row",
+    ("NanGradient", "gradients_finite"): r"gradient of .*conv1/kernel .* non-finite entries",
+    ("ZeroPortfolio", "gradients_finite"): r"portfolio loss is inf on finite outputs",
+    ("Frozen", "gradients_nonzero"): r"the cell has no trainable variables",
+    ("DeadConv1", "gradients_nonzero"): r"conv1/kernel .* moves no logit \(its units are dead\)",
+    ("StopGradientConv1", "gradients_nonzero"): r"conv1/kernel .* moves the logits unevenly",
+    ("StopGradientConv1Opaque", "gradients_nonzero"): r"conv1/kernel .* moves the output by",
+    ("DeadAtBirth", "gradients_nonzero"): r"the whole gradient is exactly 0",
+    ("StopGradientConv1", "gradient_check"): r"conv1/kernel .*autodiff must lie between them",
+    ("GradientSignFlipped", "gradient_check"): r"autodiff must lie between them",
+    ("WrongGradientAtKink", "gradient_check"): r"conv2/bias .*autodiff must lie between them",
+    ("DropoutOnAtInference", "gradient_check"): r"cannot be checked: .* random in inference",
+    ("GradientSignFlipped", "loss_decreases"): r"loss on a fixed batch .* needed a drop above",
+    ("DropoutRedrawsWeights", "dropout_zero_is_identity"): r"training-mode output .* differs",
+    ("RateZeroDropoutBendsGradient", "dropout_zero_is_identity"): r"gradient 0 with rate-0",
+    ("EagerGraphDiffer", "execution_modes_agree"): r"the tf\.function output, against eager",
+    ("XlaUncompilable", "execution_modes_agree"): r"XLA failed on inputs",
+    ("DropoutOnAtInference", "deterministic"): r"one model's output, called twice at inference",
+    ("SeedIgnored", "deterministic"): r"the output of two cells built with seed 1",
+    ("UnseededTrainingDropout", "deterministic"): r"the losses of two 2-step runs",
+    ("ConfigRejected", "serialization_roundtrip"): r"from_config\(cell\.get_config\(\)\) failed",
+    ("ConfigForgetsKernels", "serialization_roundtrip"): r"rebuilt from get_config\(\) has other",
+    ("ConfigForgetsActivation", "serialization_roundtrip"): r"output of the cell rebuilt by",
+    ("NotRegistered", "serialization_roundtrip"): r"saving to / loading from \.keras failed",
+    ("SavesWrongCashBias", "serialization_roundtrip"): r"model reloaded from \.keras .* differs",
+    ("SaturatedAtInit", "init_near_uniform"): r"the softmax is saturated at birth",
+    ("DeadAtBirth", "init_near_uniform"): r"6 of 6 untrained output rows .* are exactly uniform",
+    ("OutputStopsGradient", "init_near_uniform"): r"the untrained gradient is exactly 0",
+}
+
 
 def test_every_invariant_is_targeted_by_some_mutant():
     targeted = {name for m in MUTANTS.values() for name in m.kills}
     assert targeted == set(INVARIANTS)
 
 
+def test_every_clause_of_every_invariant_is_the_aim_of_some_mutant():
+    aimed = {(i, c) for m in MUTANTS.values() for i, c in m.clauses.items()}
+    declared = {(i, c) for i, inv in INVARIANTS.items() for c in inv.clauses}
+    assert declared <= aimed, sorted(declared - aimed)
+
+
+def test_every_built_in_mutant_target_has_its_clause_message():
+    assert set(CLAUSE_MESSAGES) == set(TARGETS)
+
+
 @pytest.mark.parametrize(("mutant", "invariant"), TARGETS)
-def test_mutant_is_caught_by_its_invariant(mutant, invariant):
+def test_mutant_is_caught_by_the_clause_it_targets(mutant, invariant):
     m = MUTANTS[mutant]
     with pytest.raises(InvariantViolation) as info:
         INVARIANTS[invariant](m.factory, m.case)
     assert info.value.invariant == invariant
     assert str(info.value).startswith(f"[{invariant}] ")
+    assert info.value.clause == m.clauses[invariant]
+    assert re.search(CLAUSE_MESSAGES[mutant, invariant], str(info.value)), str(info.value)
 
 
 @pytest.mark.parametrize(("mutant", "invariant"), TARGETS)
@@ -38,6 +101,7 @@ def test_mutant_is_caught_by_its_invariant_under_the_ci_gate(mutant, invariant):
     result = run_invariant(INVARIANTS[invariant], MUTANTS[mutant].factory, profile="ci")
     assert result.status == "failed", result.message
     assert result.message.startswith(f"[{invariant}] ")
+    assert result.clause == MUTANTS[mutant].clauses[invariant], result.message
     assert result.falsifying.train.batch_size <= MUTANTS[mutant].case.train.batch_size
 
 

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from cellverify.errors import CheckCrashed, describe_exception
 
-__all__ = ["CELL_MODULES", "LIBRARIES", "crash_of", "crash_site"]
+__all__ = ["CELL_MODULES", "CELL_PACKAGES", "LIBRARIES", "crash_of", "crash_site"]
 
 #: Top-level packages whose frames are never the answer: the crash passed
 #: through them on its way from the code that caused it.
@@ -35,11 +35,10 @@ LIBRARIES = frozenset(
         "pluggy",
     }
 )
-#: The kit's modules that implement cells (the shipped cell, its fast
-#: sequence layer, the mutants): a crash there is the cell's.
-CELL_MODULES = frozenset(
-    {"cellverify.model.cell", "cellverify.model.fast", "cellverify.checks.mutation"}
-)
+#: The kit's modules (and packages) that implement cells: the shipped cell,
+#: its fast sequence layer, the mutants.  A crash there is the cell's.
+CELL_MODULES = frozenset({"cellverify.model.cell", "cellverify.model.fast"})
+CELL_PACKAGES = ("cellverify.checks.mutants.",)
 
 
 def _module_of(tb: TracebackType) -> str:
@@ -54,7 +53,8 @@ def _is_library(module: str) -> bool:
 def _owner(module: str, invariant_module: str) -> str:
     if module == invariant_module:
         return "the invariant's code"
-    if module.split(".")[0] == "cellverify" and module not in CELL_MODULES:
+    is_cell = module in CELL_MODULES or module.startswith(CELL_PACKAGES)
+    if module.split(".")[0] == "cellverify" and not is_cell:
         return "the kit's code"
     return "the cell's code"
 

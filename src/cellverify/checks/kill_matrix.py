@@ -1,9 +1,11 @@
 """The kill matrix: which invariant catches which deliberately broken cell.
 
 An invariant that no mutant (:mod:`cellverify.checks.mutation`) makes fail
-tests nothing; a mutant that escapes the invariant it was written to break
-is a hole in the gate.  :func:`kill_matrix` runs invariants against mutants
-and says both; ``cellverify mutants`` prints it and exits 1 on either.
+tests nothing, and so does each clause of it that no mutant makes fire; a
+mutant that escapes the invariant it was written to break, or is caught by
+another clause than the one it aims at, is a hole in the gate.
+:func:`kill_matrix` runs invariants against mutants and says all four;
+``cellverify mutants`` prints it and exits 1 on any.
 """
 
 from __future__ import annotations
@@ -46,13 +48,20 @@ def kill_result(status: CheckStatus) -> KillResult:
 
 @dataclass(frozen=True)
 class KillMatrix:
-    """Which invariant caught which mutant (plain data)."""
+    """Which invariant caught which mutant, and by which of its clauses (plain data).
+
+    ``clauses`` holds each invariant's declared clauses, ``aims`` the clause
+    each mutant is written to break in each invariant it targets (where it
+    says), ``fired`` the clause that caught it."""
 
     invariants: list[str]
     mutants: list[str]
     targets: dict[str, tuple[str, ...]]
     cells: dict[tuple[str, str], KillResult]
     messages: dict[tuple[str, str], str] = field(default_factory=dict)
+    clauses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    aims: dict[str, dict[str, str]] = field(default_factory=dict)
+    fired: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def unkilled(self) -> list[str]:
         """Invariants that no mutant made fail: they are not tested."""
@@ -67,9 +76,33 @@ class KillMatrix:
             if i in self.invariants and self.cells[m, i] != KILLED
         ]
 
+    def misfired(self) -> list[tuple[str, str, str, str]]:
+        """(mutant, invariant, clause aimed at, clause that fired) where a
+        mutant was caught, but not by the clause it was written to break."""
+        return [
+            (m, i, aim, self.fired.get((m, i), ""))
+            for m in self.mutants
+            for i, aim in self.aims.get(m, {}).items()
+            if i in self.invariants
+            and self.cells[m, i] == KILLED
+            and self.fired.get((m, i), "") != aim
+        ]
+
+    def by_clause(self) -> dict[tuple[str, str], list[str]]:
+        """Each declared clause of each invariant, and the mutants it caught by it."""
+        return {
+            (i, c): [m for m in self.mutants if self.fired.get((m, i)) == c]
+            for i in self.invariants
+            for c in self.clauses.get(i, ())
+        }
+
+    def untested_clauses(self) -> list[tuple[str, str]]:
+        """(invariant, clause) pairs that no mutant made fire: not tested."""
+        return [pair for pair, caught in self.by_clause().items() if not caught]
+
     @property
     def complete(self) -> bool:
-        return not self.unkilled() and not self.escaped()
+        return not (self.unkilled() or self.escaped() or self.misfired() or self.untested_clauses())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,30 +111,41 @@ class KillMatrix:
                 {
                     "name": m,
                     "targets": list(self.targets[m]),
+                    "clauses": dict(self.aims.get(m, {})),
                     "cells": {i: self.cells[m, i] for i in self.invariants},
+                    "fired": {i: self.fired[m, i] for i in self.invariants if (m, i) in self.fired},
                 }
                 for m in self.mutants
             ],
+            "clauses": [
+                {"invariant": i, "clause": c, "mutants": caught}
+                for (i, c), caught in self.by_clause().items()
+            ],
             "unkilled": self.unkilled(),
             "escaped": [list(pair) for pair in self.escaped()],
+            "misfired": [list(entry) for entry in self.misfired()],
+            "untested_clauses": [list(pair) for pair in self.untested_clauses()],
             "complete": self.complete,
         }
 
 
-def _verdict(invariant: Invariant, mutant: Mutant, profile: str | None) -> tuple[KillResult, str]:
+def _verdict(
+    invariant: Invariant, mutant: Mutant, profile: str | None
+) -> tuple[KillResult, str, str]:
+    """The cell of the matrix, the message, and the clause that fired."""
     from cellverify.model.rnn import fresh_session
 
     fresh_session()
     try:
         invariant(mutant.factory, mutant.case)
     except InvariantViolation as exc:
-        return KILLED, str(exc)
+        return KILLED, str(exc), exc.clause
     except Exception as exc:
-        return CRASHED, describe_exception(exc)
+        return CRASHED, describe_exception(exc), ""
     if profile is None:
-        return SURVIVED, ""
+        return SURVIVED, "", ""
     result = run_invariant(invariant, mutant.factory, profile=profile)
-    return kill_result(result.status), result.message
+    return kill_result(result.status), result.message, result.clause
 
 
 def kill_matrix(
@@ -124,10 +168,15 @@ def kill_matrix(
     chosen = list(mutants) if mutants is not None else list(MUTANTS)
     cells: dict[tuple[str, str], KillResult] = {}
     messages: dict[tuple[str, str], str] = {}
+    fired: dict[tuple[str, str], str] = {}
     for m in chosen:
         for i in names:
-            cells[m, i], messages[m, i] = _verdict(known[i], MUTANTS[m], profile)
+            cells[m, i], messages[m, i], clause = _verdict(known[i], MUTANTS[m], profile)
+            if cells[m, i] == KILLED:
+                fired[m, i] = clause
             if on_cell is not None:
                 on_cell(m, i, cells[m, i])
     targets = {m: MUTANTS[m].kills for m in chosen}
-    return KillMatrix(names, chosen, targets, cells, messages)
+    clauses = {i: known[i].clauses for i in names}
+    aims = {m: dict(MUTANTS[m].clauses) for m in chosen}
+    return KillMatrix(names, chosen, targets, cells, messages, clauses, aims, fired)

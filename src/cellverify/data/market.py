@@ -321,6 +321,8 @@ SCALES: tuple[float, ...] = (1.0, 1e-4, 1e4)
 #: exactly flat windows guarded) was never tried.  The bottom, 2**-22 =
 #: 2.4e-7, is two float32 ulps of 1 (the normalised prices' magnitude): a
 #: smaller range rounds to exactly flat windows, which ``constant`` covers.
+#: Rounded to float32, a window's range moves by up to one ulp of 1, so the
+#: ranges a cell sees lie within 1.2e-7 of these ends, and are never 0.
 NEAR_FLAT_RANGE: tuple[float, float] = (2.0**-22, 1e-4)
 _LARGE_VOLATILITY = 0.2
 

@@ -195,13 +195,33 @@ def render_kill_matrix(report: Mapping[str, Any]) -> str:
     for m in report["mutants"]:
         cells = [marks[m["cells"][n]] + ("*" if n in m["targets"] else " ") for n in names]
         lines.append(f"{m['name']:{width}s} " + " ".join(f"{c:>2s}" for c in cells))
+    lines += _clause_lines(report.get("clauses", []))
     if report["unkilled"]:
         lines.append(f"caught by no mutant (not tested): {', '.join(report['unkilled'])}")
     for mutant, invariant in report["escaped"]:
         lines.append(f"{mutant} escaped {invariant}, the invariant it was written to break")
+    for mutant, invariant, aim, fired in report.get("misfired", []):
+        lines.append(f"{mutant} was caught by {invariant}.{fired or '?'}, not by {aim}")
+    for invariant, clause in report.get("untested_clauses", []):
+        lines.append(f"{invariant}.{clause} fired on no mutant (not tested)")
     if report["complete"]:
-        lines.append("every invariant is caught by some mutant, and every mutant by its targets")
+        lines.append(
+            "every invariant and every clause of it is caught by some mutant, "
+            "and every mutant by the clauses it targets"
+        )
     return "\n".join(lines)
+
+
+def _clause_lines(clauses: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The matrix by clause: each clause and the mutants it caught."""
+    if not clauses:
+        return []
+    width = max(len(f"{c['invariant']}.{c['clause']}") for c in clauses)
+    lines = ["", "by clause (the mutants each clause caught):"]
+    for c in clauses:
+        name = f"{c['invariant']}.{c['clause']}"
+        lines.append(f"  {name:{width}s}  {', '.join(c['mutants']) or 'NONE'}")
+    return lines
 
 
 def _steps_to_death(outcomes: Sequence[Mapping[str, Any]]) -> str:
