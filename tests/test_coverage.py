@@ -238,6 +238,7 @@ def test_market_only_invariants_name_the_input_kinds_they_leave_out():
     assert inputs.left_out["constant"] == "market inputs only"
     assert set(inputs.left_out) == {
         "constant",
+        "near_flat",
         "large_moves",
         "scaled x1",
         "scaled x0.0001",
@@ -251,7 +252,7 @@ def test_coverage_names_a_value_no_example_reached():
         flat = labels_of(case)["inputs"] == "constant"
         coverage.record(with_label(case, "inputs", "market") if flat else case)
     assert coverage.missing() == {"inputs": ["constant"]}
-    assert "inputs 5/6 (MISSING constant)" in render_check(_report_with(coverage.to_dict()))
+    assert "inputs 6/7 (MISSING constant)" in render_check(_report_with(coverage.to_dict()))
 
 
 def _report_with(coverage: dict) -> dict:
@@ -279,7 +280,7 @@ def test_the_check_report_shows_each_invariants_coverage_as_text_and_json():
     assert coverage["complete"]
     assert coverage["dimensions"]["inputs"]["counts"]["constant"] >= 1
     text = render_check(report)
-    assert "inputs 6/6 · activation 6/6 · output_activation 6/6 · initializer 7/7" in text
+    assert "inputs 7/7 · activation 6/6 · output_activation 6/6 · initializer 7/7" in text
 
 
 @pytest.mark.parametrize("name", ["simplex_output", "gradients_finite"])

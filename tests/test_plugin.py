@@ -110,7 +110,7 @@ def test_a_users_test_file_runs_through_the_installed_plugin_without_a_conftest(
     # Coverage through Hypothesis's own statistics, covering cases included;
     # the pinned activation is all there is to reach.
     assert (
-        f"{COVERAGE_EVENT}: inputs 6/6 · activation 1/1 · output_activation 6/6" in result.stdout
+        f"{COVERAGE_EVENT}: inputs 7/7 · activation 1/1 · output_activation 6/6" in result.stdout
     ), result.stdout[-3000:]
     assert "inputs: market" in result.stdout
     assert not list(tmp_path.glob("conftest.py"))

@@ -61,8 +61,9 @@ _case: contextvars.ContextVar[Case | None] = contextvars.ContextVar("case", defa
 @dataclass(frozen=True)
 class Invariant:
     """A named claim, its check, the region where it is claimed, whether it
-    is claimed on adversarial inputs too (constant prices, large moves, raw
-    prices scaled by 1, 1e-4 and 1e4) or on the market's only, and the least
+    is claimed on adversarial inputs too (constant and nearly flat prices,
+    large moves, raw prices scaled by 1, 1e-4 and 1e4) or on the market's
+    only, and the least
     batch its cases need (2 for a claim about how examples of a batch relate)."""
 
     name: str

@@ -1,7 +1,7 @@
 """Training broken: gradients that are NaN, cut, of the wrong sign or wrong at
 a kink, and cells dead or saturated at birth.
 
-Each class changes one thing of the shipped cell (docs/invariants.md, "Mutants").
+Each class changes one thing of the shipped cell (docs/invariants.md, "Mutation testing").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reproducibility broken: randomness at inference, seeds ignored or shifted,
 a configuration that forgets, a graph that computes something else.
 
-Each class changes one thing of the shipped cell (docs/invariants.md, "Mutants").
+Each class changes one thing of the shipped cell (docs/invariants.md, "Mutation testing").
 """
 
 from __future__ import annotations

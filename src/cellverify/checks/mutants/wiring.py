@@ -1,7 +1,7 @@
 """The cell's wiring broken: output and state shapes, the simplex, the state fed
 back and used, the assets kept apart, the batch's examples kept apart.
 
-Each class changes one thing of the shipped cell (docs/invariants.md, "Mutants").
+Each class changes one thing of the shipped cell (docs/invariants.md, "Mutation testing").
 """
 
 from __future__ import annotations
