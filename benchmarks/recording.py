@@ -99,7 +99,7 @@ def recording_parts() -> dict[str, Workload]:
 def recording_parts_in_turns(rounds: int, calls: int) -> dict[str, list[float]]:
     """:func:`recording_parts` timed in turns in this process, pinned to one
     thread as a diagnose worker is (call it in a fresh process)."""
-    from cellverify.training.executors import pin_tensorflow_threads
+    from cellverify.execution import pin_tensorflow_threads
 
     from .paired import in_turns
 

@@ -72,7 +72,7 @@ def test_step_against_its_roofline_in_turns(benchmark):
 
 def test_diagnose_run_against_its_updates_in_turns(benchmark):
     """In a spawned process of one thread, as ``diagnose``'s workers run."""
-    from cellverify.training.executors import spawn_pool
+    from cellverify.execution import spawn_pool
 
     benchmark.group = "in turns: a diagnose run and its parts"
 
@@ -93,7 +93,7 @@ RECORDING_CALLS = 30
 
 def test_recording_parts_in_turns(benchmark):
     """In a spawned process of one thread, as ``diagnose``'s workers run."""
-    from cellverify.training.executors import spawn_pool
+    from cellverify.execution import spawn_pool
 
     benchmark.group = "in turns: what each part of the recording costs"
 

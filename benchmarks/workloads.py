@@ -251,7 +251,7 @@ def diagnose_run_in_turns(rounds: int) -> dict[str, list[float]]:
     """:func:`diagnose_run_parts` timed in turns, one call a round each, in
     this process pinned to one thread as a diagnose worker is (call it in a
     fresh process: the pin holds only before TensorFlow starts)."""
-    from cellverify.training.executors import pin_tensorflow_threads
+    from cellverify.execution import pin_tensorflow_threads
 
     from .paired import in_turns
 

@@ -17,9 +17,9 @@ import pytest
 
 from cellverify import CellConfig, InvalidConfig, TrainConfig
 from cellverify.cli import EXIT_INTERRUPTED, main
+from cellverify.execution import DaskExecutor, LocalExecutor, SchedulerUnreachable
 from cellverify.experiments.sweep import aggregate, parse_grid, run_sweep
 from cellverify.model.factory import DEFAULT_FACTORY
-from cellverify.training.executors import DaskExecutor, LocalExecutor, SchedulerUnreachable
 
 from .cli_cells import SMALL_SHAPE_ARGS
 from .fresh_process import run_fresh
@@ -240,9 +240,10 @@ def test_local_workers_started_for_a_factory_leave_tensorflow_to_themselves(tmp_
     """Loading the factory in the command's process imported TensorFlow there
     first, and only then in the workers: one start-up after the other."""
     code = (
-        "from cellverify.training.executors import LocalExecutor\n"
+        "from cellverify.execution import LocalExecutor\n"
+        "from cellverify.training.runs import start_worker\n"
         "executor = LocalExecutor(2)\n"
-        "executor.start('cellverify.cell:conv_rnn_cell')\n"
+        "executor.start(start_worker, 'cellverify.cell:conv_rnn_cell')\n"
         "executor.close()"
     )
     words, err = run_fresh(code, tmp_path)

@@ -121,7 +121,7 @@ def test_a_factory_that_exists_passes_the_name_check_with_its_parts():
     ("module", "starts_tensorflow", "arguments", "error", "message"),
     [
         (
-            "cellverify.training.executors",
+            "cellverify.training.runs",
             "pin_tensorflow_threads",
             ("no_such_module_xyz:f",),
             BadCellFactory,
@@ -154,5 +154,6 @@ def test_a_worker_refuses_a_mistyped_name_before_it_starts_tensorflow(
         raise AssertionError("the worker started TensorFlow before checking the names it was given")
 
     monkeypatch.setattr(workers, starts_tensorflow, started)
+    start = getattr(workers, "_start_worker", None) or workers.start_worker
     with pytest.raises(error, match=message):
-        workers._start_worker(*arguments)
+        start(*arguments)

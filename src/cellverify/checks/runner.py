@@ -4,7 +4,7 @@ Each invariant's search is :class:`cellverify.checks.search.SearchTest`, the sam
 Hypothesis test the pytest plugin runs; :func:`run_invariant` runs one and
 records its outcome, the shrunk failure and what its examples covered as
 plain data (:mod:`cellverify.checks.results`); :func:`run_suite` runs them
-all, in worker processes (:func:`start_workers`) if asked.  Rendering lives
+all, on an executor's workers (:func:`start_check`) if asked.  Rendering lives
 in :mod:`cellverify.render.report`.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,7 @@ from cellverify.errors import (
     UnknownInvariant,
     describe_exception,
 )
+from cellverify.execution import Executor
 from cellverify.model.factory import CellFactory
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
     "InvariantResult",
     "SearchTest",
     "SuiteResult",
-    "Workers",
     "cases_for",
     "check_status",
     "invariant_regions",
@@ -58,7 +57,7 @@ __all__ = [
     "run_suite",
     "search_test",
     "select_invariants",
-    "start_workers",
+    "start_check",
     "strategy_for",
 ]
 
@@ -211,6 +210,13 @@ class CheckJob:
     modules: tuple[str, ...]
 
 
+def _init_worker() -> None:
+    # One thread each: two single-thread processes beat one with two threads.
+    from cellverify.execution import pin_tensorflow_threads
+
+    pin_tensorflow_threads()
+
+
 def _run_in_worker(job: CheckJob) -> dict[str, Any]:
     """One invariant's search in a worker process, as plain data."""
     from cellverify.checks.catalog import load_invariant_modules
@@ -229,13 +235,6 @@ def _run_in_worker(job: CheckJob) -> dict[str, Any]:
         modules=job.modules,
     )
     return result.to_dict()
-
-
-def _init_worker() -> None:
-    # One thread each: two single-thread processes beat one with two threads.
-    from cellverify.training.executors import pin_tensorflow_threads
-
-    pin_tensorflow_threads()
 
 
 #: The configuration a factory is tried on before any search: the smallest
@@ -258,62 +257,47 @@ def invariant_regions() -> dict[str, str]:
     return {name: invariant.region.name for name, invariant in registered().items()}
 
 
+def _start_here(modules: list[str], spec: str) -> dict[str, str]:
+    from cellverify.checks.catalog import load_invariant_modules
+
+    load_invariant_modules(modules)
+    load_checked_factory(spec)
+    return invariant_regions()
+
+
 def _start_worker(modules: list[str], spec: str) -> dict[str, str]:
-    from cellverify.checks.catalog import check_invariant_module_names, load_invariant_modules
+    from cellverify.checks.catalog import check_invariant_module_names
     from cellverify.model.factory import check_factory_name
 
     # Before TensorFlow starts: a typo fails at once.
     check_invariant_module_names(modules)
     check_factory_name(spec)
     _init_worker()
-    load_invariant_modules(modules)
-    load_checked_factory(spec)
-    return invariant_regions()
+    return _start_here(modules, spec)
 
 
-@dataclass(frozen=True)
-class Workers:
-    """Worker processes for one suite, each started on its own (TensorFlow,
-    the invariants, the factory tried): :func:`start_workers`."""
-
-    pool: ProcessPoolExecutor
-    started: tuple[Future[dict[str, str]], ...]
-
-    def invariants(self) -> dict[str, str]:
-        """The invariants the workers hold (name: region name), once one has
-        started; raises what its start raised (a factory or an invariant
-        module that does not load)."""
-        from cellverify.training.executors import first_result
-
-        return first_result(self.started)
-
-
-def start_workers(jobs: int, spec: str, modules: Sequence[str] = ()) -> Workers:
-    """``jobs`` worker processes, each told at once to import TensorFlow and
-    the invariants (and ``modules``) and to try the factory named ``spec``.
+def start_check(executor: Executor, spec: str, modules: Sequence[str] = ()) -> dict[str, str]:
+    """Start ``executor``'s workers for ``check``: each imports TensorFlow and
+    the invariant ``modules`` and tries the factory named ``spec``; returns
+    the invariants they hold (name: region name), raising what a start
+    raised (a factory or an invariant module that does not load).
 
     The caller needs none of it: the report is plain data.  A caller that
     imported TensorFlow too, to list the invariants and try the factory
     itself, took a third core's worth of start-up from 2 cores: the searches
     began 7.5 s after the command, against about 4.5 s now (docs/cost.md)."""
-    from cellverify.training.executors import spawn_pool
-
-    pool = spawn_pool(jobs)
-    started = tuple(pool.submit(_start_worker, list(modules), spec) for _ in range(jobs))
-    return Workers(pool, started)
+    return executor.start(_start_worker, list(modules), spec, here=_start_here)
 
 
-def _run_parallel(
+def _run_on(
+    executor: Executor,
     names: Sequence[str],
     spec: str,
     profile: str,
     pinned: Mapping[str, Any],
     modules: Sequence[str],
-    pool: ProcessPoolExecutor,
     on_progress: Callable[[str, int], None] | None,
 ) -> dict[str, InvariantResult]:
-    from cellverify.training.executors import run_in_pool, terminate_pool
-
     order = sorted(names, key=lambda n: -_TYPICAL_SECONDS.get(n, 3.0))
     jobs = [CheckJob(n, spec, profile, dict(pinned), tuple(modules)) for n in order]
     results: dict[str, InvariantResult] = {}
@@ -323,10 +307,7 @@ def _run_parallel(
         if on_progress is not None:
             on_progress(job.name, results[job.name].examples)
 
-    try:
-        run_in_pool(pool, _run_in_worker, jobs, done)
-    finally:
-        terminate_pool(pool)  # after an interrupt, no invariant keeps running
+    executor.map(_run_in_worker, jobs, done)
     return results
 
 
@@ -337,26 +318,26 @@ def run_suite(
     profile: str,
     select: Iterable[str] | None = None,
     pinned: Mapping[str, Any] | None = None,
-    jobs: int = 1,
     modules: Sequence[str] = (),
     on_progress: Callable[[str, int], None] | None = None,
-    workers: Workers | None = None,
+    executor: Executor | None = None,
+    regions: Mapping[str, str] | None = None,
 ) -> SuiteResult:
     """Run every invariant (or those whose name contains one of ``select``).
 
-    With ``jobs > 1``, or ``workers`` already started (:func:`start_workers`),
-    the invariants run in worker processes, which import the factory by its
-    name ``cell`` (``MODULE:ATTRIBUTE``) and the invariant ``modules``;
-    results come back as plain data, and ``factory`` is not used.  Otherwise
-    they run here, on ``factory``.  Workers are shut down when done.
+    On an ``executor`` (:mod:`cellverify.execution`), the invariants run in
+    its workers, which import the factory by its name ``cell``
+    (``MODULE:ATTRIBUTE``) and the invariant ``modules``; results come back
+    as plain data, and ``factory`` is not used.  ``regions`` are the
+    invariants of workers already started (:func:`start_check`); else they
+    are started here.  Without an executor they run in this process, on
+    ``factory``, reporting each example.
     """
     pins = dict(pinned or {})
-    if workers is None and jobs > 1:
-        workers = start_workers(jobs, cell, modules)
-    if workers is not None:
-        regions = workers.invariants()
+    if executor is not None:
+        regions = dict(regions) if regions is not None else start_check(executor, cell, modules)
         chosen = select_invariants(select, regions)
-        done = _run_parallel(chosen, cell, profile, pins, modules, workers.pool, on_progress)
+        done = _run_on(executor, chosen, cell, profile, pins, modules, on_progress)
     else:
         if factory is None:
             raise ValueError("run_suite runs here only on a factory. Received: factory=None")

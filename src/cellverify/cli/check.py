@@ -46,7 +46,7 @@ def _progress(bar: Progress, total: int, parallel: bool) -> Callable[[str, int],
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from cellverify.training.executors import default_workers as default_jobs
+    from cellverify.execution import default_workers as default_jobs
 
     jobs = default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
@@ -61,46 +61,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
-    from cellverify.checks.catalog import load_invariant_modules
-    from cellverify.checks.runner import (
-        invariant_regions,
-        load_checked_factory,
-        run_suite,
-        select_invariants,
-        start_workers,
-    )
+    from cellverify.checks.runner import run_suite, select_invariants, start_check
+    from cellverify.execution import LocalExecutor
+    from cellverify.model.factory import load_factory
     from cellverify.render.report import render_check
-    from cellverify.training.executors import terminate_pool
 
     modules = args.invariants or ()
     bar = Progress("check", "invariants")
     # In parallel, this process never imports TensorFlow: the workers list
-    # the invariants and try the factory as they start (start_workers).
-    workers = start_workers(jobs, args.cell, modules) if jobs > 1 else None
+    # the invariants and try the factory as they start (start_check).  With
+    # one job it all runs here, each example reported.
     try:
-        if workers is None:
-            load_invariant_modules(modules)
-            names = list(invariant_regions())
-        else:  # the workers have loaded the modules and tried the factory
-            names = list(workers.invariants())
-        total = len(select_invariants(args.select, names))  # an unmatched -k fails before any work
-        factory = None if workers is not None else load_checked_factory(args.cell)
-        result = run_suite(
-            factory,
-            cell=args.cell,
-            profile=profile,
-            select=args.select,
-            pinned=pinned,
-            jobs=jobs,
-            modules=modules,
-            on_progress=_progress(bar, total, workers is not None),
-            workers=workers,
-        )
-        bar(total, total)
+        with LocalExecutor(jobs) as executor:
+            regions = start_check(executor, args.cell, modules)
+            total = len(select_invariants(args.select, regions))  # an unmatched -k fails first
+            result = run_suite(
+                load_factory(args.cell) if jobs == 1 else None,
+                cell=args.cell,
+                profile=profile,
+                select=args.select,
+                pinned=pinned,
+                modules=modules,
+                on_progress=_progress(bar, total, jobs > 1),
+                executor=executor if jobs > 1 else None,
+                regions=regions,
+            )
+            bar(total, total)
     finally:
         bar.close()
-        if workers is not None:
-            terminate_pool(workers.pool)
     report = result.to_dict()
     print(render_check(report))
     if args.json:

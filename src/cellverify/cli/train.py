@@ -71,9 +71,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     quiet_tensorflow()
     from cellverify.diagnosis import diagnose
+    from cellverify.execution import make_executor
     from cellverify.experiments.verify import run_seeds, verify_remedies
     from cellverify.render.report import render_diagnosis
-    from cellverify.training.executors import make_executor
+    from cellverify.training.runs import start_here, start_worker
 
     report_progress = progress("diagnose")
     counted = [0, len(seeds)]
@@ -82,7 +83,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         report_progress(counted[0] + done, counted[1])
 
     with make_executor(args.scheduler, args.jobs) as executor:
-        executor.start(args.cell)  # a bad factory fails here, before any run
+        # A bad factory fails here, before any run.
+        executor.start(start_worker, args.cell, here=start_here)
         traces = run_seeds(
             args.cell, cell, train_cfg, seeds, executor=executor, fast=args.fast, on_done=on_done
         )
@@ -131,11 +133,13 @@ def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     if args.checkpoint:
         check_writable(args.checkpoint, "--checkpoint")
     quiet_tensorflow()
+    from cellverify.execution import make_executor
     from cellverify.experiments.sweep import run_sweep
-    from cellverify.training.executors import make_executor
+    from cellverify.training.runs import start_here, start_worker
 
     with make_executor(args.scheduler, args.jobs) as executor:
-        executor.start(args.cell)  # a bad factory fails here, before any run
+        # A bad factory fails here, before any run.
+        executor.start(start_worker, args.cell, here=start_here)
         raw = run_sweep(
             args.cell,
             grid,

@@ -5,7 +5,7 @@ seeds that learned (with a 95 % Wilson interval), the share that died, and the
 median step of death (:mod:`cellverify.diagnosis.outcome`).  A grid can be split into
 shards (``K/N``) for CI matrix jobs and the shards' JSON merged afterwards
 (read back by :mod:`cellverify.experiments.merge`).
-No TensorFlow here: training goes through :mod:`cellverify.training.executors`.
+No TensorFlow here: training goes through :mod:`cellverify.execution`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import numpy as np
 from cellverify.config import CellConfig, TrainConfig, parse_field
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of, wilson_interval
 from cellverify.errors import InvalidConfig
+from cellverify.execution import Executor, LocalExecutor
 from cellverify.experiments.checkpoint import Checkpoint
 from cellverify.experiments.merge import check_one_sweep
 from cellverify.trace import Trace
-from cellverify.training.executors import Executor, LocalExecutor, RunJob
+from cellverify.training.runs import RunJob, run_job, run_job_here
 
 __all__ = [
     "DEFAULT_GRID",
@@ -164,10 +165,10 @@ def _execute(
 ) -> None:
     """The jobs on ``executor``, or on ``workers`` local processes."""
     if executor is not None:
-        executor.map(jobs, keep)
+        executor.map(run_job, jobs, keep, here=run_job_here)
         return
     with LocalExecutor(workers) as local:
-        local.map(jobs, keep)
+        local.map(run_job, jobs, keep, here=run_job_here)
 
 
 def run_sweep(

@@ -1,6 +1,6 @@
 """Verify remedies by re-running: the same seeds, before and after.
 
-Trains through :mod:`cellverify.training.executors`; what counts as learning is
+Trains through :mod:`cellverify.execution`; what counts as learning is
 :mod:`cellverify.diagnosis.outcome`'s.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
 from cellverify.diagnosis.outcome import count_outcomes
+from cellverify.execution import Executor
 from cellverify.trace import Trace
-from cellverify.training.executors import Executor, run_jobs
+from cellverify.training.runs import run_jobs
 
 __all__ = [
     "DIAGNOSE_PROBE_EVERY",

@@ -143,7 +143,7 @@ def _done(path: Path) -> dict[str, Trace]:
 def run_missing(path: Path, *, workers: int, fast: bool = True) -> dict[str, Trace]:
     """Train every run not yet in ``path``, appending each as it finishes."""
     from cellverify.model.factory import DEFAULT_FACTORY
-    from cellverify.training.executors import run_jobs
+    from cellverify.training.runs import run_jobs
 
     done = _done(path)
     by_name = {labelled.name: labelled for labelled in LABELLED_SET}

@@ -1,10 +1,13 @@
-"""Where training runs execute: worker processes here, or a Dask cluster.
+"""Where jobs execute: worker processes here, or a Dask cluster.
 
-A run is plain data - a :class:`RunJob`: the factory's name, the two
-configurations, what to probe - never a model, so that it can travel to
-another process or machine.  An executor takes many jobs and hands each
-finished run back as soon as it is done (``on_result``), so that callers can
-stream progress and append to a checkpoint.
+One interface serves ``check`` (an invariant's search a job), ``diagnose``
+and ``sweep`` (a training run a job): a job is plain data, never a model, so
+that it can travel to another process or machine, and a task is a
+module-level function of one job.  An executor starts its workers once
+(:meth:`Executor.start`: each runs the caller's start-up, which imports
+TensorFlow and tries the cell there, never here) and then runs tasks on
+jobs, handing each result back as soon as it is done (:meth:`Executor.map`),
+so that callers can stream progress and append to a checkpoint.
 
 * :class:`LocalExecutor` - one single-threaded TensorFlow process per worker
   (two single-thread processes give about 20 % more throughput than one with
@@ -13,9 +16,12 @@ stream progress and append to a checkpoint.
 * :class:`DaskExecutor` - tasks on a ``distributed`` cluster: an existing
   scheduler (``tcp://host:8786``) or ``local[:N]``, a ``LocalCluster`` of N
   single-threaded worker processes.  A worker that dies has its tasks re-run
-  elsewhere by Dask; results are keyed, so each job counts once.
+  elsewhere by Dask, and each task's future completes once.
 
-Both stop everything they started when closed or interrupted: worker
+Both are ``concurrent.futures`` executors underneath (a process pool, or
+``distributed.Client.get_executor()``), so one loop (:func:`_run_all`) runs
+both.  Both stop everything they started when closed or interrupted, in one
+place (:meth:`Executor.close`, on leaving the ``with`` block): worker
 processes are terminated, Dask tasks cancelled, a local cluster shut down.
 No TensorFlow here: it is imported inside the workers.
 """
@@ -28,27 +34,20 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import Executor as FuturesExecutor
 from typing import Any, TypeVar
 
-from cellverify.config import CellConfig, TrainConfig
 from cellverify.errors import InvalidConfig, SchedulerUnreachable
-from cellverify.trace import Trace
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "DaskExecutor",
     "Executor",
     "LocalExecutor",
-    "RunJob",
     "default_workers",
-    "first_result",
     "make_executor",
     "pin_tensorflow_threads",
-    "run_job",
-    "run_jobs",
     "spawn_pool",
-    "terminate_pool",
 ]
 
 #: Seconds to wait for a Dask scheduler to answer before giving up.
@@ -56,33 +55,8 @@ CONNECT_TIMEOUT = 10.0
 #: Seconds more for the handshake after the connection (see _connect).
 _HANDSHAKE_GRACE = 2.0
 
-OnResult = Callable[["RunJob", dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """One training run as plain data: ``key`` names it uniquely."""
-
-    key: str
-    factory: str
-    cell: dict[str, Any]
-    train: dict[str, Any]
-    probe_every: int = 1
-    fast: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(
-        cls,
-        key: str,
-        factory: str,
-        cell: CellConfig,
-        train: TrainConfig,
-        *,
-        probe_every: int = 1,
-        fast: bool = True,
-    ) -> RunJob:
-        return cls(key, factory, cell.to_dict(), train.to_dict(), probe_every, fast)
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 
 def default_workers() -> int:
@@ -105,47 +79,53 @@ def pin_tensorflow_threads() -> None:
     tf.get_logger().setLevel("ERROR")
 
 
-def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
-    """Train one job and return its trace as plain data (the task function;
-    in a worker process TensorFlow is pinned to one thread)."""
-    from cellverify.model.factory import load_factory
-    from cellverify.model.rnn import fresh_session
-    from cellverify.training.trainer import train
-
-    if single_thread:
-        pin_tensorflow_threads()
-    fresh_session()
-    trace = train(
-        load_factory(job.factory),
-        CellConfig.from_dict(job.cell),
-        TrainConfig.from_dict(job.train),
-        probe_every=job.probe_every,
-        fast=job.fast,
-        reuse=True,
-    )
-    return trace.to_dict()
-
-
-def _start_worker(factory: str) -> None:
-    from cellverify.model.factory import check_factory_name, load_factory
-
-    check_factory_name(factory)  # before TensorFlow starts: a typo fails at once
-    pin_tensorflow_threads()
-    load_factory(factory)
+def _run_all(
+    pool: FuturesExecutor,
+    task: Callable[[Job], Result],
+    jobs: Sequence[Job],
+    on_result: Callable[[Job, Result], None],
+) -> None:
+    """Run ``task`` on each job in ``pool``, submitted in the order given;
+    ``on_result(job, result)`` as each finishes.  The one loop of the kit,
+    for a process pool and a Dask client alike; what has not finished when
+    it stops (an error, an interrupt) is cancelled."""
+    pending: dict[Future[Result], Job] = {pool.submit(task, job): job for job in jobs}
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                on_result(pending.pop(future), future.result())
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 class Executor:
-    """Runs jobs and hands back each trace as it finishes; a context manager
-    that stops everything it started on the way out."""
+    """Runs tasks on jobs and hands back each result as it finishes; a
+    context manager that stops everything it started on the way out."""
 
-    def start(self, factory: str) -> None:
-        """Load the cell factory named ``factory`` where the jobs will run,
-        before any job: a bad one raises :class:`BadCellFactory` here."""
-        from cellverify.model.factory import load_factory
+    def start(
+        self, init: Callable[..., Result], *args: Any, here: Callable[..., Result] | None = None
+    ) -> Result:
+        """Run ``init(*args)`` in every worker before any job (a worker's
+        start-up: TensorFlow, the cell, the invariants), and return the
+        first one's result, raising what it raised (a bad factory raises
+        here, before any work).  ``here`` is its variant for this process,
+        as in :meth:`map`."""
+        raise NotImplementedError
 
-        load_factory(factory)
-
-    def map(self, jobs: Sequence[RunJob], on_result: OnResult) -> None:
+    def map(
+        self,
+        task: Callable[[Job], Result],
+        jobs: Sequence[Job],
+        on_result: Callable[[Job, Result], None],
+        *,
+        here: Callable[[Job], Result] | None = None,
+    ) -> None:
+        """``on_result(job, task(job))`` for every job, in the order they
+        finish.  ``here`` is the task's variant for running in this process
+        (one local worker), where a worker's set-up (one TensorFlow thread)
+        must not be imposed on the caller."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -172,28 +152,39 @@ class LocalExecutor(Executor):
             self._pool = spawn_pool(self.workers)
         return self._pool
 
-    def start(self, factory: str) -> None:
-        """With several workers, start them now, each importing TensorFlow and
-        the factory, and wait for the first: this process then never imports
-        TensorFlow.  When it loaded the factory itself, its import and then
-        the workers' ran one after the other: 5 s of a 2-core start-up."""
+    def start(
+        self, init: Callable[..., Result], *args: Any, here: Callable[..., Result] | None = None
+    ) -> Result:
+        """With several workers, start them now, each running ``init``, and
+        wait for the first: this process then never imports TensorFlow.
+        When it loaded the factory itself, its import and then the workers'
+        ran one after the other: 5 s of a 2-core start-up.  With one, run
+        ``here`` (default ``init``) in this process."""
         if self.workers == 1:
-            super().start(factory)
-            return
+            return (here or init)(*args)
         pool = self._get_pool()
-        first_result([pool.submit(_start_worker, factory) for _ in range(self.workers)])
+        started = [pool.submit(init, *args) for _ in range(self.workers)]
+        done, _ = wait(started, return_when=FIRST_COMPLETED)
+        return next(iter(done)).result()
 
-    def map(self, jobs: Sequence[RunJob], on_result: OnResult) -> None:
-        if self.workers == 1 or len(jobs) <= 1:
+    def map(
+        self,
+        task: Callable[[Job], Result],
+        jobs: Sequence[Job],
+        on_result: Callable[[Job, Result], None],
+        *,
+        here: Callable[[Job], Result] | None = None,
+    ) -> None:
+        if self.workers == 1 or (len(jobs) <= 1 and self._pool is None):
             for job in jobs:  # here, with this process's threads
-                on_result(job, run_job(job, single_thread=False))
+                on_result(job, (here or task)(job))
             return
-        run_in_pool(self._get_pool(), run_job, jobs, on_result)
+        _run_all(self._get_pool(), task, jobs, on_result)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            terminate_pool(pool)
+            _terminate(pool)
 
 
 def _ignore_interrupts() -> None:
@@ -208,35 +199,7 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
 
 
-Job = TypeVar("Job")
-Result = TypeVar("Result")
-
-
-def first_result(started: Sequence[Future[Result]]) -> Result:
-    """The result of whichever of ``started`` finishes first, raising what it
-    raised: each worker of a pool is told to start, and one that has tells
-    what the others will."""
-    done, _ = wait(started, return_when=FIRST_COMPLETED)
-    return next(iter(done)).result()
-
-
-def run_in_pool(
-    pool: ProcessPoolExecutor,
-    task: Callable[[Job], Result],
-    jobs: Sequence[Job],
-    on_result: Callable[[Job, Result], None],
-) -> None:
-    """Run ``task`` on each job in ``pool``, submitted in the order given;
-    ``on_result(job, result)`` as each finishes.  The one pool loop of the
-    kit: ``check``'s invariants and the runs of ``diagnose`` and ``sweep``."""
-    pending: dict[Future[Result], Job] = {pool.submit(task, job): job for job in jobs}
-    while pending:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            on_result(pending.pop(future), future.result())
-
-
-def terminate_pool(pool: ProcessPoolExecutor) -> None:
+def _terminate(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel what has not started, terminate what has (a
     run in progress would otherwise go on for minutes)."""
     if hasattr(pool, "terminate_workers"):  # Python 3.14+
@@ -336,24 +299,24 @@ class DaskExecutor(Executor):
         else:
             self.client = _connect(distributed, address, timeout)
 
-    def map(self, jobs: Sequence[RunJob], on_result: OnResult) -> None:
-        distributed = _require_distributed()
-        futures = {}
-        for job in jobs:
-            # One task per job, keyed by the job: resubmitting it is harmless,
-            # and a task re-run after a worker died still yields one result.
-            future = self.client.submit(run_job, job, key=f"cellverify-{job.key}", pure=False)
-            futures[future] = job
-        seen: set[str] = set()
-        try:
-            for future in distributed.as_completed(list(futures)):
-                job = futures[future]
-                if job.key in seen:
-                    continue
-                seen.add(job.key)
-                on_result(job, future.result())
-        finally:
-            self.client.cancel(list(futures), force=True)
+    def start(
+        self, init: Callable[..., Result], *args: Any, here: Callable[..., Result] | None = None
+    ) -> Result:
+        """``init`` on every worker of the cluster (``Client.run``)."""
+        results = self.client.run(init, *args)
+        return next(iter(results.values()))  # type: ignore[no-any-return]
+
+    def map(
+        self,
+        task: Callable[[Job], Result],
+        jobs: Sequence[Job],
+        on_result: Callable[[Job, Result], None],
+        *,
+        here: Callable[[Job], Result] | None = None,
+    ) -> None:
+        # Each job a task of its own (pure=False: never merged with an equal
+        # one); a task re-run after its worker died still completes once.
+        _run_all(self.client.get_executor(pure=False), task, jobs, on_result)
 
     def close(self) -> None:
         client = getattr(self, "client", None)
@@ -370,38 +333,3 @@ def make_executor(scheduler: str | None, workers: int | None = None) -> Executor
     if scheduler:
         return DaskExecutor(scheduler)
     return LocalExecutor(workers or default_workers())
-
-
-def run_jobs(
-    jobs: Sequence[tuple[str, CellConfig, TrainConfig]],
-    *,
-    workers: int = 1,
-    probe_every: int = 1,
-    fast: bool = True,
-    executor: Executor | None = None,
-    on_done: Callable[[int, int], None] | None = None,
-    on_result: Callable[[int, Trace], None] | None = None,
-) -> list[Trace]:
-    """Train every ``(factory, cell, train)`` and return the traces in order
-    (on ``executor``, else local processes); ``on_result(index, trace)`` sees
-    each as soon as it is done."""
-    run = [
-        RunJob.of(str(i), spec, cell, train, probe_every=probe_every, fast=fast)
-        for i, (spec, cell, train) in enumerate(jobs)
-    ]
-    results: dict[int, Trace] = {}
-
-    def keep(job: RunJob, data: dict[str, Any]) -> None:
-        index = int(job.key)
-        results[index] = Trace.from_dict(data)
-        if on_result is not None:
-            on_result(index, results[index])
-        if on_done is not None:
-            on_done(len(results), len(run))
-
-    if executor is not None:
-        executor.map(run, keep)
-    else:
-        with LocalExecutor(workers) as local:
-            local.map(run, keep)
-    return [results[i] for i in range(len(run))]
