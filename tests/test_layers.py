@@ -14,8 +14,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cellverify"
 
 #: Lowest first.  A module may import its own layer and those before it.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "ground": ("errors", "config", "trace", "cli.codes", "cli.interrupt"),
-    "data": ("data.prices", "data.tasks", "data.spans", "data.market", "data.stream", "data"),
+    "ground": ("errors", "config", "contracts", "trace", "cli.codes", "cli.interrupt"),
+    "spec": ("spec",),
+    "data": ("data.prices", "data.inputs", "data.tasks", "data.spans", "data.market",
+             "data.sequences", "data.stream", "data"),
     "model": ("model.cell", "model.native.build", "model.native.ops", "model.native.choice",
               "model.native", "model.fast", "model.factory", "model.rnn", "model.flops", "model"),
     "execution": ("execution",),

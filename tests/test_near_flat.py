@@ -9,7 +9,8 @@ import pytest
 from cellverify import Case, CellConfig, InputSpec, TrainConfig
 from cellverify.checks.catalog import check
 from cellverify.checks.registry import NON_FINITE
-from cellverify.data.market import INPUT_KINDS, NEAR_FLAT_RANGE, SCALES, batch_from_spec
+from cellverify.data.inputs import INPUT_KINDS, NEAR_FLAT_RANGE, SCALES
+from cellverify.data.market import batch_from_spec
 from cellverify.errors import InvariantViolation
 from cellverify.mutation import DEFAULT_CASE, NanOnNearlyFlat
 

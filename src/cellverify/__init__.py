@@ -31,7 +31,7 @@ from cellverify.config import (
     TrainConfig,
     preset,
 )
-from cellverify.data.market import InputSpec
+from cellverify.data.inputs import InputSpec
 from cellverify.errors import (
     BadCellFactory,
     CellVerifyError,

@@ -5,6 +5,6 @@ and its inputs, which live in :mod:`cellverify.checks.case` and
 from __future__ import annotations
 
 from cellverify.checks.case import Case
-from cellverify.data.market import InputSpec
+from cellverify.data.inputs import InputSpec
 
 __all__ = ["Case", "InputSpec"]

@@ -28,8 +28,10 @@ __all__ = [
     "OPTIMIZERS",
     "OPTIMIZER_CLASSES",
     "PGPORTFOLIO",
+    "PORTFOLIO_TASKS",
     "PRESETS",
     "REMEDIED",
+    "SEQUENCE_TASKS",
     "TASKS",
     "CellConfig",
     "Preset",
@@ -79,8 +81,15 @@ ADAPTIVE_OPTIMIZERS: tuple[str, ...] = tuple(
     name for name in OPTIMIZERS if name not in GRADIENT_SCALED_OPTIMIZERS
 )
 
-#: Training tasks: the EIIE portfolio loss or a supervised cross-entropy.
-TASKS: tuple[str, ...] = ("portfolio", "supervised")
+#: The portfolio contract's training tasks: the EIIE portfolio loss or a
+#: supervised cross-entropy over the assets.
+PORTFOLIO_TASKS: tuple[str, ...] = ("portfolio", "supervised")
+#: Any other cell's tasks, one per output kind (docs/design.md, "Tasks"): a
+#: regression through a read-out the kit adds, for a real output; a
+#: cross-entropy to a target distribution, for a simplex one.
+SEQUENCE_TASKS: tuple[str, ...] = ("regression", "distribution")
+#: Every built-in training task.
+TASKS: tuple[str, ...] = PORTFOLIO_TASKS + SEQUENCE_TASKS
 
 #: The convs a dropout layer may follow (``dropout_after``), by number.
 DROPOUT_LAYERS: tuple[int, ...] = (1, 2, 3)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
-from cellverify.data.market import Batch, InputSpec, batch_from_spec
+from cellverify.data.inputs import InputSpec
+from cellverify.data.market import Batch, batch_from_spec
 
 __all__ = ["Case"]
 

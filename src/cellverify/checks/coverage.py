@@ -27,7 +27,7 @@ from cellverify.checks.case import Case
 from cellverify.checks.regions import WHOLE_SPACE, Region, learning_rate_range, rate_at
 from cellverify.checks.sizes import SIZE_FIELDS, SIZES, size_ends, sizes_of, with_size
 from cellverify.config import CellConfig
-from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
+from cellverify.data.inputs import INPUT_KINDS, SCALES, InputSpec
 
 __all__ = [
     "DIMENSIONS",

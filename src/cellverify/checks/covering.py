@@ -27,7 +27,7 @@ from cellverify.checks.regions import Region, rate_at
 from cellverify.checks.sizes import size_ranges
 from cellverify.checks.strategies import CELL_FIELDS, MAX_SEED, TRAIN_FIELDS, check_pinned
 from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
-from cellverify.data.market import InputSpec
+from cellverify.data.inputs import InputSpec
 
 __all__ = ["covering_cases"]
 

@@ -27,7 +27,7 @@ from cellverify.checks.case import Case
 from cellverify.checks.mutants import gradients, reproducibility, wiring
 from cellverify.checks.registry import NON_FINITE
 from cellverify.config import CellConfig, TrainConfig
-from cellverify.data.market import InputSpec
+from cellverify.data.inputs import InputSpec
 from cellverify.model.cell import ConvRNNCell
 from cellverify.model.factory import CellFactory
 

@@ -47,7 +47,7 @@ from cellverify.checks.sizes import (
     shape_ranges,
 )
 from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
-from cellverify.data.market import INPUT_KINDS, SCALES, InputSpec
+from cellverify.data.inputs import INPUT_KINDS, SCALES, InputSpec
 from cellverify.errors import InvalidConfig
 
 __all__ = [

@@ -17,8 +17,8 @@ from cellverify.config import (
     BOOLEAN_WORDS,
     INITIALIZERS,
     OPTIMIZERS,
+    PORTFOLIO_TASKS,
     PRESETS,
-    TASKS,
     CellConfig,
     TrainConfig,
     field_names,
@@ -91,7 +91,7 @@ TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
     "batch_size": {"type": int},
     "steps": {"type": int, "help": "sequence length"},
     "train_steps": {"type": int, "help": "optimizer updates"},
-    "task": {"choices": TASKS},
+    "task": {"choices": PORTFOLIO_TASKS},
     "data": {
         "metavar": "sp500|PATH",
         "help": "prices: sp500 (the data extra) or a CSV file or directory (default synthetic)",

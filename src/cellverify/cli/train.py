@@ -19,7 +19,7 @@ from cellverify.cli.options import (
     progress,
     quiet_tensorflow,
 )
-from cellverify.config import TASKS, preset
+from cellverify.config import PORTFOLIO_TASKS, preset
 from cellverify.errors import InvalidConfig
 from cellverify.render.outputs import check_writable, write_json
 
@@ -203,7 +203,7 @@ def _add_compare(sub: Any) -> None:
     compare.add_argument("--train-steps", type=int, default=20)
     compare.add_argument("--batch-size", type=int, default=32)
     compare.add_argument("--steps", type=int, default=None)
-    compare.add_argument("--task", choices=TASKS, default="supervised")
+    compare.add_argument("--task", choices=PORTFOLIO_TASKS, default="supervised")
     compare.add_argument("--data", default=None, **TRAIN_OPTIONS["data"])
     add_fast_options(compare)
     compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")

@@ -1,16 +1,15 @@
-"""Data: the synthetic market and real prices, and the two tasks (NumPy only).
+"""Data: the synthetic market and real prices, sequences for any other cell,
+the kinds of input, and the tasks (NumPy only).
 
-Re-exports :mod:`cellverify.data.market`'s names."""
+Re-exports :mod:`cellverify.data.market`'s names and the input kinds."""
 
 from __future__ import annotations
 
+from cellverify.data.inputs import INPUT_KINDS, SCALES, InputSpec
 from cellverify.data.market import (
     DEFAULT_MOMENTUM,
     DEFAULT_VOLATILITY,
-    INPUT_KINDS,
-    SCALES,
     Batch,
-    InputSpec,
     Market,
     batch_for,
     batch_from_spec,

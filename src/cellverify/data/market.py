@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cellverify.config import CellConfig, TrainConfig
+from cellverify.data.inputs import LARGE_VOLATILITY, NEAR_FLAT_RANGE, InputSpec
 from cellverify.data.prices import PriceHistory, PricePaths, resolve_data, with_features
 from cellverify.data.spans import SpanBatch, price_spans
 from cellverify.data.tasks import task as task_of
@@ -30,11 +31,7 @@ from cellverify.errors import InvalidConfig
 __all__ = [
     "DEFAULT_MOMENTUM",
     "DEFAULT_VOLATILITY",
-    "INPUT_KINDS",
-    "NEAR_FLAT_RANGE",
-    "SCALES",
     "Batch",
-    "InputSpec",
     "Market",
     "batch_for",
     "batch_from_spec",
@@ -300,67 +297,9 @@ def _draw_arguments(cell: CellConfig, train: TrainConfig, draw: int) -> dict[str
     }
 
 
-#: Kinds of input window an :class:`InputSpec` can describe.  ``market`` is the
-#: training distribution; the rest are adversarial for numerics: ``constant``
-#: (every price equal, so every normalised value is exactly 1), ``near_flat``
-#: (windows whose relative range is tiny but not 0: :data:`NEAR_FLAT_RANGE`),
-#: ``large_moves`` (20 % volatility per period), ``scaled`` (raw prices times
-#: ``scale``, not normalised by the latest close: tiny or huge magnitudes).
-INPUT_KINDS: tuple[str, ...] = ("market", "constant", "near_flat", "large_moves", "scaled")
-#: The factors by which ``scaled`` multiplies raw prices, simplest first: the
-#: raw level itself, then prices far below and far above 1 (float32 keeps
-#: ~7 digits, so 1e-4 and 1e4 put the normalised moves of 1e-2 at the edges
-#: of what a cell sees in practice, without overflowing a softmax of them).
-SCALES: tuple[float, ...] = (1.0, 1e-4, 1e4)
-#: The relative ranges ``(max - min) / latest close`` of ``near_flat``
-#: windows, drawn log-uniformly per window between these ends.  The top,
-#: 1e-4, is below every window of the market kinds: over 24,000 generated
-#: windows per kind none had a range between 0 and 1e-4 (the smallest,
-#: 1.57e-4), so a cell whose arithmetic breaks on nearly flat prices (a
-#: min-max scaling whose range is snapped to 0 below a threshold, with only
-#: exactly flat windows guarded) was never tried.  The bottom, 2**-22 =
-#: 2.4e-7, is two float32 ulps of 1 (the normalised prices' magnitude): a
-#: smaller range rounds to exactly flat windows, which ``constant`` covers.
-#: Rounded to float32, a window's range moves by up to one ulp of 1, so the
-#: ranges a cell sees lie within 1.2e-7 of these ends, and are never 0.
-NEAR_FLAT_RANGE: tuple[float, float] = (2.0**-22, 1e-4)
-_LARGE_VOLATILITY = 0.2
-
-_DESCRIPTIONS = {
-    "market": "market windows",
-    "constant": "a constant window (every price equal)",
-    "near_flat": "a nearly flat window (relative range 2.4e-7 to 1e-4)",
-    "large_moves": "windows with 20 % moves",
-}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A reproducible description of a batch of input windows (JSON-friendly)."""
-
-    kind: str = "market"
-    scale: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in INPUT_KINDS:
-            raise InvalidConfig("InputSpec", "kind", f"one of {', '.join(INPUT_KINDS)}", self.kind)
-        if not (isinstance(self.scale, (int, float)) and 0 < self.scale < float("inf")):
-            raise InvalidConfig("InputSpec", "scale", "a positive finite number", self.scale)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def describe(self) -> str:
-        """The inputs in words, for a message: ``"a constant window (every price equal)"``."""
-        if self.kind == "scaled":
-            return f"raw prices scaled by {self.scale:g}"
-        return _DESCRIPTIONS[self.kind]
-
-
 def batch_from_spec(cell: CellConfig, train: TrainConfig, spec: InputSpec) -> Batch:
     """The batch ``spec`` describes, shaped for ``cell`` and ``train``."""
-    volatility = _LARGE_VOLATILITY if spec.kind == "large_moves" else DEFAULT_VOLATILITY
+    volatility = LARGE_VOLATILITY if spec.kind == "large_moves" else DEFAULT_VOLATILITY
     market = synthetic_market(
         cell.assets, cell.window + train.steps + 8, seed=spec.seed, volatility=volatility
     )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellverify.config import AS_ASKED, TASKS, CellConfig, TrainConfig
+from cellverify.config import AS_ASKED, PORTFOLIO_TASKS, CellConfig, TrainConfig
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of
 from cellverify.trace import Trace
 
@@ -121,7 +121,7 @@ class _Run:
 def _runs() -> list[_Run]:
     runs = []
     for labelled in LABELLED_SET:
-        for task in TASKS:
+        for task in PORTFOLIO_TASKS:
             runs += [_Run(labelled.name, task, "label", LABEL_BUDGET, s) for s in LABEL_SEEDS]
             for budget in DIAGNOSIS_BUDGETS:
                 runs += [_Run(labelled.name, task, "diagnose", budget, s) for s in DIAGNOSIS_SEEDS]
@@ -178,7 +178,7 @@ def score(traces: Mapping[str, Trace], seeds: Sequence[int] = DIAGNOSIS_SEEDS) -
 
     rows = []
     for labelled in LABELLED_SET:
-        for task in TASKS:
+        for task in PORTFOLIO_TASKS:
             base = f"{labelled.name}|{task}"
             label_traces = [traces[f"{base}|label|{LABEL_BUDGET}|{s}"] for s in LABEL_SEEDS]
             learned = count_outcomes(outcome_of(t) for t in label_traces).learned

@@ -1,0 +1,138 @@
+"""What a cell under test promises, and one configuration of a spec'd cell.
+
+A cell is described by what it is (docs/design.md, "Any Keras recurrent
+cell"), not squeezed into the portfolio cell's configuration:
+
+* :class:`OutputKind` - what every output row satisfies: ``real`` (any
+  finite numbers) or ``simplex`` (a probability distribution);
+* :class:`Contract` - the promises an invariant may rely on: the output's
+  kind, whether the state passed on is the output, an axis of the input the
+  cell must be equivariant over, which parameters are dropout rates.  An
+  invariant that needs a promise the contract does not make does not run on
+  that cell, and says why;
+* :class:`Params` - one configuration of a :class:`cellverify.CellSpec`'s
+  cell: the factory's keyword arguments, the size of one step's input, the
+  seed.  The counterpart of :class:`cellverify.CellConfig` for the portfolio
+  contract, and plain data like it.
+
+No TensorFlow, no Hypothesis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cellverify.errors import InvalidConfig
+
+__all__ = ["MAX_FEATURES", "Contract", "OutputKind", "Params"]
+
+#: The most input features a spec may draw: a step's input is a vector, and
+#: the gate's cases are small (docs/design.md, "Cost of an example").
+MAX_FEATURES = 4096
+_MAX_SEED = 2**31 - 1
+
+
+class OutputKind(StrEnum):
+    """What every output row of a cell satisfies."""
+
+    REAL = "real"
+    SIMPLEX = "simplex"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The promises a cell makes beyond Keras's RNN-cell protocol.
+
+    ``equivariant_axis`` is an axis of one step's input (0: its first axis)
+    along which permuting the input permutes the output's last axis and the
+    state the same way, after ``fixed_outputs`` leading outputs that stay put
+    (the portfolio cell's cash).  ``dropout`` names the factory's parameters
+    that are dropout rates.
+    """
+
+    output: OutputKind = OutputKind.REAL
+    state_is_output: bool = False
+    equivariant_axis: int | None = None
+    fixed_outputs: int = 0
+    dropout: tuple[str, ...] = ()
+
+    def promises(self) -> dict[str, Any]:
+        """The contract as plain data, for reports."""
+        return {
+            "output": str(self.output),
+            "state_is_output": self.state_is_output,
+            "equivariant_axis": self.equivariant_axis,
+            "dropout": list(self.dropout),
+        }
+
+
+def _frozen(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    items = []
+    for key, value in sorted(values.items()):
+        if not isinstance(key, str):
+            raise InvalidConfig("Params", "values", "keyword names (strings)", key)
+        items.append((key, tuple(value) if isinstance(value, list) else value))
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class Params:
+    """One configuration of a spec'd cell: the keyword arguments its factory
+    is called with, the size of one step's input (``features``) and the
+    seed the kit seeds its build with.  Hashable, comparable, and a round
+    trip through plain dicts and JSON."""
+
+    values: tuple[tuple[str, Any], ...] = field(default=())
+    features: int = 1
+    seed: int = 0
+
+    def __init__(self, values: Mapping[str, Any] | None = None, features: int = 1, seed: int = 0):
+        frozen = _frozen(dict(values or {})) if not isinstance(values, tuple) else values
+        object.__setattr__(self, "values", frozen)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "seed", seed)
+        if not (isinstance(features, int) and not isinstance(features, bool)):
+            raise InvalidConfig(
+                "Params", "features", f"an integer in [1, {MAX_FEATURES}]", features
+            )
+        if not 1 <= features <= MAX_FEATURES:
+            raise InvalidConfig(
+                "Params", "features", f"an integer in [1, {MAX_FEATURES}]", features
+            )
+        if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= _MAX_SEED):
+            raise InvalidConfig("Params", "seed", f"an integer in [0, {_MAX_SEED}]", seed)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The factory's keyword arguments."""
+        return dict(self.values)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.kwargs.get(name, default)
+
+    def replace(self, **changes: Any) -> Params:
+        """A copy with keyword arguments (or ``features``, ``seed``) changed."""
+        features = changes.pop("features", self.features)
+        seed = changes.pop("seed", self.seed)
+        return Params({**self.kwargs, **changes}, features, seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.kwargs, "features": self.features, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Params:
+        unknown = sorted(set(data) - {"params", "features", "seed"})
+        if unknown:
+            allowed = "a field of Params (params, features, seed)"
+            raise InvalidConfig("Params", unknown[0], allowed, data[unknown[0]])
+        return cls(data.get("params", {}), data.get("features", 1), data.get("seed", 0))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def __repr__(self) -> str:
+        return f"Params({self.kwargs!r}, features={self.features}, seed={self.seed})"

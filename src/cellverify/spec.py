@@ -1,0 +1,289 @@
+"""``CellSpec``: the contract of a cell under test, and the space its own
+parameters are drawn from (docs/design.md, "Any Keras recurrent cell").
+
+A spec names a factory called with the cell's own keyword parameters,
+strategies for those parameters, the size of one step's input, and the
+output's contract::
+
+    GRU = CellSpec(
+        factory=keras.layers.GRUCell,
+        params={"units": st.integers(1, 16), "activation": ["tanh", "elu"]},
+        features=st.integers(1, 6),
+        output="real",
+    )
+
+A list is shorthand for ``st.sampled_from``.  A bare cell class gets a spec
+derived from its constructor's signature (:func:`spec_from_class`).  The kit
+seeds what it builds: Keras's global seed right before each build, and the
+``seed`` keyword too when the factory takes one (Keras's own cells take it
+for dropout only, and draw their initial weights from the global seed).
+
+No TensorFlow at import: Keras is imported when a cell is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+
+from cellverify.contracts import MAX_FEATURES, Contract, OutputKind, Params
+from cellverify.errors import InvalidConfig
+
+__all__ = [
+    "DERIVED_ACTIVATIONS",
+    "DERIVED_DROPOUT",
+    "DERIVED_INITIALIZERS",
+    "DERIVED_UNITS",
+    "CellSpec",
+    "Domain",
+    "domain_of",
+    "spec_from_class",
+]
+
+#: The most features a spec draws by default: small shapes, as the portfolio
+#: cell's strategies draw (docs/design.md, "Cost of an example").
+DEFAULT_FEATURES = st.integers(1, 6)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What the gate can say it covered of one parameter: its listed values
+    (``choices``), the two ends of a range (``low``, ``high``), or nothing
+    (``opaque``: drawn from a strategy it cannot see into)."""
+
+    name: str
+    choices: tuple[Any, ...] = ()
+    low: Any = None
+    high: Any = None
+
+    @property
+    def opaque(self) -> bool:
+        return not self.choices and self.low is None
+
+    def values(self) -> tuple[Any, ...]:
+        """The values a search must reach: each choice, or both ends."""
+        if self.choices:
+            return self.choices
+        if self.low is None:
+            return ()
+        return (self.low,) if self.low == self.high else (self.low, self.high)
+
+
+def _inner(strategy: SearchStrategy[Any]) -> Any:
+    # Hypothesis wraps most strategies lazily; the wrapped one knows its bounds.
+    try:
+        return strategy.wrapped_strategy  # type: ignore[attr-defined]
+    except AttributeError:
+        return strategy
+
+
+def domain_of(name: str, strategy: SearchStrategy[Any]) -> Domain:
+    """The :class:`Domain` a strategy draws from, as far as it can be seen."""
+    inner = _inner(strategy)
+    kind = type(inner).__name__
+    if kind in ("SampledFromStrategy", "JustStrategy"):
+        return Domain(name, choices=tuple(getattr(inner, "elements", ())))
+    if kind == "BooleansStrategy":
+        return Domain(name, choices=(False, True))
+    if kind == "IntegersStrategy" and inner.start is not None and inner.end is not None:
+        return Domain(name, low=inner.start, high=inner.end)
+    if kind == "FloatStrategy":
+        low, high = inner.min_value, inner.max_value
+        if low is not None and high is not None and low > -float("inf") and high < float("inf"):
+            return Domain(name, low=low, high=high)
+    return Domain(name)
+
+
+def _as_strategy(owner: str, name: str, value: Any) -> SearchStrategy[Any]:
+    if isinstance(value, SearchStrategy):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0:
+        return st.sampled_from(list(value))
+    allowed = "a Hypothesis strategy, or a non-empty list of values"
+    raise InvalidConfig(owner, f"params[{name!r}]", allowed, value)
+
+
+def _keywords(factory: Callable[..., Any]) -> tuple[set[str], bool] | None:
+    """The factory's keyword names and whether it takes ``**kwargs``; None
+    when its signature cannot be read."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    names = {
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    return names, open_ended
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """The contract of a cell under test (module doc).
+
+    ``factory`` is called with the cell's keyword parameters and returns a
+    Keras RNN cell; ``params`` maps each keyword the kit draws to a
+    strategy (or a list of values); ``features`` is the size of one step's
+    input (an int, or a strategy); ``output`` is ``"real"`` or
+    ``"simplex"``.  ``state_is_output``: the state passed on is the output
+    (a portfolio fed back, say); ``equivariant_axis``: an axis of one step's
+    input the cell must be equivariant over; ``dropout``: the parameters
+    that are dropout rates (default: those named ``*dropout``); ``task``:
+    the name of the task it trains on (default: the output's own,
+    ``regression`` or ``distribution``).  ``name`` names it in reports.
+    """
+
+    factory: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    features: int | SearchStrategy[int] = DEFAULT_FEATURES
+    output: OutputKind | str = OutputKind.REAL
+    state_is_output: bool = False
+    equivariant_axis: int | None = None
+    dropout: tuple[str, ...] | None = None
+    task: str | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        owner = "CellSpec"
+        if not callable(self.factory):
+            raise InvalidConfig(
+                owner, "factory", "a callable returning a Keras RNN cell", self.factory
+            )
+        strategies = {k: _as_strategy(owner, k, v) for k, v in dict(self.params).items()}
+        object.__setattr__(self, "params", strategies)
+        self._check_keywords(strategies)
+        try:
+            object.__setattr__(self, "output", OutputKind(self.output))
+        except ValueError:
+            allowed = f"one of {', '.join(k.value for k in OutputKind)}"
+            raise InvalidConfig(owner, "output", allowed, self.output) from None
+        self._check_features()
+        if self.dropout is None:
+            rates = tuple(k for k in strategies if k.endswith("dropout"))
+            object.__setattr__(self, "dropout", rates)
+        if not self.name:
+            name = getattr(self.factory, "__qualname__", None) or repr(self.factory)
+            object.__setattr__(self, "name", name)
+
+    def _check_keywords(self, strategies: Mapping[str, Any]) -> None:
+        found = _keywords(self.factory)
+        if found is None:
+            return
+        names, open_ended = found
+        unknown = sorted(k for k in strategies if k not in names)
+        if unknown and not open_ended:
+            allowed = f"keywords of {self.factory!r} ({', '.join(sorted(names))})"
+            raise InvalidConfig("CellSpec", "params", allowed, unknown[0])
+
+    def _check_features(self) -> None:
+        f = self.features
+        if isinstance(f, SearchStrategy):
+            return
+        if not (isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= MAX_FEATURES):
+            allowed = f"an integer in [1, {MAX_FEATURES}] or a strategy of them"
+            raise InvalidConfig("CellSpec", "features", allowed, f)
+
+    @property
+    def contract(self) -> Contract:
+        """What the cell promises (:class:`cellverify.contracts.Contract`)."""
+        return Contract(
+            output=OutputKind(self.output),
+            state_is_output=self.state_is_output,
+            equivariant_axis=self.equivariant_axis,
+            dropout=tuple(self.dropout or ()),
+        )
+
+    @property
+    def takes_seed(self) -> bool:
+        """Whether the factory has a ``seed`` keyword (Keras's cells do)."""
+        found = _keywords(self.factory)
+        return found is not None and "seed" in found[0]
+
+    def domains(self) -> dict[str, Domain]:
+        """What can be said of each drawn parameter's values (:class:`Domain`)."""
+        return {name: domain_of(name, s) for name, s in self.params.items()}
+
+    def features_strategy(self) -> SearchStrategy[int]:
+        f = self.features
+        return f if isinstance(f, SearchStrategy) else st.just(f)
+
+    def build(self, params: Params) -> Any:
+        """A fresh cell for ``params``, seeded (module doc)."""
+        import keras
+
+        kwargs = params.kwargs
+        if self.takes_seed and "seed" not in kwargs:
+            kwargs["seed"] = params.seed
+        keras.utils.set_random_seed(params.seed)
+        return self.factory(**kwargs)
+
+    def __call__(self, params: Params) -> Any:
+        """:meth:`build`: a spec is a factory of its own :class:`Params`."""
+        return self.build(params)
+
+
+#: Units drawn for a derived spec: small, as the gate's shapes are.
+DERIVED_UNITS = st.integers(1, 8)
+#: Activations drawn for a derived spec: Keras's smooth ones, saturating and
+#: not (``relu`` is left out: a unit dead at birth has an exactly-zero
+#: gradient, which ``gradients_nonzero`` would rightly report, so a spec
+#: that wants it says so).
+DERIVED_ACTIVATIONS = ("tanh", "sigmoid", "elu", "softsign", "linear")
+#: Initializers drawn for a derived spec: Keras's usual ones (not ``zeros``,
+#: whose units are all alike).
+DERIVED_INITIALIZERS = ("glorot_uniform", "orthogonal", "he_normal", "lecun_normal")
+#: Dropout rates drawn for a derived spec: none, and a rate that drops.
+DERIVED_DROPOUT = (0.0, 0.3)
+
+
+def _derived_strategy(name: str, default: Any) -> SearchStrategy[Any] | None:
+    if name == "units":
+        return DERIVED_UNITS
+    if name.endswith("activation"):
+        return st.sampled_from(DERIVED_ACTIVATIONS)
+    if name.endswith("initializer") and isinstance(default, str):
+        return st.sampled_from(DERIVED_INITIALIZERS)
+    if name.endswith("dropout"):
+        return st.sampled_from(DERIVED_DROPOUT)
+    if isinstance(default, bool):
+        return st.booleans()
+    return None
+
+
+def spec_from_class(cls: type[Any], **overrides: Any) -> tuple[CellSpec, dict[str, Any]]:
+    """A spec for a cell class, derived from its constructor's signature and
+    Keras's vocabularies, and what was left at its default (name: default).
+
+    ``units`` -> small counts; ``*activation`` -> Keras activations;
+    ``*initializer`` -> Keras initializers; ``*dropout`` -> rates; boolean
+    switches -> both values; ``seed`` is the kit's; the rest keep their
+    defaults.  ``overrides`` are passed to :class:`CellSpec`."""
+    signature = inspect.signature(cls)
+    params: dict[str, SearchStrategy[Any]] = {}
+    left: dict[str, Any] = {}
+    for p in signature.parameters.values():
+        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) or p.name == "seed":
+            continue
+        default = None if p.default is p.empty else p.default
+        strategy = _derived_strategy(p.name, default)
+        if strategy is not None:
+            params[p.name] = strategy
+        elif p.default is p.empty:
+            raise InvalidConfig(
+                "spec_from_class",
+                p.name,
+                "a parameter the kit can draw (units, *activation, *initializer, *dropout, a "
+                "boolean) or one with a default; write a CellSpec for this cell",
+                f"{cls.__name__}({p.name}=<required>)",
+            )
+        else:
+            left[p.name] = default
+    spec = CellSpec(cls, params, **{"name": cls.__name__, **overrides})
+    return spec, left
