@@ -32,6 +32,7 @@ CLAUSE_MESSAGES = {
     ("NanOnNearlyFlat", "gradients_finite"): r"output \(training\) .* is NaN .* nearly flat",
     ("NanOnNearlyFlat", "state_is_output"): r"output .* is NaN .* on a nearly flat window",
     ("StateNotFedBack", "state_is_output"): r"at step 0 the new state .* differs",
+    ("StateNotFedBack", "state_matters"): r"moved by 0 when the input of the step before changed",
     ("StepCounter", "state_is_output"): r"RNN output at step 0, against stepping the cell",
     ("StateIgnored", "state_matters"): r"moved by 0 when the state went from uniform",
     ("AssetsMixed", "asset_permutation_equivariance"): r"for assets permuted by .* differs by",

@@ -28,7 +28,7 @@ from typing import Any
 
 from cellverify.errors import InvalidConfig
 
-__all__ = ["MAX_FEATURES", "Contract", "OutputKind", "Params"]
+__all__ = ["MAX_FEATURES", "PORTFOLIO_PROMISES", "Contract", "OutputKind", "Params", "Promise"]
 
 #: The most input features a spec may draw: a step's input is a vector, and
 #: the gate's cases are small (docs/design.md, "Cost of an example").
@@ -41,6 +41,15 @@ class OutputKind(StrEnum):
 
     REAL = "real"
     SIMPLEX = "simplex"
+
+
+class Promise(StrEnum):
+    """A promise an invariant may need a cell's contract to make."""
+
+    SIMPLEX_OUTPUT = "simplex output"
+    STATE_IS_OUTPUT = "state is output"
+    EQUIVARIANT_AXIS = "equivariant axis"
+    DROPOUT = "dropout rates"
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,18 @@ class Contract:
     equivariant_axis: int | None = None
     fixed_outputs: int = 0
     dropout: tuple[str, ...] = ()
+
+    def why_not(self, promise: Promise) -> str | None:
+        """Why this contract does not make ``promise``, or None when it does."""
+        if promise is Promise.SIMPLEX_OUTPUT and self.output is not OutputKind.SIMPLEX:
+            return f"the output is {self.output}, not a simplex (output={str(self.output)!r})"
+        if promise is Promise.STATE_IS_OUTPUT and not self.state_is_output:
+            return "the state passed on is not promised to be the output (state_is_output=False)"
+        if promise is Promise.EQUIVARIANT_AXIS and self.equivariant_axis is None:
+            return "no axis is named that the cell must be equivariant over (equivariant_axis=None)"
+        if promise is Promise.DROPOUT and not self.dropout:
+            return "the cell has no dropout rate among the parameters drawn (dropout=())"
+        return None
 
     def promises(self) -> dict[str, Any]:
         """The contract as plain data, for reports."""
@@ -136,3 +157,14 @@ class Params:
 
     def __repr__(self) -> str:
         return f"Params({self.kwargs!r}, features={self.features}, seed={self.seed})"
+
+
+#: The portfolio contract (docs/design.md, "Cells from anywhere"): a simplex
+#: over the assets (cash first, where there is cash), fed back as the state,
+#: equivariant in the assets, with dropout layers after any conv.
+PORTFOLIO_PROMISES = Contract(
+    output=OutputKind.SIMPLEX,
+    state_is_output=True,
+    equivariant_axis=0,
+    dropout=("dropout",),
+)

@@ -31,7 +31,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from cellverify.contracts import MAX_FEATURES, Contract, OutputKind, Params
+from cellverify.contracts import MAX_FEATURES, PORTFOLIO_PROMISES, Contract, OutputKind, Params
 from cellverify.errors import InvalidConfig
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "DERIVED_UNITS",
     "CellSpec",
     "Domain",
+    "contract_of",
     "domain_of",
     "spec_from_class",
 ]
@@ -287,3 +288,9 @@ def spec_from_class(cls: type[Any], **overrides: Any) -> tuple[CellSpec, dict[st
             left[p.name] = default
     spec = CellSpec(cls, params, **{"name": cls.__name__, **overrides})
     return spec, left
+
+
+def contract_of(factory: Any) -> Contract:
+    """What the cells ``factory`` makes promise: a spec's contract, else the
+    portfolio contract's (a ``factory(cell_config)``)."""
+    return factory.contract if isinstance(factory, CellSpec) else PORTFOLIO_PROMISES

@@ -19,11 +19,11 @@ docs/design.md, "Coverage", has the JSON form.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cellverify.checks.case import Case
+from cellverify.checks.case import Case, portfolio_config
 from cellverify.checks.regions import WHOLE_SPACE, Region, learning_rate_range, rate_at
 from cellverify.checks.sizes import SIZE_FIELDS, SIZES, size_ends, sizes_of, with_size
 from cellverify.config import CellConfig
@@ -123,7 +123,7 @@ def _rate_labels(region: Region, pinned: Mapping[str, Any]) -> tuple[str, ...]:
 def labels_of(case: Case, region: Region = WHOLE_SPACE) -> dict[str, str]:
     """The value of each dimension in ``case``, as the report spells it (the
     learning rate's against its optimizer's range in ``region``)."""
-    c, t = case.cell, case.train
+    c, t = portfolio_config(case), case.train
     return {
         "inputs": input_label(case.inputs),
         "activation": c.activation,
@@ -141,7 +141,7 @@ def labels_of(case: Case, region: Region = WHOLE_SPACE) -> dict[str, str]:
 def label_pins(case: Case) -> dict[str, Any]:
     """The configuration fields that hold each dimension but the inputs at
     its value in ``case``: a ``pinned`` mapping for the strategies."""
-    c, t = case.cell, case.train
+    c, t = portfolio_config(case), case.train
     return {
         "activation": c.activation,
         "output_activation": c.output_activation,
@@ -157,7 +157,7 @@ def label_pins(case: Case) -> dict[str, Any]:
 def with_label(case: Case, dimension: str, label: str, region: Region = WHOLE_SPACE) -> Case:
     """``case`` with ``dimension`` set to the value spelled ``label`` (the
     learning rate's against its optimizer's range in ``region``)."""
-    c, t = case.cell, case.train
+    c, t = portfolio_config(case), case.train
     if dimension == "learning_rate":
         low, high = learning_rate_range(region, t.optimizer)
         # The ends exactly: rate_at(..., 1.0) lands a few ulps off the highest.
@@ -277,9 +277,13 @@ class Coverage:
     #: The region the learning rates' ends are read in (the claim's).
     region: Region = WHOLE_SPACE
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: How a case is spelled in the dimensions (default: the portfolio
+    #: contract's :func:`labels_of`, in ``region``).
+    labeller: Callable[[Case], dict[str, str]] | None = None
 
     def record(self, case: Case) -> None:
-        for name, label in labels_of(case, self.region).items():
+        labels = self.labeller(case) if self.labeller else labels_of(case, self.region)
+        for name, label in labels.items():
             row = self.counts.setdefault(name, {})
             row[label] = row.get(label, 0) + 1
 

@@ -24,6 +24,7 @@ __all__ = [
     "CRASHED",
     "KILLED",
     "KILL_RESULTS",
+    "NOT_APPLICABLE",
     "SURVIVED",
     "KillMatrix",
     "KillResult",
@@ -31,11 +32,12 @@ __all__ = [
     "kill_result",
 ]
 
-#: A cell of the matrix: the invariant caught the mutant, held, or crashed
-#: (a bug in the kit or the invariant, never a kill).
-KillResult = Literal["killed", "survived", "crashed"]
+#: A cell of the matrix: the invariant caught the mutant, held, crashed (a
+#: bug in the kit or the invariant, never a kill), or does not apply to the
+#: mutant's contract.
+KillResult = Literal["killed", "survived", "crashed", "not_applicable"]
 KILL_RESULTS: tuple[KillResult, ...] = get_args(KillResult)
-KILLED, SURVIVED, CRASHED = KILL_RESULTS
+KILLED, SURVIVED, CRASHED, NOT_APPLICABLE = KILL_RESULTS
 
 
 def kill_result(status: CheckStatus) -> KillResult:
@@ -43,6 +45,8 @@ def kill_result(status: CheckStatus) -> KillResult:
     let it survive, anything else (an error, nothing run) is no verdict."""
     if status == "failed":
         return KILLED
+    if status == "not_applicable":
+        return NOT_APPLICABLE
     return SURVIVED if status == "passed" else CRASHED
 
 
@@ -134,7 +138,11 @@ def _verdict(
 ) -> tuple[KillResult, str, str]:
     """The cell of the matrix, the message, and the clause that fired."""
     from cellverify.model.rnn import fresh_session
+    from cellverify.spec import contract_of
 
+    reason = invariant.why_not_applicable(contract_of(mutant.factory))
+    if reason is not None:
+        return NOT_APPLICABLE, reason, ""
     fresh_session()
     try:
         invariant(mutant.factory, mutant.case)

@@ -125,7 +125,7 @@ _builtin(
     {"simplex_output": NON_FINITE, "gradients_finite": NON_FINITE, "state_is_output": NON_FINITE},
     inputs=_NEAR_FLAT,
 )
-_builtin(wiring.StateNotFedBack, {"state_is_output": "state"})
+_builtin(wiring.StateNotFedBack, {"state_is_output": "state", "state_matters": "carries"})
 _builtin(wiring.StepCounter, {"state_is_output": "rnn_loop"})
 _builtin(wiring.StateIgnored, {"state_matters": "effect"})
 _builtin(wiring.AssetsMixed, {"asset_permutation_equivariance": "permuted"})

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 from cellverify.checks.case import Case
 from cellverify.checks.regions import WHOLE_SPACE, Region
 from cellverify.checks.strategies import MAX_BATCH
+from cellverify.contracts import Contract, Promise
 from cellverify.errors import InvalidConfig, InvariantViolation
 from cellverify.model.factory import CellFactory
 
@@ -75,6 +76,20 @@ class Invariant:
     #: The names of the checks inside it that can each fail on their own
     #: (``fail(..., clause=...)``); every one has a mutant that it catches.
     clauses: tuple[str, ...] = ()
+    #: The least sequence length its cases need (2 where a recurrent kernel
+    #: must get a gradient: from a zero state, one step gives it none).
+    min_steps: int = 1
+    #: What a cell's contract must promise for the claim to apply to it.
+    needs: tuple[Promise, ...] = ()
+
+    def why_not_applicable(self, contract: Contract) -> str | None:
+        """Why the claim does not apply to a cell of ``contract`` (it never
+        runs against a promise the cell does not make), or None."""
+        for promise in self.needs:
+            reason = contract.why_not(promise)
+            if reason is not None:
+                return f"not applicable: it needs {promise}, and {reason}"
+        return None
 
     def __call__(self, factory: CellFactory, case: Case) -> None:
         """Run the check, with :func:`fail` knowing whose failure it is."""
@@ -93,6 +108,8 @@ def invariant(
     adversarial_inputs: bool = False,
     min_batch: int = 1,
     clauses: Iterable[str] = (),
+    min_steps: int = 1,
+    needs: Iterable[Promise] = (),
 ) -> Callable[[Check], Check]:
     """Register the decorated ``check(factory, case)`` as an invariant.
 
@@ -100,7 +117,10 @@ def invariant(
     holds (a :class:`~cellverify.checks.regions.Region`); ``adversarial_inputs``
     claims it on adversarial inputs too; ``min_batch`` is the least batch its
     cases are drawn with; ``clauses`` names the checks inside it that can
-    each fail on their own, as its ``fail(..., clause=...)`` calls name them.
+    each fail on their own, as its ``fail(..., clause=...)`` calls name them;
+    ``min_steps`` is the least sequence length its cases need; ``needs``
+    lists what a cell's contract must promise for the claim to apply
+    (:class:`~cellverify.contracts.Promise`).
     Re-registering the same function (a module imported twice) is harmless;
     another function under a taken name is an error.
     """
@@ -126,7 +146,15 @@ def invariant(
             )
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
         INVARIANTS[key] = Invariant(
-            key, fn, region, adversarial_inputs, " ".join(doc.split()), min_batch, tuple(clauses)
+            key,
+            fn,
+            region,
+            adversarial_inputs,
+            " ".join(doc.split()),
+            min_batch,
+            tuple(clauses),
+            min_steps,
+            tuple(needs),
         )
         return _named(key, fn)
 
@@ -176,6 +204,7 @@ def describe(invariants: Iterable[Invariant]) -> list[dict[str, Any]]:
             "inputs": "any" if inv.adversarial_inputs else "market",
             "min_batch": inv.min_batch,
             "clauses": list(inv.clauses),
+            "needs": [str(p) for p in inv.needs],
             "claim": inv.doc,
         }
         for inv in invariants

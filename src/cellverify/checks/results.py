@@ -19,8 +19,9 @@ __all__ = ["STATUSES", "CheckStatus", "InvariantResult", "SuiteResult", "check_s
 #: not be completed (a crash of the cell, the invariant or the kit on a case,
 #: a Hypothesis health check, ``Unsatisfiable``, a flaky failure that did not
 #: reproduce, no example run) - nothing was shown about the claim either way,
-#: so it is neither a pass nor a violation.
-CheckStatus = Literal["passed", "failed", "error", "skipped"]
+#: so it is neither a pass nor a violation.  ``not_applicable``: the claim
+#: needs a promise the cell's contract does not make, and did not run.
+CheckStatus = Literal["passed", "failed", "error", "skipped", "not_applicable"]
 STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
 
 
@@ -105,7 +106,7 @@ class SuiteResult:
     def passed(self) -> bool:
         """Every invariant run held, and at least one ran: a run that checked
         nothing never passes."""
-        ran = [r for r in self.results if r.status != "skipped"]
+        ran = [r for r in self.results if r.status not in ("skipped", "not_applicable")]
         return bool(ran) and all(r.status == "passed" for r in ran)
 
     @property

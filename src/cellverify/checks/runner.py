@@ -41,6 +41,7 @@ from cellverify.errors import (
 )
 from cellverify.execution import Executor
 from cellverify.model.factory import CellFactory
+from cellverify.spec import contract_of
 
 __all__ = [
     "STATUSES",
@@ -98,6 +99,11 @@ def run_invariant(
     (``MODULE:ATTRIBUTE``; default: the factory's own import path, if it has
     one) after the invariant ``modules``.
     """
+    reason = invariant.why_not_applicable(contract_of(factory))
+    if reason is not None:
+        return InvariantResult(
+            invariant.name, "not_applicable", 0, 0.0, None, reason, invariant.region.name
+        )
     failures: list[tuple[Case, str]] = []
     test = search_test(
         invariant,

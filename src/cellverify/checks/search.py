@@ -39,20 +39,11 @@ from hypothesis.errors import Flaky, HypothesisException
 
 from cellverify.checks.case import Case
 from cellverify.checks.catalog import registered
-from cellverify.checks.coverage import (
-    ENDED,
-    Coverage,
-    dimensions,
-    label_pins,
-    labels_of,
-    with_label,
-)
-from cellverify.checks.covering import covering_cases
+from cellverify.checks.coverage import Coverage
 from cellverify.checks.crashes import crash_of
 from cellverify.checks.profiles import current_profile, register_profiles
-from cellverify.checks.regions import place_of, rate_at
 from cellverify.checks.registry import Invariant
-from cellverify.checks.strategies import cases
+from cellverify.checks.space import space_for
 from cellverify.errors import BadCellFactory, CellVerifyError, CheckCrashed, InvariantViolation
 from cellverify.model.factory import CellFactory
 
@@ -74,19 +65,16 @@ def strategy_for(
     profile: str | None = None,
     pinned: Mapping[str, Any] | None = None,
     inputs: tuple[str, float] | None = None,
+    factory: Any = None,
 ) -> st.SearchStrategy[Case]:
     """The cases an invariant is claimed on: its region, adversarial inputs if
     it takes them (or the one ``(kind, scale)`` of ``inputs``), its least
     batch, the question's full shape too under ``thorough`` (``profile``, by
-    default the one loaded), and the ``pinned`` fields fixed."""
-    return cases(
-        region=invariant.region,
-        adversarial_inputs=invariant.adversarial_inputs,
-        full_shape=(profile or current_profile()) == "thorough",
-        pinned=pinned,
-        inputs=inputs,
-        min_batch=invariant.min_batch,
-    )
+    default the one loaded), and the ``pinned`` fields fixed; a
+    :class:`~cellverify.CellSpec` ``factory`` draws its own parameters."""
+    full_shape = (profile or current_profile()) == "thorough"
+    space = space_for(invariant, factory, pinned, full_shape=full_shape)
+    return space.strategy(pinned, inputs)
 
 
 def cases_for(
@@ -125,22 +113,17 @@ class SearchTest:
         loaded = settings.get_profile(profile) if profile is not None else settings.default
         assert loaded is not None  # Hypothesis always has a default profile
         self._settings = loaded
-        self.coverage = Coverage(
-            dimensions(
-                invariant.region,
-                invariant.adversarial_inputs,
-                self._pinned,
-                min_batch=invariant.min_batch,
-            ),
-            invariant.region,
-        )
+        full_shape = (profile or current_profile()) == "thorough"
+        self.space = space_for(invariant, factory, self._pinned, full_shape=full_shape)
+        self.coverage = Coverage(self.space.dimensions(), labeller=self.space.labels_of)
         # A strategy of the caller's own searches beyond the claim: it brings
         # its own covering cases, if any.
         if covering is not None:
             self.explicit = list(covering)
         else:
-            self.explicit = [] if strategy is not None else self._covering_cases()
-        chosen = strategy if strategy is not None else strategy_for(invariant, profile, pinned)
+            seed = search_seed(invariant.name)
+            self.explicit = [] if strategy is not None else self.space.covering_cases(seed)
+        chosen = strategy if strategy is not None else self.space.strategy()
         self._test = self._hypothesis_test(chosen, self.explicit)
         self.last_error: InvariantViolation | CheckCrashed | None = None
 
@@ -153,15 +136,6 @@ class SearchTest:
                 raise
             self._shrink(failed)
 
-    def _covering_cases(self) -> list[Case]:
-        return covering_cases(
-            region=self.invariant.region,
-            adversarial_inputs=self.invariant.adversarial_inputs,
-            seed=search_seed(self.invariant.name),
-            pinned=self._pinned,
-            min_batch=self.invariant.min_batch,
-        )
-
     def _hypothesis_test(
         self,
         strategy: st.SearchStrategy[Case],
@@ -169,7 +143,7 @@ class SearchTest:
         phases: tuple[Phase, ...] | None = None,
     ) -> Callable[[], None]:
         def search(case: Case) -> None:
-            for name, label in labels_of(case, self.invariant.region).items():
+            for name, label in self.space.labels_of(case).items():
                 event(name, label)
             self._run(case)
             event(COVERAGE_EVENT, self.coverage.summary())
@@ -242,10 +216,10 @@ class SearchTest:
                 f"and passed when run again ({self.failures[-1][1]})"
             )
         case, error, message = failed, self.last_error, self.failures[-1][1]
-        region = self.invariant.region
+        space = self.space
         for d in self.coverage.dims:
-            if d.name not in ENDED and labels_of(case, region)[d.name] != d.values[0]:
-                candidate = self._relabelled(case, d.name, d.values[0])
+            if d.name not in space.ended and space.labels_of(case)[d.name] != d.values[0]:
+                candidate = space.with_label(case, d.name, d.values[0])
                 if self._fails(candidate, kind):
                     case, error, message = candidate, self.last_error, self.failures[-1][1]
         # The ranged values together, in one run: the search below shrinks them
@@ -254,9 +228,9 @@ class SearchTest:
         smallest = self._smallest_ends(case)
         if smallest != case and self._fails(smallest, kind):
             case, error, message = smallest, self.last_error, self.failures[-1][1]
-        pinned = {**self._pinned, **label_pins(case)}
+        pinned = space.label_pins(case)
         inputs = (case.inputs.kind, case.inputs.scale)
-        strategy = strategy_for(self.invariant, self._profile, pinned, inputs)
+        strategy = space.strategy(pinned, inputs)
         try:  # a failure of the same kind propagates, shrunk by Hypothesis: the simplest
             self._hypothesis_test(strategy, [], phases=(Phase.generate, Phase.shrink))()
         except kind:
@@ -272,20 +246,9 @@ class SearchTest:
 
     def _smallest_ends(self, case: Case) -> Case:
         for d in self.coverage.dims:
-            if d.name in ENDED and d.values:  # none: a pinned learning rate
-                case = with_label(case, d.name, d.values[0], self.invariant.region)
+            if d.name in self.space.ended and d.values:  # none: a pinned learning rate
+                case = self.space.with_label(case, d.name, d.values[0])
         return case
-
-    def _relabelled(self, case: Case, dimension: str, label: str) -> Case:
-        """``case`` with one dimension changed; a new optimizer's learning rate
-        sits at the same place in its own (log) range, unless it is pinned."""
-        changed = with_label(case, dimension, label, self.invariant.region)
-        if dimension != "optimizer" or "learning_rate" in self._pinned:
-            return changed
-        region = self.invariant.region
-        place = place_of(region, case.train.optimizer, case.train.learning_rate)
-        rate = rate_at(region, label, min(max(place, 0.0), 1.0))
-        return Case(changed.cell, changed.train.replace(learning_rate=rate), case.inputs)
 
 
 def search_test(

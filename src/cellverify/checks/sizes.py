@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cellverify.checks.case import Case
+from cellverify.checks.case import Case, portfolio_config
 from cellverify.checks.regions import Region
 
 __all__ = [
@@ -96,7 +96,7 @@ def size_ends(
 
 def sizes_of(case: Case) -> dict[str, int]:
     """Each of :data:`SIZES` in ``case``."""
-    c, t = case.cell, case.train
+    c, t = portfolio_config(case), case.train
     k1, k2, _ = c.kernels
     sizes = {"assets": c.assets, "window": c.window, "features": c.features, "k1": k1, "k2": k2}
     return {**sizes, "batch": t.batch_size, "steps": t.steps}
@@ -104,7 +104,7 @@ def sizes_of(case: Case) -> dict[str, int]:
 
 def with_size(case: Case, size: str, value: int) -> Case:
     """``case`` with one of :data:`SIZES` set to ``value``."""
-    c, t = case.cell, case.train
+    c, t = portfolio_config(case), case.train
     if size in _KERNEL_INDEX:
         kernels = list(c.kernels)
         kernels[_KERNEL_INDEX[size]] = value

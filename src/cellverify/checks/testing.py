@@ -79,9 +79,15 @@ def _statistics_for(item: Any) -> contextlib.AbstractContextManager[Any]:
 
 def _make_test(name: str) -> Callable[..., None]:
     def test(self: CellInvariants, cell_factory: Callable[..., Any], request: Any) -> None:
+        import pytest
+
         from cellverify.checks.search import search_test
+        from cellverify.spec import contract_of
 
         factory = type(self).factory or cell_factory
+        reason = registered()[name].why_not_applicable(contract_of(factory))
+        if reason is not None:
+            pytest.skip(reason)
         search = search_test(registered()[name], factory, pinned=type(self).pinned)
         try:
             with _statistics_for(request.node):

@@ -63,9 +63,9 @@ _DESCRIPTIONS = {
 #: Kinds of input sequence a spec'd cell's :class:`InputSpec` can describe:
 #: ``normal`` (standard normal vectors, the training distribution),
 #: ``zero_step`` (one step whose whole input is 0, as padding or a missing
-#: observation gives: a division by a norm breaks there), ``constant``
-#: (every entry 1), ``scaled`` (normal vectors times ``scale``).
-SEQUENCE_KINDS: tuple[str, ...] = ("normal", "zero_step", "constant", "scaled")
+#: observation gives: a division by a norm breaks there), ``ones`` (every
+#: entry 1: no variation at all), ``scaled`` (normal vectors times ``scale``).
+SEQUENCE_KINDS: tuple[str, ...] = ("normal", "zero_step", "ones", "scaled")
 #: The factors by which a sequence's ``scaled`` kind multiplies normal
 #: vectors: the magnitudes at float32's comfortable edges, as for prices
 #: (``scaled x1`` would be ``normal`` again).
@@ -74,7 +74,7 @@ SEQUENCE_SCALES: tuple[float, ...] = (1e-4, 1e4)
 _SEQUENCE_DESCRIPTIONS = {
     "normal": "normal input vectors",
     "zero_step": "an all-zero step",
-    "constant": "a constant input (every entry 1)",
+    "ones": "inputs that are all 1",
 }
 
 

@@ -82,15 +82,16 @@ class Batch:
     relatives: np.ndarray
     targets: np.ndarray
 
-    def target(self, task: str) -> np.ndarray:
-        """What the loss of ``task`` compares the output with."""
+    def target(self, task: str, outputs: int | None = None) -> np.ndarray:
+        """What the loss of ``task`` compares the output with (``outputs``,
+        the output's size, is read off the batch for the portfolio tasks)."""
         return task_of(task).target(self)
 
-    def uniform_loss(self, task: str) -> float:
+    def uniform_loss(self, task: str, outputs: int | None = None) -> float:
         """Loss of the uniform output: what a dead cell scores."""
         return task_of(task).uniform_loss(self)
 
-    def reference_loss(self, task: str) -> float:
+    def reference_loss(self, task: str, outputs: int | None = None) -> float:
         """Loss a learner that knows the process reaches on this batch
         (:meth:`cellverify.data.tasks.Task.reference_loss`)."""
         return task_of(task).reference_loss(self)

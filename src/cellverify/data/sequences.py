@@ -47,7 +47,7 @@ def sequence_batch(params: Params, train: TrainConfig, spec: InputSpec) -> Seque
     """The batch ``spec`` describes, shaped by ``params`` and ``train``."""
     rng = np.random.default_rng([spec.seed, 11])
     x = _normal(rng, params, train)
-    if spec.kind == "constant":
+    if spec.kind == "ones":
         x = np.ones_like(x)
     elif spec.kind == "zero_step":
         x[:, int(rng.integers(0, train.steps))] = 0.0

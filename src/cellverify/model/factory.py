@@ -31,7 +31,10 @@ __all__ = [
 
 #: A cell factory: ``factory(cell_config) -> keras RNN cell`` (docs/design.md,
 #: "Cells from anywhere").
-CellFactory = Callable[[CellConfig], Any]
+#: A cell factory: called with a :class:`~cellverify.CellConfig` (the
+#: portfolio contract), or a :class:`~cellverify.CellSpec` called with its
+#: :class:`~cellverify.contracts.Params`; returns a Keras RNN cell.
+CellFactory = Callable[[Any], Any]
 
 #: The shipped cell's factory, as named on the command line.
 DEFAULT_FACTORY = "cellverify.cell:conv_rnn_cell"

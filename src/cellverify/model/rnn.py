@@ -14,6 +14,7 @@ import numpy as np
 from keras import ops
 
 from cellverify.config import CellConfig
+from cellverify.contracts import Params
 from cellverify.data.tasks import CROSS_ENTROPY_EPSILON
 from cellverify.data.tasks import task as task_of
 from cellverify.model.factory import CellFactory
@@ -24,17 +25,28 @@ __all__ = [
     "CellFactory",
     "build_model",
     "cross_entropy_loss",
+    "distribution_loss",
     "example_losses",
     "fresh_session",
     "keras_loss",
     "loss_for",
     "portfolio_loss",
+    "regression_loss",
+    "step_shape",
 ]
+
+
+def step_shape(config: CellConfig | Params) -> tuple[int, ...]:
+    """The shape of one step's input: ``[assets, window, features]`` for the
+    portfolio contract, ``[features]`` for a spec'd cell."""
+    if isinstance(config, Params):
+        return (config.features,)
+    return (config.assets, config.window, config.features)
 
 
 def build_model(
     cell: Any,
-    cell_config: CellConfig,
+    cell_config: CellConfig | Params,
     *,
     steps: int | None = None,
     fast: bool = False,
@@ -51,8 +63,7 @@ def build_model(
     unrolled if ``unroll`` (which needs ``steps``).  ``jit_compile`` says the
     model will run under XLA, so that the fast path keeps to TensorFlow's kernels.
     """
-    c = cell_config
-    inputs = keras.Input(shape=(steps, c.assets, c.window, c.features), name="windows")
+    inputs = keras.Input(shape=(steps, *step_shape(cell_config)), name="windows")
     from cellverify.model.cell import ConvRNNCell
 
     if fast and isinstance(cell, ConvRNNCell):
@@ -103,10 +114,27 @@ def cross_entropy_loss(weights: Any, targets: Any) -> Any:
     return -ops.mean(ops.sum(t * ops.log(w), axis=-1))
 
 
+def regression_loss(outputs: Any, target: Any) -> Any:
+    """The regression task's loss: the output read out as its mean over units,
+    against ``target`` ``[batch, steps]`` (:class:`cellverify.data.tasks.RegressionTask`)."""
+    prediction = ops.mean(outputs, axis=-1)
+    return ops.mean(ops.square(prediction - ops.cast(target, prediction.dtype)))
+
+
+def distribution_loss(outputs: Any, target: Any) -> Any:
+    """The distribution task's loss: cross-entropy of a simplex output to
+    target distributions (clipped as Keras's own is)."""
+    t = ops.cast(target, outputs.dtype)
+    w = ops.clip(outputs, CROSS_ENTROPY_EPSILON, 1.0)
+    return -ops.mean(ops.sum(t * ops.log(w), axis=-1))
+
+
 #: The differentiable loss of each task, called as ``loss(weights, target)``.
 LOSSES: dict[str, Callable[[Any, Any], Any]] = {
     "portfolio": portfolio_loss,
     "supervised": cross_entropy_loss,
+    "regression": regression_loss,
+    "distribution": distribution_loss,
 }
 
 

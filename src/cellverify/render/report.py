@@ -111,6 +111,16 @@ def render_check(report: Mapping[str, Any]) -> str:
         format_table(["invariant", "status", "examples", "time", "claimed on", "pinned"], rows),
         *_coverage_lines(report["invariants"]),
     ]
+    not_applicable = [r for r in report["invariants"] if r["status"] == "not_applicable"]
+    if not_applicable:
+        lines += [
+            "",
+            "not applicable to this cell (the claim needs a promise its contract does not make):",
+        ]
+        lines += [
+            f"  {r['name']}: {r['message'].removeprefix('not applicable: ')}"
+            for r in not_applicable
+        ]
     for r in report["invariants"]:
         if r["status"] in ("failed", "error"):
             lines += ["", f"{r['status'].upper()} {r['name']}: {r['message']}"]
@@ -185,10 +195,11 @@ def _check_verdict(report: Mapping[str, Any]) -> str:
 
 
 def render_kill_matrix(report: Mapping[str, Any]) -> str:
-    """The mutation matrix: ``X`` caught, ``.`` held, ``E`` crashed; ``*``
-    marks the invariants a mutant was written to break."""
+    """The mutation matrix: ``X`` caught, ``.`` held, ``E`` crashed, ``-``
+    not applicable to the mutant's contract; ``*`` marks the invariants a
+    mutant was written to break."""
     names = report["invariants"]
-    marks = {"killed": "X", "survived": ".", "crashed": "E"}
+    marks = {"killed": "X", "survived": ".", "crashed": "E", "not_applicable": "-"}
     width = max(len(m["name"]) for m in report["mutants"])
     lines = ["invariants: " + ", ".join(f"{i}={n}" for i, n in enumerate(names))]
     lines.append(f"{'mutant':{width}s} " + " ".join(f"{i:>2d}" for i in range(len(names))))

@@ -19,6 +19,7 @@ from cellverify.checks.invariants.harness import (
     PERMUTATION_FLOOR,
     build_rnn,
     forward_run,
+    is_real,
     loss_and_gradients,
     make_trainer,
     outputs_of,
@@ -29,11 +30,15 @@ from cellverify.checks.invariants.harness import (
     run_batches,
     run_forward,
     shape_of,
+    target_of,
 )
 from cellverify.checks.numerics.precision import output_tolerance
 from cellverify.checks.registry import fail, invariant
+from cellverify.config import CellConfig
+from cellverify.contracts import Promise
 from cellverify.errors import describe_exception
 from cellverify.model.rnn import CellFactory
+from cellverify.spec import contract_of
 
 __all__ = [
     "DETERMINISM_TRAIN_STEPS",
@@ -52,29 +57,44 @@ MODE_FLOOR = 1e-5
 DETERMINISM_TRAIN_STEPS = 2
 
 
-@invariant("dropout_zero_is_identity", adversarial_inputs=True, clauses=("output", "gradient"))
+@invariant(
+    "dropout_zero_is_identity",
+    adversarial_inputs=True,
+    clauses=("output", "gradient"),
+    needs=(Promise.DROPOUT,),
+)
 def dropout_zero_is_identity(factory: CellFactory, case: Case) -> None:
-    """A dropout rate of 0 after every layer gives the same outputs and gradients
-    as no dropout layer, in training mode, exactly."""
+    """A dropout rate of 0 is no dropout: in training mode, exactly the
+    outputs and gradients of no dropout at all.
+
+    For the portfolio contract: rate-0 dropout layers after every conv,
+    against none.  For a spec'd cell, whose dropout is its own parameters:
+    every rate at 0 in training mode, against inference mode (where no
+    dropout runs)."""
     batch = case.batch()
-    with_dropout = case.cell.replace(dropout=0.0, dropout_after=(1, 2, 3))
-    without = case.cell.replace(dropout=0.0, dropout_after=())
-    y = batch.target(case.train.task)
-    rnn_a, rnn_b = build_rnn(factory(with_dropout)), build_rnn(factory(without))
-    loss_a, grads_a, out_a = loss_and_gradients(rnn_a, case, batch.inputs, y)
-    loss_b, grads_b, out_b = loss_and_gradients(rnn_b, case, batch.inputs, y)
+    if isinstance(case.cell, CellConfig):
+        with_dropout = case.cell.replace(dropout=0.0, dropout_after=(1, 2, 3))
+        without = case.cell.replace(dropout=0.0, dropout_after=())
+        rnn_a, rnn_b = build_rnn(factory(with_dropout)), build_rnn(factory(without))
+        modes, what = (True, True), "rate-0 dropout after layers 1-3, against none"
+        hint = "if the initial weights differ, adding a layer re-drew them"
+    else:
+        zero = case.cell.replace(**dict.fromkeys(contract_of(factory).dropout, 0.0))
+        rnn_a = rnn_b = build_rnn(factory(zero))
+        modes, what = (True, False), "every dropout rate at 0, against inference mode"
+        hint = "a rate of 0 still changes something in training"
+    y = target_of(case, batch, rnn_a.cell)
+    loss_a, grads_a, out_a = loss_and_gradients(rnn_a, case, batch.inputs, y, training=modes[0])
+    loss_b, grads_b, out_b = loss_and_gradients(rnn_b, case, batch.inputs, y, training=modes[1])
     require_finite_gradients(loss_a, grads_a, rnn_a.trainable_variables)
     require_finite_gradients(loss_b, grads_b, rnn_b.trainable_variables)
-    require_identical(
-        "training-mode output with rate-0 dropout after layers 1-3, against none,",
-        out_a,
-        out_b,
-        "if the initial weights differ, adding a layer re-drew them",
-        clause="output",
-    )
+    require_identical(f"training-mode output with {what},", out_a, out_b, hint, clause="output")
     for i, (ga, gb) in enumerate(zip(grads_a, grads_b, strict=False)):
         require_identical(
-            f"gradient {i} with rate-0 dropout, against none,", ga, gb, clause="gradient"
+            f"gradient {i} with {what.replace('every dropout rate', 'rates')},",
+            ga,
+            gb,
+            clause="gradient",
         )
 
 
@@ -130,6 +150,7 @@ def execution_modes_agree(factory: CellFactory, case: Case) -> None:
             tol,
             scale,
             clause="mode_differs",
+            real=is_real(factory),
         )
 
 
@@ -269,4 +290,5 @@ def batch_independence(factory: CellFactory, case: Case) -> None:
             tol[i],
             scale,
             clause="example_alone",
+            real=is_real(factory),
         )

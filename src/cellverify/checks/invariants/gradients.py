@@ -21,6 +21,7 @@ from cellverify.checks.invariants.harness import (
     run_batches,
     run_forward,
     shape_of,
+    target_of,
 )
 from cellverify.checks.numerics.gradcheck import NoisyLoss, check_variable
 from cellverify.checks.numerics.precision import float64_keras, output_tolerance
@@ -61,7 +62,8 @@ def gradients_finite(factory: CellFactory, case: Case) -> None:
     """
     batch = case.batch()
     rnn = build_rnn(factory(case.cell))
-    loss, grads, _ = loss_and_gradients(rnn, case, batch.inputs, batch.target(case.train.task))
+    y = target_of(case, batch, rnn.cell)
+    loss, grads, _ = loss_and_gradients(rnn, case, batch.inputs, y)
     if not np.isfinite(float(loss)):
         fail(
             f"{case.train.task} loss is {float(loss)} on finite outputs, inputs "
@@ -205,8 +207,8 @@ def gradient_check(factory: CellFactory, case: Case) -> None:
     with float64_keras():
         batch = case.batch()
         x = batch.inputs.astype(np.float64)
-        y = batch.target(case.train.task).astype(np.float64)
         rnn = build_rnn(factory(case.cell))
+        y = np.asarray(target_of(case, batch, rnn.cell), np.float64)
         centre, grads, _ = loss_and_gradients(rnn, case, x, y, training=False)
         require_finite_gradients(centre, grads, rnn.trainable_variables)
         loss_fn = loss_for(case.train.task)

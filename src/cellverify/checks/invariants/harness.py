@@ -18,7 +18,9 @@ from cellverify.checks.case import Case
 from cellverify.checks.numerics.precision import output_tolerance
 from cellverify.checks.registry import NON_FINITE, current_case, fail
 from cellverify.config import CellConfig, TrainConfig
+from cellverify.contracts import OutputKind, Params
 from cellverify.data.market import Batch, batch_for, market_for
+from cellverify.data.sequences import training_sequences
 from cellverify.errors import BadCellFactory
 from cellverify.model.fast import UNROLL_MAX_STEPS
 from cellverify.model.rnn import CellFactory, loss_for
@@ -32,8 +34,11 @@ __all__ = [
     "check_shape",
     "forward_run",
     "inputs_described",
+    "is_real",
     "loss_and_gradients",
     "make_trainer",
+    "output_count",
+    "output_size_of",
     "outputs_of",
     "require_close",
     "require_finite",
@@ -42,6 +47,7 @@ __all__ = [
     "run_batches",
     "run_forward",
     "shape_of",
+    "target_of",
     "where_first",
 ]
 
@@ -63,13 +69,43 @@ def run_forward(rnn: keras.layers.RNN, x: Any, *, training: bool = False) -> tup
     return outputs, states[0]
 
 
+def is_real(factory: CellFactory) -> bool:
+    """Whether the cells ``factory`` makes promise a real output (not a simplex)."""
+    from cellverify.spec import contract_of
+
+    return contract_of(factory).output is OutputKind.REAL
+
+
+def output_size_of(cell: Any) -> int:
+    """The size of a cell's output: its ``output_size``, else its (first) state's."""
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        size = cell.state_size
+    if isinstance(size, (list, tuple)):
+        size = size[0]
+    return int(size)
+
+
+def output_count(case: Case, cell: Any) -> int:
+    """How many numbers each output row has: the portfolio contract's
+    assets (and cash), or what the spec'd cell says it outputs."""
+    if isinstance(case.cell, CellConfig):
+        return case.cell.outputs
+    return output_size_of(cell)
+
+
+def target_of(case: Case, batch: Any, cell: Any) -> Any:
+    """What the case's task compares the cell's output with."""
+    return batch.target(case.train.task, output_count(case, cell))
+
+
 def outputs_of(rnn: keras.layers.RNN, x: Any, case: Case, *, training: bool = False) -> np.ndarray:
     """The RNN's outputs as NumPy, after checking their shape and that they
     and the final state are finite, so that an invariant comparing entries
     reports a malformed or non-finite output as itself, not as a mismatch."""
     out, state = run_forward(rnn, x, training=training)
     out = np.asarray(out)
-    check_shape(out, x, case)
+    check_shape(out, x, output_count(case, rnn.cell))
     mode = " (training)" if training else ""
     require_finite(f"the output{mode}", out)
     require_finite(f"the final state{mode}", state)
@@ -114,8 +150,8 @@ def require_finite_gradients(loss: Any, grads: list[Any], variables: list[Any]) 
             require_finite(f"the gradient of {v.path}", g)
 
 
-def check_shape(out: Any, x: Any, case: Case) -> None:
-    expected = (*np.shape(x)[:2], case.cell.outputs)
+def check_shape(out: Any, x: Any, outputs: int) -> None:
+    expected = (*np.shape(x)[:2], outputs)
     if tuple(out.shape) != expected:
         fail(
             f"output has shape {list(out.shape)}, expected [batch, steps, outputs] = "
@@ -137,7 +173,7 @@ def loss_and_gradients(
     loss_fn = loss_for(case.train.task)
     with tf.GradientTape() as tape:
         out, state = run_forward(rnn, x, training=training)
-        check_shape(out, x, case)
+        check_shape(out, x, output_count(case, rnn.cell))
         mode = " (training)" if training else ""
         require_finite(f"the output{mode}", out)
         require_finite(f"the final state{mode}", state)
@@ -196,9 +232,12 @@ def make_trainer(factory: CellFactory, case: Case, train: Any) -> Trainer:
         fail(str(exc))
 
 
-def run_batches(cell: CellConfig, train: TrainConfig, count: int) -> list[Batch]:
-    """The first ``count`` batches of a run, from one market: generating its
-    4,000-odd periods per batch was a tenth of gradients_nonzero's time."""
+def run_batches(cell: CellConfig | Params, train: TrainConfig, count: int) -> list[Any]:
+    """The first ``count`` batches of a run: a spec'd cell's sequences, or
+    the portfolio contract's from one market (generating its 4,000-odd
+    periods per batch was a tenth of gradients_nonzero's time)."""
+    if isinstance(cell, Params):
+        return [training_sequences(cell, train, k) for k in range(count)]
     market = market_for(cell, train)
     return [batch_for(cell, train, market=market, draw=k) for k in range(count)]
 
@@ -238,10 +277,12 @@ def require_close(
     scale: float,
     *,
     clause: str = "",
+    real: bool = False,
 ) -> None:
     """Raise unless ``|got - expected| <= tol`` everywhere (``tol`` from the
-    rounding bound of :mod:`cellverify.checks.numerics.tolerances`, logit
-    scale ``scale``).  Either one non-finite is reported as that."""
+    rounding bound of :mod:`cellverify.checks.numerics.tolerances`, at the
+    logits' scale ``scale``, or the output's own for a ``real`` output).
+    Either one non-finite is reported as that."""
     require_finite(what, got)
     require_finite(f"what {what} is compared with", expected)
     diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
@@ -251,10 +292,16 @@ def require_close(
     worst = np.unravel_index(
         int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess))), diff.shape
     )
+    value = float(np.asarray(expected)[worst])
+    at = (
+        f"probability {value:.3g}, logits up to {scale:.3g}; "
+        "cellverify.checks.numerics.tolerances.probability_tolerance"
+        if real is False
+        else f"value {value:.3g}, rounded at up to {scale:.3g}; "
+        "cellverify.checks.numerics.tolerances.real_tolerance"
+    )
     fail(
         f"{what} {shape_of(got)} differs by {diff[worst]:.3g} at index {[int(i) for i in worst]}, "
-        f"where rounding allows {np.broadcast_to(tol, diff.shape)[worst]:.3g} (probability "
-        f"{float(np.asarray(expected)[worst]):.3g}, logits up to {scale:.3g}; "
-        "cellverify.checks.numerics.tolerances.probability_tolerance)",
+        f"where rounding allows {np.broadcast_to(tol, diff.shape)[worst]:.3g} ({at})",
         clause=clause,
     )

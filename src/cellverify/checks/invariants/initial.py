@@ -11,9 +11,11 @@ from cellverify.checks.invariants.harness import (
     outputs_of,
     require_finite_gradients,
     shape_of,
+    target_of,
 )
 from cellverify.checks.regions import INIT_REGION
 from cellverify.checks.registry import fail, invariant
+from cellverify.contracts import Promise
 from cellverify.model.rnn import CellFactory
 from cellverify.trace import SATURATED_MAX_WEIGHT
 
@@ -33,6 +35,7 @@ INIT_SATURATION = SATURATED_MAX_WEIGHT
     "init_near_uniform",
     region=INIT_REGION,
     clauses=("saturated", "exactly_uniform", "zero_gradient"),
+    needs=(Promise.SIMPLEX_OUTPUT,),
 )
 def init_near_uniform(factory: CellFactory, case: Case) -> None:
     """Untrained outputs are roughly uniform but not exactly: not saturated,
@@ -63,7 +66,8 @@ def init_near_uniform(factory: CellFactory, case: Case) -> None:
             "uniform: their logits are all equal (dead, docs/design.md, 'Measured facts')",
             clause="exactly_uniform",
         )
-    loss, grads, _ = loss_and_gradients(rnn, case, batch.inputs, batch.target(case.train.task))
+    y = target_of(case, batch, cell)
+    loss, grads, _ = loss_and_gradients(rnn, case, batch.inputs, y)
     require_finite_gradients(loss, grads, rnn.trainable_variables)
     if all(g is None or not np.any(np.asarray(g)) for g in grads):
         fail("the untrained gradient is exactly 0 for every variable", clause="zero_gradient")

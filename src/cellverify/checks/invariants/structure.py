@@ -3,6 +3,8 @@ the state used, and equivariance under a permutation of the assets."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from cellverify.checks.case import Case
@@ -11,6 +13,8 @@ from cellverify.checks.invariants.harness import (
     build_rnn,
     forward_run,
     inputs_described,
+    is_real,
+    output_count,
     outputs_of,
     require_close,
     require_finite,
@@ -23,7 +27,10 @@ from cellverify.checks.numerics.precision import output_tolerance
 from cellverify.checks.numerics.tolerances import simplex_sum_tolerance
 from cellverify.checks.regions import ROBUST_REGION
 from cellverify.checks.registry import NON_FINITE, fail, invariant
+from cellverify.config import CellConfig
+from cellverify.contracts import Contract, OutputKind, Promise
 from cellverify.model.rnn import CellFactory
+from cellverify.spec import contract_of
 
 __all__ = [
     "STATE_EFFECT_MIN",
@@ -35,35 +42,51 @@ __all__ = [
 ]
 
 #: The output must move by more than this when the state goes from uniform to
-#: a peaked portfolio.  Float32 noise on probabilities is ~1e-8; a wired state
-#: moves them by ~1e-2 (conv3's state weight times a state change of ~0.5).
+#: a peaked portfolio (or, for another cell, by half a unit per entry), and
+#: when the step before's input moves by half its size.  Float32 noise on
+#: probabilities is ~1e-8; a wired state moves them by ~1e-2 (conv3's state
+#: weight times a state change of ~0.5), a GRU's output by ~0.1.
 STATE_EFFECT_MIN = 1e-6
+
+
+def _state_sizes(case: Case, cell: Any) -> list[int]:
+    """The sizes the final states must have: the portfolio contract's one
+    state of ``outputs``, or what the spec'd cell declares (``state_size``)."""
+    if isinstance(case.cell, CellConfig):
+        return [case.cell.outputs]
+    size = cell.state_size
+    return [int(s) for s in size] if isinstance(size, (list, tuple)) else [int(size)]
 
 
 @invariant("output_shape", adversarial_inputs=True, clauses=("output", "state"))
 def output_shape(factory: CellFactory, case: Case) -> None:
-    """Output is [batch, steps, outputs] and the final state [batch, outputs]."""
+    """Output is [batch, steps, outputs] and each final state [batch, its size]
+    (the portfolio contract's one state of [batch, outputs])."""
     batch = case.batch()
-    out, state = run_forward(build_rnn(factory(case.cell)), batch.inputs)
+    cell = factory(case.cell)
+    out, *states = build_rnn(cell)(batch.inputs)
     b, t = batch.inputs.shape[:2]
-    n = case.cell.outputs
+    n = output_count(case, cell)
     if tuple(out.shape) != (b, t, n):
         fail(
             f"RNN output has shape {shape_of(out)}, expected [batch, steps, outputs] = "
             f"{[b, t, n]} for inputs {shape_of(batch.inputs)}",
             clause="output",
         )
-    if tuple(state.shape) != (b, n):
-        fail(
-            f"final state has shape {shape_of(state)}, expected [batch, outputs] = {[b, n]}",
-            clause="state",
-        )
+    expected = [[b, size] for size in _state_sizes(case, cell)]
+    got = [shape_of(state) for state in states]
+    if got != expected:
+        name = "final state has shape" if len(got) == 1 else "final states have shapes"
+        shown = got[0] if len(got) == 1 else got
+        want = expected[0] if len(expected) == 1 else expected
+        fail(f"{name} {shown}, expected [batch, outputs] = {want}", clause="state")
 
 
 @invariant(
     "simplex_output",
     adversarial_inputs=True,
     clauses=(NON_FINITE, "negative", "sum"),
+    needs=(Promise.SIMPLEX_OUTPUT,),
 )
 def simplex_output(factory: CellFactory, case: Case) -> None:
     """Every output row is finite, >= 0 and sums to 1 within the rounding of its
@@ -102,7 +125,12 @@ def _require_rows_sum_to_one(where: str, out: np.ndarray) -> None:
         )
 
 
-@invariant("state_is_output", adversarial_inputs=True, clauses=("state", "rnn_loop"))
+@invariant(
+    "state_is_output",
+    adversarial_inputs=True,
+    clauses=("state", "rnn_loop"),
+    needs=(Promise.STATE_IS_OUTPUT,),
+)
 def state_is_output(factory: CellFactory, case: Case) -> None:
     """The state passed to step t+1 is exactly the output of step t.
 
@@ -132,41 +160,87 @@ def state_is_output(factory: CellFactory, case: Case) -> None:
             tol[:, t],
             scale,
             clause="rnn_loop",
+            real=is_real(factory),
         )
         state = new
 
 
-def _peaked_state(case: Case, batch_size: int) -> np.ndarray:
+def _peaked_state(n: int, seed: int, batch_size: int) -> np.ndarray:
     """A state far from uniform: 0.7 on one entry, the rest shared equally."""
-    n = case.cell.outputs
     state = np.full((batch_size, n), 0.3 / (n - 1), np.float32)
-    hot = np.random.default_rng(case.cell.seed).integers(0, n, size=batch_size)
+    hot = np.random.default_rng(seed).integers(0, n, size=batch_size)
     state[np.arange(batch_size), hot] = 0.7
     return state
 
 
-@invariant("state_matters", region=ROBUST_REGION, clauses=("effect",))
+def _other_states(
+    case: Case, contract: Contract, initial: list[Any]
+) -> tuple[list[np.ndarray], str]:
+    """States far from the initial ones, and the change in words: a peaked
+    distribution where the state is a simplex output (the initial one
+    uniform), else the initial state moved by half a unit per entry (seeded
+    by the cell's seed)."""
+    seed = case.cell.seed
+    first = np.asarray(initial[0])
+    if contract.state_is_output and contract.output is OutputKind.SIMPLEX and first.shape[-1] > 1:
+        peaked = _peaked_state(first.shape[-1], seed, first.shape[0])
+        return [peaked], "the state went from uniform to peaked"
+    rng = np.random.default_rng(seed)
+    moved = [
+        (np.asarray(s) + 0.5 * rng.standard_normal(np.shape(s))).astype(np.float32) for s in initial
+    ]
+    return moved, "the state moved by half a unit per entry"
+
+
+def _two_steps(x: np.ndarray) -> np.ndarray:
+    """The case's first two steps (the first twice, for a one-step case)."""
+    second = x[:, 1] if x.shape[1] > 1 else x[:, 0]
+    return np.stack([x[:, 0], second], axis=1)
+
+
+@invariant("state_matters", region=ROBUST_REGION, clauses=("effect", "carries"))
 def state_matters(factory: CellFactory, case: Case) -> None:
-    """Changing the previous state changes the output: the feedback is wired."""
+    """Changing the previous state changes the output (the feedback is wired),
+    and changing one step's input changes the next step's output (the state
+    carries the past forward)."""
     batch = case.batch()
     cell = factory(case.cell)
+    rnn = build_rnn(cell)
     x = batch.inputs[:, 0]
-    b = x.shape[0]
-    uniform = np.full((b, case.cell.outputs), 1.0 / case.cell.outputs, np.float32)
-    out_u = np.asarray(cell(x, [uniform], training=False)[0])
-    out_p = np.asarray(cell(x, [_peaked_state(case, b)], training=False)[0])
-    require_finite("the output from a uniform state", out_u)
-    require_finite("the output from a peaked state", out_p)
-    effect = float(np.max(np.abs(out_u - out_p)))
+    initial = list(rnn.get_initial_state(x.shape[0]))
+    others, change = _other_states(case, contract_of(factory), initial)
+    out_u = np.asarray(cell(x, initial, training=False)[0])
+    out_p = np.asarray(cell(x, others, training=False)[0])
+    require_finite("the output from the initial state", out_u)
+    require_finite("the output from another state", out_p)
+    _require_effect(out_u, out_p, change, "effect")
+    pair = _two_steps(batch.inputs)
+    moved = pair.copy()
+    moved[:, 0] = moved[:, 0] + np.where(moved[:, 0] == 0, 1.0, 0.5 * moved[:, 0])
+    after = outputs_of(rnn, pair, case)[:, 1]
+    after_moved = outputs_of(rnn, moved, case)[:, 1]
+    _require_effect(after, after_moved, "the input of the step before changed", "carries")
+
+
+def _require_effect(before: np.ndarray, after: np.ndarray, change: str, clause: str) -> None:
+    effect = float(np.max(np.abs(before - after)))
     if not effect > STATE_EFFECT_MIN:
+        what = (
+            "the previous state is not used" if clause == "effect" else "the state carries nothing"
+        )
         fail(
-            f"output {shape_of(out_u)} moved by {effect:.3g} when the state went from uniform to "
-            f"peaked (needs > {STATE_EFFECT_MIN:g}): the previous state is not used",
-            clause="effect",
+            f"output {shape_of(before)} moved by {effect:.3g} when {change} "
+            f"(needs > {STATE_EFFECT_MIN:g}): {what}",
+            clause=clause,
         )
 
 
-@invariant("asset_permutation_equivariance", adversarial_inputs=True, clauses=("permuted",))
+@invariant(
+    "asset_permutation_equivariance",
+    adversarial_inputs=True,
+    clauses=("permuted",),
+    needs=(Promise.EQUIVARIANT_AXIS,),
+)
 def asset_permutation_equivariance(factory: CellFactory, case: Case) -> None:
     """Permuting assets in the input permutes the output the same way.
 
@@ -176,14 +250,16 @@ def asset_permutation_equivariance(factory: CellFactory, case: Case) -> None:
     """
     batch = case.batch()
     rnn = build_rnn(factory(case.cell))
-    assets = case.cell.assets
-    perm = np.random.default_rng(case.cell.seed).permutation(assets)
-    if np.array_equal(perm, np.arange(assets)):
+    contract = contract_of(factory)
+    axis = 2 + (contract.equivariant_axis or 0)
+    size = batch.inputs.shape[axis]
+    perm = np.random.default_rng(case.cell.seed).permutation(size)
+    if np.array_equal(perm, np.arange(size)):
         perm = perm[::-1].copy()
-    cash = case.cell.outputs - assets
-    out_index = np.concatenate([np.arange(cash), cash + perm])
     out = outputs_of(rnn, batch.inputs, case)
-    permuted = outputs_of(rnn, batch.inputs[:, :, perm], case)
+    fixed = out.shape[-1] - size if isinstance(case.cell, CellConfig) else contract.fixed_outputs
+    out_index = np.concatenate([np.arange(fixed), fixed + perm])
+    permuted = outputs_of(rnn, np.take(batch.inputs, perm, axis=axis), case)
     tol, scale = output_tolerance(
         factory, case, rnn.cell, rnn, batch.inputs, out, floor=PERMUTATION_FLOOR
     )
@@ -194,4 +270,5 @@ def asset_permutation_equivariance(factory: CellFactory, case: Case) -> None:
         tol[..., out_index],
         scale,
         clause="permuted",
+        real=is_real(factory),
     )

@@ -34,7 +34,13 @@ import keras
 import numpy as np
 
 from cellverify.checks.case import Case
-from cellverify.checks.numerics.tolerances import FLOAT32_EPS, ROUNDING_DEPTH, probability_tolerance
+from cellverify.checks.numerics.tolerances import (
+    FLOAT32_EPS,
+    ROUNDING_DEPTH,
+    probability_tolerance,
+    real_tolerance,
+)
+from cellverify.contracts import OutputKind
 from cellverify.model.cell import ConvRNNCell
 from cellverify.model.rnn import CellFactory
 
@@ -43,6 +49,7 @@ __all__ = [
     "logit_scale",
     "output_tolerance",
     "propagated_scale",
+    "real_scale",
     "sequence_logits",
     "states_of",
 ]
@@ -198,6 +205,23 @@ def logit_scale(
     return max(spread, float(np.max(error)) / (2 * FLOAT32_EPS))
 
 
+def real_scale(
+    factory: CellFactory, case: Case, cell: Any, x: np.ndarray, outputs: np.ndarray
+) -> float:
+    """S, the magnitude at which a real output is rounded: its largest entry,
+    or more where the float32 output's error against the same cell in
+    float64 says its sums cancelled (``max |y32 - y64| / eps``); a cell that
+    cannot run in float64 gets its largest entry times the inputs' size."""
+    out = np.asarray(outputs, np.float64)
+    largest = float(np.max(np.abs(out))) if out.size else 0.0
+    try:
+        reference = _float64_outputs(factory, case, cell, x)
+    except Exception:  # the cell cannot run in float64: the generous guess
+        return max(largest, 1.0) * max(1.0, float(np.max(np.abs(x))))
+    error = float(np.max(np.abs(out - reference))) if out.size else 0.0
+    return max(largest, error / FLOAT32_EPS)
+
+
 def output_tolerance(
     factory: CellFactory,
     case: Case,
@@ -208,6 +232,13 @@ def output_tolerance(
     *,
     floor: float,
 ) -> tuple[np.ndarray, float]:
-    """Elementwise rounding bound for ``outputs``, and the logit scale it used."""
+    """Elementwise rounding bound for ``outputs``, and the scale it used: the
+    logits' for probabilities, the output's own for a real output."""
+    from cellverify.spec import contract_of
+
+    out = np.asarray(outputs)
+    if contract_of(factory).output is OutputKind.REAL:
+        scale = real_scale(factory, case, cell, x, out)
+        return np.full(out.shape, real_tolerance(scale, floor=floor)), scale
     scale = logit_scale(factory, case, cell, rnn, x, outputs)
-    return probability_tolerance(np.asarray(outputs), scale, floor=floor), scale
+    return probability_tolerance(out, scale, floor=floor), scale

@@ -36,6 +36,7 @@ __all__ = [
     "ROUNDING_DEPTH",
     "SIMPLEX_SUM_FLOOR",
     "probability_tolerance",
+    "real_tolerance",
     "simplex_sum_tolerance",
 ]
 
@@ -86,3 +87,19 @@ def simplex_sum_tolerance(n: int, eps: float = FLOAT32_EPS) -> float:
     :data:`SIMPLEX_SUM_FLOOR`.
     """
     return max(SIMPLEX_SUM_FLOOR, 2.0 * (n + 2) * eps)
+
+
+def real_tolerance(scale: float, *, floor: float, eps: float = FLOAT32_EPS) -> float:
+    """Bound on the rounding difference of two float32 evaluations of a real
+    (unbounded) output, rounded at magnitude ``scale``.
+
+    Derivation (docs/design.md, "Tolerances"): each evaluation is within
+    ROUNDING_DEPTH ulps of S of the exact value, S the magnitude at which the
+    output is rounded - at least its largest entry, and more where the sums
+    behind it cancel; two evaluations are within twice that of each other.
+    S is measured (:func:`cellverify.checks.numerics.precision.real_scale`):
+    the float32 output's largest error against the same cell in float64, in
+    ulps, stands for the cancellation.  ``floor`` is an absolute floor that
+    held where it was measured.
+    """
+    return max(floor, 2.0 * ROUNDING_DEPTH * eps * max(float(scale), 1.0))
