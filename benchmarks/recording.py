@@ -66,7 +66,7 @@ def recording_parts() -> dict[str, Workload]:
     ``without <part>`` for each of :data:`PARTS`, and ``probed`` (the
     recorded step with the activation probe from its own pass), each on
     one batch of the question's shape at the diagnose defaults."""
-    from cellverify.data.market import market_for
+    from cellverify.data.market import batch_for, market_for
     from cellverify.model.cell import conv_rnn_cell
     from cellverify.training.trainer import Trainer
 
@@ -77,7 +77,7 @@ def recording_parts() -> dict[str, Workload]:
     def traced(part: str | None) -> tuple[Trainer, Any]:
         with _without(part):
             trainer = Trainer(conv_rnn_cell, ALIVE, DIAGNOSE_RUN, fast=True)
-            feed = trainer.feed(trainer.draw(market, 0))
+            feed = trainer.feed(batch_for(ALIVE, DIAGNOSE_RUN, market=market))
             trainer.step(feed, probe=True)  # traces the step, the probe's branch included
             trainer.update(feed)
         return trainer, feed

@@ -15,9 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cellverify"
 #: Lowest first.  A module may import its own layer and those before it.
 LAYERS: dict[str, tuple[str, ...]] = {
     "ground": ("errors", "config", "trace", "cli.codes", "cli.interrupt"),
-    "data": ("data.prices", "data.tasks", "data.spans", "data.market", "data.stream", "data"),
-    "model": ("model.cell", "model.native.build", "model.native.ops", "model.native.choice",
-              "model.native", "model.fast", "model.factory", "model.rnn", "model.flops", "model"),
+    "data": ("data.prices", "data.tasks", "data.market", "data.stream", "data"),
+    "model": ("model.cell", "model.fast", "model.factory", "model.rnn", "model.flops", "model"),
     "training": ("training.devices", "training.probe", "training.trainer", "training.executors",
                  "training"),
     "checks": ("checks.numerics.tolerances", "checks.numerics.gradcheck", "checks.regions",

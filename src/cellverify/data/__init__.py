@@ -20,8 +20,6 @@ from cellverify.data.market import (
     markets_for,
     reference_loss,
     sample_batch,
-    sample_spans,
-    spans_for,
     synthetic_market,
 )
 
@@ -41,7 +39,5 @@ __all__ = [
     "markets_for",
     "reference_loss",
     "sample_batch",
-    "sample_spans",
-    "spans_for",
     "synthetic_market",
 ]

@@ -37,8 +37,7 @@ CROSS_ENTROPY_EPSILON = 1e-7
 
 class Targets(Protocol):
     """What a task's loss compares with: a batch's next-period price
-    relatives and its supervised targets (a :class:`cellverify.data.Batch`
-    or a :class:`cellverify.data.spans.SpanBatch`)."""
+    relatives and its supervised targets (a :class:`cellverify.data.Batch`)."""
 
     @property
     def relatives(self) -> np.ndarray: ...

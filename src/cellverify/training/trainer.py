@@ -16,8 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
-from cellverify.data.market import Batch, Market, batch_for, markets_for, reference_loss, spans_for
-from cellverify.data.spans import PriceSpans, SpanBatch
+from cellverify.data.market import Batch, batch_for, markets_for, reference_loss
 from cellverify.data.stream import prefetched
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
@@ -53,8 +52,7 @@ class Feed:
     """A batch's inputs and its task's target as tensors (:meth:`Trainer.feed`).
 
     Made once per batch, off the training thread: converting NumPy inputs at
-    each call copied them, and took 0.7 s of a 4.4 s diagnose run.
-    ``inputs`` is the windows, or :class:`PriceSpans` of tensors."""
+    each call copied them, and took 0.7 s of a 4.4 s diagnose run."""
 
     inputs: Any
     target: Any
@@ -107,7 +105,6 @@ class Trainer:
             steps=train_config.steps,
             fast=fast,
             unroll=unroll,
-            jit_compile=jit_compile,
         )
         self.rnn = self.model.get_layer("rnn")
         # A user's cell may create its weights lazily, on its first call.
@@ -127,8 +124,6 @@ class Trainer:
         self._optimizer_start = [v.numpy() for v in self.optimizer.variables]
         self.loss_fn = loss_for(train_config.task)
         self.probes_in_step = self._can_probe_in_step()
-        #: Whether training batches come as price spans (:meth:`draw`).
-        self.reads_spans = isinstance(self.rnn, FastConvRNN) and self.rnn.reads_spans
 
         def compile_(fn: Callable[..., Any]) -> Callable[..., Any]:
             # Without AutoGraph, as Keras's own fit() compiles its step: a cell
@@ -184,7 +179,7 @@ class Trainer:
         """Loss, gradients, state-gradient norms, and the fast path's pass
         (:meth:`FastConvRNN.passes` and the initial state; None through
         ``keras.layers.RNN``), which the last step and the probe reuse."""
-        s0 = self.rnn.get_initial_state(self._sequences(x))[0]
+        s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
         with tf.GradientTape() as tape:
             tape.watch(s0)
             if isinstance(self.rnn, FastConvRNN):
@@ -199,11 +194,6 @@ class Trainer:
         last = last_state_gradient_norm(self.rnn, self.loss_fn, x, y, out, g)
         stats = tf.stack([norm(state_grad), last])
         return loss, weight_grads, stats, None if passes is None else (*passes, s0)
-
-    def _sequences(self, x: Any) -> Any:
-        if isinstance(self.rnn, FastConvRNN):
-            return self.rnn.sequences(x)[0]
-        return tf.shape(x)[0]
 
     def _summaries(self, loss: Any, grads: list[Any], state_stats: Any) -> dict[str, Any]:
         return {
@@ -231,10 +221,7 @@ class Trainer:
             # Before the update: the probe reads conv3's weights again.
             summary["activations"] = tf.cond(
                 probe,
-                lambda: activation_statistics(
-                    self.rnn.activations_of(*passes, channels_last=False),
-                    channels_first=self.rnn.channels_first,
-                ),
+                lambda: activation_statistics(self.rnn.activations_of(*passes)),
                 lambda: {k: tf.constant(v) for k, v in no_activations().items()},
             )
         summary["update_norm"] = tf.cond(
@@ -254,36 +241,21 @@ class Trainer:
         if isinstance(self.rnn, FastConvRNN):
             # One pass of the fast path, not a plain one and then the cell's
             # convs again over every step (docs/performance.md, 'A diagnose run').
-            acts = self.rnn.sequence_activations(x, training=False, channels_last=False)
-            return activation_statistics(acts, channels_first=self.rnn.channels_first)
+            return activation_statistics(self.rnn.sequence_activations(x, training=False))
         out = self.rnn(x, training=False)
         s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
         return sequence_activation_statistics(self.cell, x, out, s0)
 
-    def draw(self, market: Market, draw: int) -> Batch | SpanBatch:
-        """The ``draw``-th training batch of this trainer's run on ``market``,
-        as it reads them: price spans where :attr:`reads_spans` (a quarter of
-        the windows' bytes, a fifth of the time to make and hand them over),
-        else the windows."""
-        sample = spans_for if self.reads_spans else batch_for
-        return sample(self.cell_config, self.train_config, market=market, draw=draw)
-
-    def feed(self, batch: Batch | SpanBatch) -> Feed:
+    def feed(self, batch: Batch) -> Feed:
         """``batch`` as tensors, for any number of calls."""
-        inputs, target = self._tensors(batch)
-        if isinstance(inputs, PriceSpans):
-            return Feed(PriceSpans(*map(tf.constant, inputs)), tf.constant(target))
-        return Feed(tf.constant(inputs), tf.constant(target))
+        return Feed(tf.constant(batch.inputs), tf.constant(batch.target(self.train_config.task)))
 
-    def _tensors(self, batch: Batch | SpanBatch | Feed) -> tuple[Any, Any]:
+    def _tensors(self, batch: Batch | Feed) -> tuple[Any, Any]:
         if isinstance(batch, Feed):
             return batch.inputs, batch.target
-        target = batch.target(self.train_config.task)
-        return (batch.spans if isinstance(batch, SpanBatch) else batch.inputs), target
+        return batch.inputs, batch.target(self.train_config.task)
 
-    def step(
-        self, batch: Batch | SpanBatch | Feed, *, update: bool = True, probe: bool = False
-    ) -> StepRecord:
+    def step(self, batch: Batch | Feed, *, update: bool = True, probe: bool = False) -> StepRecord:
         """One optimizer update on ``batch``, with the gradients measured before it.
 
         ``update=False`` measures without updating, like :meth:`measure`, but
@@ -304,12 +276,12 @@ class Trainer:
             ratio = np.where(weight > 0, update_norm / weight, np.nan)
         return self._record(r, ratio, acts)
 
-    def update(self, batch: Batch | SpanBatch | Feed) -> float:
+    def update(self, batch: Batch | Feed) -> float:
         """One optimizer update on ``batch``, measuring nothing but the loss
         before it (a fraction of :meth:`step`'s cost)."""
         return float(self._update(*self._tensors(batch)))
 
-    def measure(self, batch: Batch | SpanBatch | Feed) -> StepRecord:
+    def measure(self, batch: Batch | Feed) -> StepRecord:
         """Loss and gradients on ``batch`` at the current weights, without updating."""
         return self._record(self._measure(*self._tensors(batch)), None)
 
@@ -327,7 +299,7 @@ class Trainer:
             activations=acts,
         )
 
-    def activations(self, batch: Batch | SpanBatch | Feed) -> dict[str, np.ndarray]:
+    def activations(self, batch: Batch | Feed) -> dict[str, np.ndarray]:
         """Activation statistics on ``batch`` (NaN if the cell hides its layers)."""
         if not hasattr(self.cell, "step_activations"):
             return no_activations()
@@ -383,7 +355,10 @@ def train(
     n = train_config.train_steps
     recorder = TraceRecorder(trainer.variable_names)
     recorder.eval_start = eval_start
-    batches = prefetched(lambda draw: trainer.feed(trainer.draw(market, draw)), n + 1)
+    batches = prefetched(
+        lambda draw: trainer.feed(batch_for(cell_config, train_config, market=market, draw=draw)),
+        n + 1,
+    )
     for k, batch in enumerate(batches):
         probe = k in (0, n) or (probe_every > 0 and k % probe_every == 0)
         recorder.record_step(k, trainer.step(batch, update=k < n, probe=probe))
