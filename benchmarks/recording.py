@@ -38,17 +38,17 @@ def _apply_without_norms(self: Any, grads: Any) -> Any:
 
 @contextlib.contextmanager
 def _without(part: str | None) -> Iterator[None]:
-    from cellverify.training import trainer
+    from cellverify.training import steps
 
     target, name, replacement = {
         None: (None, "", None),
         "last-step state gradient": (
-            trainer,
+            steps,
             "last_state_gradient_norm",
             lambda *_: tf.constant(0.0, tf.float64),
         ),
-        "gradient statistics": (trainer, "gradient_statistics", _zero_statistics),
-        "update norms": (trainer.Trainer, "_apply", _apply_without_norms),
+        "gradient statistics": (steps, "gradient_statistics", _zero_statistics),
+        "update norms": (steps.StepFunctions, "_apply", _apply_without_norms),
     }[part]
     if target is None:
         yield

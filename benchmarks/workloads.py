@@ -180,7 +180,7 @@ def recorded_training(record: str) -> Workload:
         return Workload(lambda: trainer.step(feed, probe=True).loss, info)
     if record == "probe":
         return Workload(lambda: trainer.activations(feed)["uniform_rows"], info)
-    return Workload(lambda: trainer._update(feed.inputs, feed.target), info)
+    return Workload(lambda: trainer.functions.update(feed.inputs, feed.target), info)
 
 
 #: Distinct batches a run's parts cycle through: a run's worth of them (201
@@ -211,7 +211,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
 
     def bare() -> Any:
         for f in feeds[:-1]:
-            loss = trainer._update(f.inputs, f.target)
+            loss = trainer.functions.update(f.inputs, f.target)
         return loss
 
     def recorded(probe_every: int = 0) -> float:
