@@ -200,7 +200,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
     from cellverify.data.market import market_for
     from cellverify.experiments.verify import DIAGNOSE_PROBE_EVERY
     from cellverify.model.cell import conv_rnn_cell
-    from cellverify.training.trainer import Trainer, train
+    from cellverify.training.trainer import Trainer, TrainerReuse, train
 
     fresh_session()
     config, run = CellConfig(), DIAGNOSE_RUN.replace(train_steps=updates)
@@ -221,6 +221,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
         return record.loss
 
     seeds = itertools.count(1)
+    reuse = TrainerReuse()  # as a diagnose worker restarts its trainer seed after seed
 
     def whole() -> int:
         s = next(seeds)
@@ -230,7 +231,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
             run.replace(seed=s),
             probe_every=DIAGNOSE_PROBE_EVERY,
             fast=True,
-            reuse=True,
+            reuse=reuse,
         )
         return len(trace.loss)
 

@@ -22,6 +22,7 @@ No TensorFlow here: it is imported inside the workers.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -105,6 +106,16 @@ def pin_tensorflow_threads() -> None:
     tf.get_logger().setLevel("ERROR")
 
 
+@functools.cache
+def _worker_trainers() -> Any:
+    """The trainer this process restarts from one job to the next (a
+    ``TrainerReuse``): a worker runs seed after seed, so the worker process
+    owns it; ``train`` itself keeps none."""
+    from cellverify.training.trainer import TrainerReuse
+
+    return TrainerReuse()
+
+
 def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
     """Train one job and return its trace as plain data (the task function;
     in a worker process TensorFlow is pinned to one thread)."""
@@ -121,7 +132,7 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
         TrainConfig.from_dict(job.train),
         probe_every=job.probe_every,
         fast=job.fast,
-        reuse=True,
+        reuse=_worker_trainers(),
     )
     return trace.to_dict()
 

@@ -26,7 +26,15 @@ from cellverify.trace import Trace, TraceRecorder, no_activations
 from cellverify.training.probe import SATURATION_LEVEL
 from cellverify.training.steps import StepFunctions
 
-__all__ = ["EVAL_DRAW", "SATURATION_LEVEL", "Feed", "Trainer", "make_optimizer", "train"]
+__all__ = [
+    "EVAL_DRAW",
+    "SATURATION_LEVEL",
+    "Feed",
+    "Trainer",
+    "TrainerReuse",
+    "make_optimizer",
+    "train",
+]
 
 #: The draw number of a run's fixed evaluation batch (never a training draw).
 EVAL_DRAW = 2**31 - 1
@@ -235,6 +243,40 @@ def _record(
     )
 
 
+class TrainerReuse:
+    """The last Trainer of a caller that runs seed after seed, restarted for
+    the next run where :meth:`Trainer.restart` can: tracing was 0.5 s of a
+    4 s diagnose run.  Whoever runs the runs owns one and passes it to
+    :func:`train` (a worker process, :mod:`cellverify.training.executors`);
+    nothing else keeps a trainer."""
+
+    def __init__(self) -> None:
+        self.last: Trainer | None = None
+
+    def trainer(
+        self,
+        factory: CellFactory,
+        cell_config: CellConfig,
+        train_config: TrainConfig,
+        *,
+        jit_compile: bool = False,
+        fast: bool = False,
+    ) -> Trainer:
+        """The last trainer restarted for these configurations, else a new
+        one, kept as the last.  Only the shipped factory's cells restart: a
+        user's factory may build anything around them."""
+        last = self.last
+        if (
+            factory is conv_rnn_cell
+            and last is not None
+            and last.compile_flags == (jit_compile, True, fast)
+            and last.restart(cell_config, train_config)
+        ):
+            return last
+        self.last = Trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
+        return self.last
+
+
 def train(
     factory: CellFactory,
     cell_config: CellConfig,
@@ -244,7 +286,7 @@ def train(
     probe_every: int = 1,
     fast: bool = False,
     on_step: Callable[[int, int], None] | None = None,
-    reuse: bool = False,
+    reuse: TrainerReuse | None = None,
 ) -> Trace:
     """Train a fresh cell from ``factory`` for ``train_config.train_steps`` and trace it.
 
@@ -254,13 +296,15 @@ def train(
     rows of the activation statistics are NaN; ``probe_every=0`` probes only
     the first and last steps.  ``on_step(done, total)`` is called after each
     step, for progress.  ``fast`` trains a ConvRNNCell through the fast path
-    (:func:`cellverify.model.build_model`).  ``reuse`` restarts this
-    process's last Trainer where :meth:`Trainer.restart` can (the same trace,
-    without tracing its steps again): for workers that run seed after seed.
+    (:func:`cellverify.model.build_model`).  ``reuse``, kept by a caller
+    that runs seed after seed, restarts its last Trainer where
+    :meth:`Trainer.restart` can (the same trace, without tracing its steps
+    again); without it every run builds its own.
     """
     if probe_every < 0:
         raise InvalidConfig("train", "probe_every", "0 or a positive step count", probe_every)
-    trainer = _trainer(factory, cell_config, train_config, (jit_compile, True, fast), reuse)
+    reuse = reuse if reuse is not None else TrainerReuse()
+    trainer = reuse.trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
     market, eval_market = markets_for(cell_config, train_config)
     eval_batch = batch_for(cell_config, train_config, market=eval_market, draw=EVAL_DRAW)
     eval_start, eval_examples_start = trainer.evaluate(eval_batch)
@@ -284,24 +328,3 @@ def train(
         uniform_loss=eval_batch.uniform_loss(train_config.task),
         eval_example_loss=np.stack([eval_examples_start, eval_examples_end]),
     )
-
-
-# This process's last Trainer, for train(reuse=True): at most one is kept.
-_LAST_TRAINER: list[Trainer] = []
-
-
-def _trainer(
-    factory: CellFactory,
-    cell_config: CellConfig,
-    train_config: TrainConfig,
-    flags: tuple[bool, bool, bool],
-    reuse: bool,
-) -> Trainer:
-    for last in _LAST_TRAINER if reuse and factory is conv_rnn_cell else []:
-        if last.compile_flags == flags and last.restart(cell_config, train_config):
-            return last
-    jit_compile, _, fast = flags
-    trainer = Trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
-    if reuse:
-        _LAST_TRAINER[:] = [trainer]
-    return trainer
