@@ -38,17 +38,17 @@ def _apply_without_norms(self: Any, grads: Any) -> Any:
 
 @contextlib.contextmanager
 def _without(part: str | None) -> Iterator[None]:
-    from cellverify.training import trainer
+    from cellverify.training import steps
 
     target, name, replacement = {
         None: (None, "", None),
         "last-step state gradient": (
-            trainer,
+            steps,
             "last_state_gradient_norm",
             lambda *_: tf.constant(0.0, tf.float64),
         ),
-        "gradient statistics": (trainer, "gradient_statistics", _zero_statistics),
-        "update norms": (trainer.Trainer, "_apply", _apply_without_norms),
+        "gradient statistics": (steps, "gradient_statistics", _zero_statistics),
+        "update norms": (steps.StepFunctions, "_apply", _apply_without_norms),
     }[part]
     if target is None:
         yield
@@ -66,7 +66,7 @@ def recording_parts() -> dict[str, Workload]:
     ``without <part>`` for each of :data:`PARTS`, and ``probed`` (the
     recorded step with the activation probe from its own pass), each on
     one batch of the question's shape at the diagnose defaults."""
-    from cellverify.data.market import market_for
+    from cellverify.data.market import batch_for, market_for
     from cellverify.model.cell import conv_rnn_cell
     from cellverify.training.trainer import Trainer
 
@@ -77,7 +77,7 @@ def recording_parts() -> dict[str, Workload]:
     def traced(part: str | None) -> tuple[Trainer, Any]:
         with _without(part):
             trainer = Trainer(conv_rnn_cell, ALIVE, DIAGNOSE_RUN, fast=True)
-            feed = trainer.feed(trainer.draw(market, 0))
+            feed = trainer.feed(batch_for(ALIVE, DIAGNOSE_RUN, market=market))
             trainer.step(feed, probe=True)  # traces the step, the probe's branch included
             trainer.update(feed)
         return trainer, feed

@@ -2,14 +2,11 @@
 
 At the question's shape (batch 100, one step per sequence, ReLU everywhere,
 as asked), each workload runs the very kernels the step's autodiff runs for
-that layer, on tensors made outside the timed region: forward, conv1 is the
-native kernel (:mod:`cellverify.model.native`) where the fast path takes it,
-conv2 a matmul; backward, conv1 is the native filter and bias gradients with
-ReLU's derivative, conv2 its two matmuls.  Summed, they account for the
-step; what the step costs beyond the sum is glue and dispatch
-(docs/performance.md, 'The floor').  :data:`STOCK_PARTS` are conv1 on
-TensorFlow's kernels (the fused oneDNN convolution; ReluGrad, the filter's
-gradient and the bias's), for the comparison.
+that layer, on tensors made outside the timed region: forward, conv1 is
+oneDNN's fused convolution, conv2 a matmul; backward, conv1 is ReluGrad,
+the filter's gradient and the bias's, conv2 its two matmuls.  Summed, they
+account for the step; what the step costs beyond the sum is glue and
+dispatch (docs/performance.md, 'The floor').
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ import tensorflow as tf
 
 from cellverify import CellConfig, ConvRNNCell
 from cellverify.model import fresh_session
-from cellverify.model.native.choice import choose_conv1
 
 from .workloads import Workload, inputs
 
@@ -36,8 +32,6 @@ PARTS = (
     ("conv1", "backward"),
     ("update", "backward"),
 )
-#: conv1 on TensorFlow's kernels, as the fast path ran it before the native one.
-STOCK_PARTS = (("conv1 stock", "forward"), ("conv1 stock", "backward"))
 #: Sizes of the streaming copy that measures bandwidth: conv1's output (what
 #: the step's largest tensors weigh, resident in cache) and one far larger
 #: than any cache, for main memory.
@@ -63,17 +57,6 @@ class _Tensors:
         self.state = cell.get_initial_state(100)[0]
         self.upstream2 = tf.ones_like(self.h2) * 1e-3
         self.upstream1 = tf.ones_like(self.h1) * 1e-3
-        self.native = choose_conv1(c).native
-        if self.native:
-            self.x_rows = tf.reshape(x, [-1, c.window, c.features])
-            self.h1_native = self.conv1_native()
-            self.upstream1_native = tf.ones_like(self.h1_native) * 1e-3
-
-    def conv1_native(self) -> Any:
-        from cellverify.model.native.ops import conv_rows
-
-        conv1 = self.cell.conv1
-        return conv_rows(self.x_rows, conv1.kernel[0], conv1.bias, relu=True)
 
     def head(self) -> Any:
         """conv3, the state channel and the softmax: ``[batch, assets]``."""
@@ -93,19 +76,6 @@ def _conv1_backward(t: _Tensors) -> Callable[[], Any]:
             padding="VALID",
         )  # fmt: skip
         return d_kernel, tf.reduce_sum(d_pre, axis=[0, 1, 2])
-
-    return run
-
-
-def _conv1_native_backward(t: _Tensors) -> Callable[[], Any]:
-    from cellverify.model.native.build import native_library
-
-    ops = native_library().module
-
-    def run() -> Any:
-        return ops.cellverify_conv_rows_filter_grad(
-            t.x_rows, t.upstream1_native, t.h1_native, relu=True
-        )
 
     return run
 
@@ -148,21 +118,9 @@ def _update(t: _Tensors) -> Callable[[], Any]:
 def layer_part(layer: str, direction: str) -> Workload:
     """One (layer, direction) of :data:`PARTS`, compiled with ``tf.function``."""
     t = _Tensors()
-    stock: dict[tuple[str, str], Callable[[], Any]] = {
+    runs: dict[tuple[str, str], Callable[[], Any]] = {
         ("conv1", "forward"): lambda: t.cell.conv1(t.x),
         ("conv1", "backward"): _conv1_backward(t),
-    }
-    if t.native:
-        conv1 = {
-            ("conv1", "forward"): t.conv1_native,
-            ("conv1", "backward"): _conv1_native_backward(t),
-        }
-    else:
-        conv1 = stock
-    runs: dict[tuple[str, str], Callable[[], Any]] = {
-        **conv1,
-        ("conv1 stock", "forward"): stock[("conv1", "forward")],
-        ("conv1 stock", "backward"): stock[("conv1", "backward")],
         ("conv2", "forward"): lambda: tf.nn.relu(t.rows @ t.kernel2 + t.cell.conv2.bias),
         ("conv3+softmax", "forward"): t.head,
         ("conv3+softmax", "backward"): _head_backward(t),
@@ -170,7 +128,7 @@ def layer_part(layer: str, direction: str) -> Workload:
         ("update", "backward"): _update(t),
     }
     parameters = sum(int(tf.size(v)) for v in t.cell.trainable_variables)
-    info = {"layer": layer, "direction": direction, "parameters": parameters, "native": t.native}
+    info = {"layer": layer, "direction": direction, "parameters": parameters}
     return Workload(tf.function(runs[(layer, direction)]), info)
 
 

@@ -72,13 +72,12 @@ def roofline(rows: list[dict[str, Any]]) -> None:
     floor = dram_floor = alone = 0.0
     for r in layers:
         f, d, a = _layer_row(r, rate, cache, dram, dispatch)
-        if not r["info"]["layer"].endswith(" stock"):  # the same work, another kernel
-            floor, dram_floor, alone = floor + f, dram_floor + d, alone + a
+        floor, dram_floor, alone = floor + f, dram_floor + d, alone + a
     print(f"| **step** | | | | **{_ms(floor)}** | | {_ms(dram_floor)} | {_ms(alone)} | |\n")
     lstm = {
         m: _median(rows, f"test_train_step[lstm-question-{m}-cpu]") for m in ("function", "xla")
     }
-    for impl in ("fast", "fast-stock", "plain"):
+    for impl in ("fast", "plain"):
         for mode in ("function", "xla"):
             name = f"test_train_step[{impl}-question-{mode}-cpu]"
             if not any(r["name"] == name for r in rows):
@@ -123,12 +122,8 @@ def in_turns(rows: list[dict[str, Any]]) -> None:
             m = r["info"]["medians"]
             mode = r["name"].split("[")[1].rstrip("]")
             times = ", ".join(f"{impl} {_ms(statistics.median(t))} ms" for impl, t in m.items())
-            ratios = "; ".join(
-                f"{a} / {b} per round {_spread([x / y for x, y in zip(m[a], m[b], strict=True)])}"
-                for a, b in (("fast", "lstm"), ("fast-stock", "lstm"), ("fast", "fast-stock"))
-                if a in m and b in m
-            )
-            print(f"- in turns, {mode}: {times}; {ratios}")
+            ratio = _spread([x / y for x, y in zip(m["fast"], m["lstm"], strict=True)])
+            print(f"- in turns, {mode}: {times}; fast / lstm per round {ratio}")
         if r["name"] == "test_step_against_its_roofline_in_turns":
             _roofline_in_turns(r["info"])
         if r["name"] == "test_diagnose_run_against_its_updates_in_turns":
@@ -146,7 +141,7 @@ def _round_rates(info: dict[str, Any], i: int) -> tuple[float, float]:
 
 
 def _layer_floor(info: dict[str, Any], name: str, rates: tuple[float, float]) -> float:
-    x = info["work"][name.replace(" stock", "")]
+    x = info["work"][name]
     return LayerWork(name, "", x["flops"], x["bytes"]).floor_seconds(*rates)
 
 
@@ -158,11 +153,10 @@ def _roofline_in_turns(info: dict[str, Any]) -> None:
         f"bandwidth {statistics.median(b for _, b in rates) / 1e9:.1f} GB/s (conv1-sized)"
     )
     floors = [sum(_layer_floor(info, name, rates[i]) for name in info["work"]) for i in rounds]
-    for step in ("step", "step stock"):
-        ratios = [m[step][i] / floors[i] for i in rounds]
-        print(f"- in turns: fast {step} / its roofline floor per round {_spread(ratios)}")
+    ratios = [m["step"][i] / floors[i] for i in rounds]
+    print(f"- in turns: fast step / its roofline floor per round {_spread(ratios)}")
     print("\n| layer, in turns | floor ms | alone ms | x floor per round |\n|---|---|---|---|")
-    for name in [*info["work"], *(k for k in m if " stock " in k)]:
+    for name in info["work"]:
         floor = [_layer_floor(info, name, rates[i]) for i in rounds]
         alone = [m[name][i] - m["dispatch"][i] for i in rounds]
         ratios = [a / f for a, f in zip(alone, floor, strict=True)]

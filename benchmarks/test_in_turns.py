@@ -37,8 +37,7 @@ def _record(benchmark, measure):
 @pytest.mark.parametrize("mode", ["function", "xla"])
 def test_step_against_lstm_in_turns(benchmark, mode):
     benchmark.group = "in turns: training step, question shape"
-    impls = ("fast", "fast-stock", "lstm") if mode == "function" else ("fast", "lstm")
-    workloads = {impl: w.train_step(impl, "question", mode) for impl in impls}
+    workloads = {impl: w.train_step(impl, "question", mode) for impl in ("fast", "lstm")}
     _record(benchmark, lambda: in_turns(workloads, ROUNDS, CALLS))
 
 
@@ -48,14 +47,10 @@ def test_step_against_its_roofline_in_turns(benchmark):
     m, k, n = floor_matmul_shape(config, batch)
     workloads = {
         "step": w.train_step("fast", "question", "function"),
-        "step stock": w.train_step("fast-stock", "question", "function"),
         "matmul": w.floor_matmul(m, k, n),
         "dispatch": r.dispatch(),
         **{f"stream {size}": r.stream(size) for size in r.STREAM_BYTES},
-        **{
-            f"{layer} {direction}": r.layer_part(layer, direction)
-            for layer, direction in r.PARTS + r.STOCK_PARTS
-        },
+        **{f"{layer} {direction}": r.layer_part(layer, direction) for layer, direction in r.PARTS},
     }
     parameters = workloads["conv1 forward"].info["parameters"]
     benchmark.extra_info["work"] = {

@@ -76,15 +76,12 @@ class LSTMReference(keras.layers.Layer):
 
 
 def sequence_layer(impl: str, config: CellConfig, mode: str = "function") -> keras.layers.Layer:
-    """``impl``: "lstm", "plain" (``keras.layers.RNN``), "fast" (the fast path
-    as the kit runs it) or "fast-stock" (the fast path on TensorFlow's kernels)."""
+    """``impl``: "lstm", "plain" (``keras.layers.RNN``) or "fast" (the fast path)."""
     if impl == "lstm":
         return LSTMReference(config)
     cell = ConvRNNCell(config)
     if impl == "fast":
-        return FastConvRNN(cell, jit_compile=mode == "xla")
-    if impl == "fast-stock":
-        return FastConvRNN(cell, conv1="stock")
+        return FastConvRNN(cell)
     return keras.layers.RNN(cell, return_sequences=True)
 
 
@@ -165,8 +162,7 @@ def recorded_training(record: str) -> Workload:
     for a cell with dropout, and what the Monitor runs), each on a batch
     already made; and
     ``batch`` (making one as ``train`` does, in a thread: drawing its
-    windows, or their price spans where the trainer reads them, and handing
-    them to TensorFlow)."""
+    windows and handing them to TensorFlow)."""
     from cellverify.data.market import market_for
     from cellverify.training.trainer import Trainer
 
@@ -176,19 +172,19 @@ def recorded_training(record: str) -> Workload:
     trainer = Trainer(__import__("cellverify").conv_rnn_cell, config, run, fast=True)
     market = market_for(config, run)
     if record == "batch":
-        return Workload(lambda: trainer.feed(trainer.draw(market, 0)).inputs, info)
-    feed = trainer.feed(trainer.draw(market, 0))
+        return Workload(lambda: trainer.feed(batch_for(config, run, market=market)).inputs, info)
+    feed = trainer.feed(batch_for(config, run, market=market))
     if record == "recorded":
         return Workload(lambda: trainer.step(feed).loss, info)
     if record == "probed":
         return Workload(lambda: trainer.step(feed, probe=True).loss, info)
     if record == "probe":
         return Workload(lambda: trainer.activations(feed)["uniform_rows"], info)
-    return Workload(lambda: trainer._update(feed.inputs, feed.target), info)
+    return Workload(lambda: trainer.functions.update(feed.inputs, feed.target), info)
 
 
 #: Distinct batches a run's parts cycle through: a run's worth of them (201
-#: of 7.2 MB of windows, or 1.9 MB of spans) would not fit in cache either.
+#: of 7.2 MB of windows) would not fit in cache either.
 RUN_FEEDS = 25
 
 
@@ -204,18 +200,18 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
     from cellverify.data.market import market_for
     from cellverify.experiments.verify import DIAGNOSE_PROBE_EVERY
     from cellverify.model.cell import conv_rnn_cell
-    from cellverify.training.trainer import Trainer, train
+    from cellverify.training.trainer import Trainer, TrainerReuse, train
 
     fresh_session()
     config, run = CellConfig(), DIAGNOSE_RUN.replace(train_steps=updates)
     trainer = Trainer(conv_rnn_cell, config, run, fast=True)
     market = market_for(config, run)
-    made = [trainer.feed(trainer.draw(market, k)) for k in range(RUN_FEEDS)]
+    made = [trainer.feed(batch_for(config, run, market=market, draw=k)) for k in range(RUN_FEEDS)]
     feeds = [made[k % RUN_FEEDS] for k in range(updates + 1)]
 
     def bare() -> Any:
         for f in feeds[:-1]:
-            loss = trainer._update(f.inputs, f.target)
+            loss = trainer.functions.update(f.inputs, f.target)
         return loss
 
     def recorded(probe_every: int = 0) -> float:
@@ -225,6 +221,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
         return record.loss
 
     seeds = itertools.count(1)
+    reuse = TrainerReuse()  # as a diagnose worker restarts its trainer seed after seed
 
     def whole() -> int:
         s = next(seeds)
@@ -234,7 +231,7 @@ def diagnose_run_parts(updates: int = 200) -> dict[str, Workload]:
             run.replace(seed=s),
             probe_every=DIAGNOSE_PROBE_EVERY,
             fast=True,
-            reuse=True,
+            reuse=reuse,
         )
         return len(trace.loss)
 

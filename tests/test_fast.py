@@ -21,7 +21,8 @@ from cellverify.checks.regions import WHOLE_SPACE
 from cellverify.checks.strategies import any_cases
 from cellverify.model import fresh_session, loss_for
 from cellverify.model.fast import FastConvRNN
-from tests.test_native import EPS32, conv1_reference, conv1_rounding, needs_native
+
+EPS32 = float(np.finfo(np.float32).eps)
 
 #: Outputs are probabilities; the fast path reorders float32 sums (conv2 as a
 #: matmul, conv3 split in two), so a logit moves by ~ulp x its terms, which
@@ -52,45 +53,32 @@ def _outputs_and_gradients(layer, x, y, task, variables):
     return np.asarray(out), [np.asarray(g) for g in tape.gradient(loss, variables)]
 
 
-#: conv1 on the native kernel where it applies ("auto"), and on TensorFlow's.
-CONV1_KERNELS = ["auto", "stock"]
-
-
 #: Every input kind and every value of each categorical field of the whole
-#: space, in 7 cases (:mod:`cellverify.checks.covering`); some take the
-#: native conv1 under "auto", some not.  Any fixed seed: the same cases on every run.
+#: space, in 7 cases (:mod:`cellverify.checks.covering`).  Any fixed seed:
+#: the same cases on every run.
 COVERING = covering_cases(region=WHOLE_SPACE, adversarial_inputs=True, seed=17)
 #: Drawn after them, for the rest of the ci profile's 25.
 DRAWN = 25 - len(COVERING)
 
 
-@pytest.mark.parametrize("conv1", CONV1_KERNELS)
 @pytest.mark.parametrize("case", COVERING, ids=lambda c: "-".join(labels_of(c).values()))
-def test_fast_path_matches_the_plain_rnn_on_every_value_by_construction(conv1, case):
-    _assert_fast_path_matches_the_plain_rnn(conv1, case)
+def test_fast_path_matches_the_plain_rnn_on_every_value_by_construction(case):
+    _assert_fast_path_matches_the_plain_rnn(case)
 
 
-@needs_native
-def test_the_covering_cases_take_the_native_conv1_and_tensorflows_under_auto():
-    from cellverify.model.native.choice import choose_conv1
-
-    assert {choose_conv1(case.cell).native for case in COVERING} == {True, False}
-
-
-@pytest.mark.parametrize("conv1", CONV1_KERNELS)
 @settings(max_examples=DRAWN, derandomize=True, database=None, deadline=None)
 @given(any_cases(adversarial_inputs=True))
-def test_fast_path_matches_the_plain_rnn_in_outputs_and_gradients(conv1, case):
-    _assert_fast_path_matches_the_plain_rnn(conv1, case)
+def test_fast_path_matches_the_plain_rnn_in_outputs_and_gradients(case):
+    _assert_fast_path_matches_the_plain_rnn(case)
 
 
-def _assert_fast_path_matches_the_plain_rnn(conv1, case):
+def _assert_fast_path_matches_the_plain_rnn(case):
     fresh_session()
     batch = case.batch()
     cell = ConvRNNCell(case.cell)
     cell.build((None, *batch.inputs.shape[2:]))
     plain = keras.layers.RNN(cell, return_sequences=True)
-    fast = FastConvRNN(cell, conv1=conv1)
+    fast = FastConvRNN(cell)
     y = batch.target(case.train.task)
     out_p, grads_p = _outputs_and_gradients(
         plain, batch.inputs, y, case.train.task, cell.trainable_variables
@@ -149,40 +137,23 @@ def test_fast_path_scans_a_long_sequence_as_it_unrolls_a_short_one(monkeypatch):
     np.testing.assert_array_equal(scanned, unrolled)
 
 
-def _assert_conv1_equal(fast, rows, plain, x, cell, conv1):
-    """conv1 of the fast path against the cell's: the same bits on the same
-    (TensorFlow's) kernel; on the native kernel, which sums each output's
-    terms in another order than oneDNN (and oneDNN's order depends on the
-    CPU's vector width: equal on AVX-512, not on AVX2), within both sums'
-    rounding bounds."""
-    fast, plain = np.asarray(fast)[rows], np.asarray(plain)
-    if conv1 == "stock":
-        np.testing.assert_array_equal(fast, plain, err_msg="conv1 on TensorFlow's kernel")
-        return
-    kernel, bias = (np.asarray(v, np.float64) for v in cell.conv1.weights)
-    n, assets, window, features = x.shape
-    windows = np.reshape(np.asarray(x, np.float64), (n * assets, window, features))
-    _, _, size = conv1_reference(windows, kernel[0], bias)
-    bound = np.transpose(conv1_rounding(size, features), (0, 2, 1)).reshape(plain.shape)
-    excess = np.abs(fast - plain) - 2 * bound
-    assert np.all(excess <= 0), f"conv1 {plain.shape}: {excess.max():.3g} beyond twice its rounding"
-
-
-@pytest.mark.parametrize("conv1", CONV1_KERNELS)
-def test_fast_path_activations_are_the_cell_s_at_every_step(conv1):
+def test_fast_path_activations_are_the_cell_s_at_every_step():
     from cellverify import CellConfig, TrainConfig, batch_for
 
     config = CellConfig(assets=3, window=6, kernels=(2, 3, 1), cash_bias=True)
     x = batch_for(config, TrainConfig(batch_size=2, steps=3)).inputs
     cell = ConvRNNCell(config)
-    layer = FastConvRNN(cell, conv1=conv1)
+    layer = FastConvRNN(cell)
     outputs = np.asarray(layer(x))
     fast = layer.sequence_activations(x)
     state = cell.get_initial_state(2)[0]
     for t in range(3):
         plain = cell.step_activations(x[:, t], state)
         rows = slice(t, None, 3)  # steps are flattened into the batch, example-major
-        _assert_conv1_equal(fast["conv1"], rows, plain["conv1"], x[:, t], cell, conv1)
+        # The same (TensorFlow's) kernel on the same windows: the same bits.
+        np.testing.assert_array_equal(
+            np.asarray(fast["conv1"])[rows], np.asarray(plain["conv1"]), err_msg=f"conv1 at {t}"
+        )
         np.testing.assert_allclose(
             np.asarray(fast["conv2"]).reshape(2, 3, 3, -1)[:, t],
             np.asarray(plain["conv2"])[:, :, 0],

@@ -191,12 +191,16 @@ def test_fast_path_training_records_what_the_plain_one_records(small_cell):
 )
 def test_a_reused_trainer_gives_the_trace_a_fresh_one_gives(small_cell, cell_options, run_options):
     from cellverify.model import fresh_session
+    from cellverify.training.trainer import TrainerReuse
 
     cell = small_cell.replace(**cell_options)
     run = TrainConfig(batch_size=4, steps=2, train_steps=4, **run_options)
-    train(conv_rnn_cell, cell, run, reuse=True)  # leaves this process a trainer to reuse
+    reuse = TrainerReuse()
+    train(conv_rnn_cell, cell, run, reuse=reuse)  # leaves it a trainer to restart
+    first = reuse.last
     fresh_session()  # as a worker does between jobs
-    reused = train(conv_rnn_cell, cell.replace(seed=1), run.replace(seed=1), reuse=True)
+    reused = train(conv_rnn_cell, cell.replace(seed=1), run.replace(seed=1), reuse=reuse)
+    assert reuse.last is first  # restarted, not rebuilt
     fresh = train(conv_rnn_cell, cell.replace(seed=1), run.replace(seed=1))
     assert reused.same_as(fresh)
 

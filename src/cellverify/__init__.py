@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from cellverify.checks.testing import CellInvariants
     from cellverify.data.market import Batch, Market, batch_for, synthetic_market
     from cellverify.diagnosis import diagnose
+    from cellverify.experiments.verify import diagnose_and_verify
     from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
     from cellverify.model.fast import FastConvRNN
     from cellverify.model.rnn import build_model, cross_entropy_loss, portfolio_loss
@@ -64,6 +65,7 @@ _LAZY: dict[str, str] = {
     "batch_for": "cellverify.data",
     "synthetic_market": "cellverify.data",
     "diagnose": "cellverify.diagnosis",
+    "diagnose_and_verify": "cellverify.experiments.verify",
     "FastConvRNN": "cellverify.model.fast",
     "INVARIANTS": "cellverify.checks.invariants",
     "CellInvariants": "cellverify.checks.testing",
@@ -113,6 +115,7 @@ __all__ = [
     "conv_rnn_cell",
     "cross_entropy_loss",
     "diagnose",
+    "diagnose_and_verify",
     "fail",
     "invariant",
     "kill_matrix",

@@ -19,7 +19,7 @@ from cellverify.cli.options import (
     progress,
     quiet_tensorflow,
 )
-from cellverify.config import PORTFOLIO_TASKS, preset
+from cellverify.config import TASKS, preset
 from cellverify.errors import InvalidConfig
 from cellverify.render.outputs import check_writable, write_json
 
@@ -59,119 +59,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    """Train across seeds, report symptoms and causes, verify remedies by re-running.
-
-    One executor runs everything: the base runs, then every remedy's runs at
-    once; one progress line counts them all.
-    """
+    """Train across seeds, report symptoms and causes, verify remedies by re-running
+    (:func:`cellverify.experiments.verify.diagnose_and_verify`)."""
     cell, train_cfg = configs_from_args(args)
     if args.seeds < 1:
         raise InvalidConfig("diagnose", "seeds", "at least 1", args.seeds)
     check_outputs(args)
     seeds = list(range(args.seeds))
     quiet_tensorflow()
-    from cellverify.diagnosis import diagnose
     from cellverify.execution import make_executor
-    from cellverify.experiments.verify import run_seeds, verify_remedies
+    from cellverify.experiments.verify import diagnose_and_verify
     from cellverify.render.report import render_diagnosis
-    from cellverify.training.runs import start_here, start_worker
-
-    report_progress = progress("diagnose")
-    counted = [0, len(seeds)]
-
-    def on_done(done: int, total: int) -> None:
-        report_progress(counted[0] + done, counted[1])
 
     with make_executor(args.scheduler, args.jobs) as executor:
-        # A bad factory fails here, before any run.
-        executor.start(start_worker, args.cell, here=start_here)
-        traces = run_seeds(
-            args.cell, cell, train_cfg, seeds, executor=executor, fast=args.fast, on_done=on_done
-        )
-        diagnosis = diagnose(traces, seeds)
-        results = []
-        if not args.no_verify and diagnosis.remedies():
-            counted[:] = [len(seeds), len(seeds) * (1 + len(diagnosis.remedies()))]
-            results = verify_remedies(
-                diagnosis, args.cell, executor=executor, fast=args.fast, on_done=on_done
-            )
-    report = {
-        "diagnosis": diagnosis.to_dict(),
-        "remedies": [r.to_dict() for r in results],
-    }
+        result = diagnose_and_verify(
+            args.cell, cell, train_cfg, seeds, executor=executor, fast=args.fast,
+            verify=not args.no_verify, on_progress=progress("diagnose"),
+        )  # fmt: skip
+    report = result.to_dict()
     print(render_diagnosis(report))
     if args.json:
         write_json(args.json, report)
     if args.plot:
         from cellverify.render.plots import plot_traces
 
-        plot_traces(traces, seeds, args.plot, f"{args.preset}: loss and gradient norms")
+        plot_traces(result.traces, seeds, args.plot, f"{args.preset}: loss and gradient norms")
     return EXIT_OK
 
 
-def _sweep_reports(args: argparse.Namespace) -> list[dict[str, Any]] | None:
-    """Run this shard of the sweep (or merge reports); None for a shard's raw runs."""
-    from cellverify.experiments.sweep import (
-        DEFAULT_GRID,
-        parse_grid,
-        parse_shard,
-        sweep_tasks,
-    )
-
-    if args.merge:
-        from cellverify.experiments.merge import load_reports
-
-        reports = load_reports(args.merge)  # a wrong file is named before moot options
-        _refuse_run_options(args)
-        return reports
-    cell, train_cfg = configs_from_args(args)
-    grid = parse_grid(args.grid or DEFAULT_GRID)
-    shard = parse_shard(args.shard)
-    if args.seeds < 1:
-        raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
-    sweep_tasks(grid, cell, train_cfg, range(args.seeds), shard=shard)  # validates every point
-    if args.checkpoint:
-        check_writable(args.checkpoint, "--checkpoint")
-    quiet_tensorflow()
-    from cellverify.execution import make_executor
-    from cellverify.experiments.sweep import run_sweep
-    from cellverify.training.runs import start_here, start_worker
-
-    with make_executor(args.scheduler, args.jobs) as executor:
-        # A bad factory fails here, before any run.
-        executor.start(start_worker, args.cell, here=start_here)
-        raw = run_sweep(
-            args.cell,
-            grid,
-            cell,
-            train_cfg,
-            list(range(args.seeds)),
-            shard=shard,
-            executor=executor,
-            fast=args.fast,
-            checkpoint=args.checkpoint,
-            on_done=progress("sweep"),
-        )
-    if raw["resumed"]:
-        done, now = raw["resumed"], raw["executed"]
-        print(f"resumed {args.checkpoint}: {done} runs done before, {now} now", file=sys.stderr)
-    if shard != (1, 1):  # a shard's raw runs are merged later
-        if args.json:
-            write_json(args.json, raw)
-        written = f" written to {args.json}" if args.json else ""
-        print(f"shard {shard[0]}/{shard[1]}: {len(raw['runs'])} runs{written}")
-        return None
-    return [raw]
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Map the probability of learning over a grid, or merge shards' reports."""
+    """Map the probability of learning over a grid, or merge shards' reports
+    (:func:`cellverify.experiments.sweep.run_sweep`, then ``aggregate``)."""
     from cellverify.experiments.sweep import aggregate
 
     check_outputs(args)
-    reports = _sweep_reports(args)
-    if reports is None:
-        return EXIT_OK
+    if args.merge:
+        reports = _merged(args)
+    else:
+        raw = _sweep_run(args)
+        if raw["shard"] != [1, 1]:  # a shard's raw runs are merged later
+            _write_shard(args, raw)
+            return EXIT_OK
+        reports = [raw]
     from cellverify.render.report import render_sweep
 
     report = aggregate(reports)
@@ -183,6 +112,56 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         plot_sweep(report, args.plot)
     return EXIT_OK
+
+
+def _merged(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The reports ``--merge`` names, read before the options are refused:
+    a wrong file is named before moot options."""
+    from cellverify.experiments.merge import load_reports
+
+    reports = load_reports(args.merge)
+    _refuse_run_options(args)
+    return reports
+
+
+def _sweep_run(args: argparse.Namespace) -> dict[str, Any]:
+    """This shard's runs (raw, not aggregated), every option checked first."""
+    from cellverify.experiments.sweep import DEFAULT_GRID, parse_grid, parse_shard, sweep_tasks
+
+    cell, train_cfg = configs_from_args(args)
+    grid = parse_grid(args.grid or DEFAULT_GRID)
+    shard = parse_shard(args.shard)
+    if args.seeds < 1:
+        raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
+    seeds = list(range(args.seeds))
+    sweep_tasks(grid, cell, train_cfg, seeds, shard=shard)  # validates every point
+    if args.checkpoint:
+        check_writable(args.checkpoint, "--checkpoint")
+    quiet_tensorflow()
+    from cellverify.execution import make_executor
+    from cellverify.experiments.sweep import run_sweep
+    from cellverify.training.runs import start_here, start_worker
+
+    with make_executor(args.scheduler, args.jobs) as executor:
+        # A bad factory fails here, before any run.
+        executor.start(start_worker, args.cell, here=start_here)
+        raw = run_sweep(
+            args.cell, grid, cell, train_cfg, seeds, shard=shard, executor=executor,
+            fast=args.fast, checkpoint=args.checkpoint, on_done=progress("sweep"),
+        )  # fmt: skip
+    if raw["resumed"]:
+        done, now = raw["resumed"], raw["executed"]
+        print(f"resumed {args.checkpoint}: {done} runs done before, {now} now", file=sys.stderr)
+    return raw
+
+
+def _write_shard(args: argparse.Namespace, raw: dict[str, Any]) -> None:
+    """A shard's raw runs, for a later ``--merge``."""
+    if args.json:
+        write_json(args.json, raw)
+    written = f" written to {args.json}" if args.json else ""
+    k, n = raw["shard"]
+    print(f"shard {k}/{n}: {len(raw['runs'])} runs{written}")
 
 
 def add_parsers(sub: Any) -> None:
@@ -203,7 +182,7 @@ def _add_compare(sub: Any) -> None:
     compare.add_argument("--train-steps", type=int, default=20)
     compare.add_argument("--batch-size", type=int, default=32)
     compare.add_argument("--steps", type=int, default=None)
-    compare.add_argument("--task", choices=PORTFOLIO_TASKS, default="supervised")
+    compare.add_argument("--task", choices=TASKS, default="supervised")
     compare.add_argument("--data", default=None, **TRAIN_OPTIONS["data"])
     add_fast_options(compare)
     compare.add_argument("--json", metavar="PATH", help="also write the traces as JSON")

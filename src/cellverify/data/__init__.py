@@ -19,8 +19,6 @@ from cellverify.data.market import (
     markets_for,
     reference_loss,
     sample_batch,
-    sample_spans,
-    spans_for,
     synthetic_market,
 )
 
@@ -40,7 +38,5 @@ __all__ = [
     "markets_for",
     "reference_loss",
     "sample_batch",
-    "sample_spans",
-    "spans_for",
     "synthetic_market",
 ]

@@ -24,7 +24,6 @@ import numpy as np
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.inputs import LARGE_VOLATILITY, NEAR_FLAT_RANGE, InputSpec
 from cellverify.data.prices import PriceHistory, PricePaths, resolve_data, with_features
-from cellverify.data.spans import SpanBatch, price_spans
 from cellverify.data.tasks import task as task_of
 from cellverify.errors import InvalidConfig
 
@@ -41,8 +40,6 @@ __all__ = [
     "markets_for",
     "reference_loss",
     "sample_batch",
-    "sample_spans",
-    "spans_for",
     "synthetic_market",
 ]
 
@@ -139,27 +136,11 @@ def sample_batch(
     rng: np.random.Generator,
 ) -> Batch:
     """Draw ``batch_size`` sequences of ``steps`` consecutive windows from ``market``."""
-    ends, relatives, targets = _draw("sample_batch", market, window, steps, batch_size, rng)
+    ends, relatives, targets = _draw(market, window, steps, batch_size, rng)
     return Batch(_normalised_windows(market, window, ends, features), relatives, targets)
 
 
-def sample_spans(
-    market: Market,
-    *,
-    window: int,
-    steps: int,
-    batch_size: int,
-    features: int,
-    rng: np.random.Generator,
-) -> SpanBatch:
-    """:func:`sample_batch`'s draw from the same ``rng``, its windows kept as
-    the prices they are cut from (:mod:`cellverify.data.spans`)."""
-    ends, relatives, targets = _draw("sample_spans", market, window, steps, batch_size, rng)
-    return SpanBatch(price_spans(market, window, ends, features), relatives, targets)
-
-
 def _draw(
-    caller: str,
     market: Market,
     window: int,
     steps: int,
@@ -170,7 +151,7 @@ def _draw(
     last_start = market.periods - window - steps  # the last target needs close[t + 1]
     if last_start < 0:
         raise InvalidConfig(
-            caller,
+            "sample_batch",
             "market",
             f"at least window + steps + 1 = {window + steps + 1} periods",
             market.periods,
@@ -281,11 +262,6 @@ def batch_for(
     """The ``draw``-th batch of a run, reproducible from the two configurations alone."""
     market = market if market is not None else market_for(cell, train)
     return sample_batch(market, **_draw_arguments(cell, train, draw))
-
-
-def spans_for(cell: CellConfig, train: TrainConfig, *, market: Market, draw: int = 0) -> SpanBatch:
-    """:func:`batch_for`'s ``draw``-th batch as price spans."""
-    return sample_spans(market, **_draw_arguments(cell, train, draw))
 
 
 def _draw_arguments(cell: CellConfig, train: TrainConfig, draw: int) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Verify remedies by re-running: the same seeds, before and after.
+"""A configuration diagnosed across seeds, and its remedies verified by
+re-running them on the same seeds (:func:`diagnose_and_verify`, what
+``cellverify diagnose`` runs).
 
 Trains through :mod:`cellverify.execution`; what counts as learning is
 :mod:`cellverify.diagnosis.outcome`'s.
@@ -13,15 +15,17 @@ from typing import Any
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
 from cellverify.diagnosis.outcome import count_outcomes
-from cellverify.execution import Executor
+from cellverify.execution import Executor, LocalExecutor
 from cellverify.trace import Trace
-from cellverify.training.runs import run_jobs
+from cellverify.training.runs import run_jobs, start_here, start_worker
 
 __all__ = [
     "DIAGNOSE_PROBE_EVERY",
+    "DiagnosisReport",
     "RemedyResult",
     "Tally",
     "apply_remedy",
+    "diagnose_and_verify",
     "run_seeds",
     "tally",
     "verify_remedies",
@@ -158,3 +162,65 @@ def verify_remedies(
         after = diagnose(traces[i * n : (i + 1) * n], diagnosis.seeds)
         results.append(RemedyResult(remedy, before, tally(after), after))
     return results
+
+
+@dataclass(frozen=True)
+class DiagnosisReport:
+    """What :func:`diagnose_and_verify` found: the runs, their diagnosis,
+    and each proposed remedy re-run (none when not verified)."""
+
+    traces: list[Trace]
+    diagnosis: Diagnosis
+    remedies: list[RemedyResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report ``cellverify diagnose --json`` writes (docs/design.md,
+        "The diagnosis report")."""
+        return {
+            "diagnosis": self.diagnosis.to_dict(),
+            "remedies": [r.to_dict() for r in self.remedies],
+        }
+
+
+def diagnose_and_verify(
+    factory: str,
+    cell: CellConfig,
+    train: TrainConfig,
+    seeds: Sequence[int],
+    *,
+    executor: Executor | None = None,
+    workers: int = 1,
+    fast: bool = True,
+    verify: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DiagnosisReport:
+    """Train the configuration once per seed, diagnose the runs, then re-run
+    every remedy the diagnosis proposes on the same seeds (unless not
+    ``verify``).
+
+    Everything runs on ``executor`` (default: ``workers`` local processes),
+    which loads the factory first, so that a bad one fails before any run.
+    ``on_progress(done, total)`` counts every run: the seeds', then the
+    remedies' too, once the diagnosis has proposed them.
+    """
+    if executor is None:
+        with LocalExecutor(workers) as local:
+            return diagnose_and_verify(
+                factory, cell, train, seeds, executor=local, fast=fast, verify=verify,
+                on_progress=on_progress,
+            )  # fmt: skip
+    seeds = list(seeds)
+    counted = [0, len(seeds)]  # runs done before this batch, runs in all
+
+    def on_done(done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(counted[0] + done, counted[1])
+
+    executor.start(start_worker, factory, here=start_here)
+    traces = run_seeds(factory, cell, train, seeds, executor=executor, fast=fast, on_done=on_done)
+    diagnosis = diagnose(traces, seeds)
+    results: list[RemedyResult] = []
+    if verify and diagnosis.remedies():
+        counted[:] = [len(seeds), len(seeds) * (1 + len(diagnosis.remedies()))]
+        results = verify_remedies(diagnosis, factory, executor=executor, fast=fast, on_done=on_done)
+    return DiagnosisReport(traces, diagnosis, results)

@@ -4,7 +4,6 @@ Only conv3's state channel is recurrent: conv1 and conv2 see the price window
 alone.  So the fast path
 
 1. runs conv1 on every step of every sequence at once (``[batch*steps, ...]``),
-   through the native kernel where it applies (:mod:`cellverify.model.native`),
 2. runs conv2 - a ``1x(window-2)`` conv spanning the whole remaining width - as
    one matrix product ``[batch*steps*assets, (window-2)*k1] @ [(window-2)*k1, k2]``,
 3. folds conv3's feature channels into that product's output (``g = h2 @ w + b``),
@@ -23,9 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from cellverify.data.spans import PriceSpans
 from cellverify.model.cell import ConvRNNCell
-from cellverify.model.native.choice import choose_conv1
 
 __all__ = ["UNROLL_MAX_STEPS", "FastConvRNN"]
 
@@ -40,30 +37,13 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
 
     Drop-in for ``keras.layers.RNN(cell, return_sequences=True)`` when the cell
     is a :class:`ConvRNNCell`; accepts ``initial_state=[state]`` likewise.
-    ``conv1`` picks conv1's kernel: "auto" (the native one where it applies),
-    "native" or "stock" (TensorFlow's); pass ``jit_compile=True`` when the
-    layer runs under XLA, which takes TensorFlow's kernels only.
-
-    With the native kernel the inputs may also be :class:`PriceSpans`, the
-    raw prices the windows are cut from (:attr:`reads_spans`): conv1 then
-    runs once over each sequence's prices, the same function within float32
-    rounding (docs/design.md, "Native conv1").
     """
 
-    def __init__(
-        self, cell: ConvRNNCell, conv1: str = "auto", jit_compile: bool = False, **kwargs: Any
-    ) -> None:
+    def __init__(self, cell: ConvRNNCell, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(cell, ConvRNNCell):
             raise TypeError(f"FastConvRNN runs a ConvRNNCell. Received: {type(cell).__name__}")
         self.cell = cell
-        self.conv1_choice = choose_conv1(cell.cell_config, request=conv1, jit_compile=jit_compile)
-        self.native = self.conv1_choice.native
-
-    @property
-    def reads_spans(self) -> bool:
-        """Whether the inputs may be :class:`PriceSpans` (the native kernel)."""
-        return self.native
 
     def build(self, input_shape: Any) -> None:
         if not self.cell.built:
@@ -75,54 +55,14 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
 
     def hidden(self, inputs: Any, training: Any = None) -> tuple[Any, Any]:
         """Steps 1-2 on every window of every sequence at once: conv1's output
-        (``[batch*steps, assets, window-2, k1]``, or channels first from the
-        native kernel: :meth:`channels_last`) and conv2's, ``[batch*steps*assets, k2]``."""
-        if isinstance(inputs, PriceSpans) and not self.reads_spans:
-            raise ValueError(
-                "price spans need the native conv1 kernel, which this layer does not run: "
-                f"{self.conv1_choice.why}. Received: PriceSpans"
-            )
+        ``[batch*steps, assets, window-2, k1]`` and conv2's, ``[batch*steps*assets, k2]``."""
         cell, c = self.cell, self.cell.cell_config
         k1, k2, _ = c.kernels
-        kernel2 = tf.reshape(cell.conv2.kernel, [c.window - 2, k1, k2])
-        if self.native:  # conv1 channels first, [batch*steps*assets, k1, window-2]
-            h1 = self._native_conv1(inputs)
-            kernel2 = tf.transpose(kernel2, [1, 0, 2])
-        else:
-            flat = tf.reshape(inputs, [-1, c.assets, c.window, c.features])
-            h1 = cell.apply_dropout(1, cell.conv1(flat), training)
+        flat = tf.reshape(inputs, [-1, c.assets, c.window, c.features])
+        h1 = cell.apply_dropout(1, cell.conv1(flat), training)
         rows = tf.reshape(h1, [-1, (c.window - 2) * k1])
-        pre = tf.matmul(rows, tf.reshape(kernel2, [-1, k2])) + cell.conv2.bias
+        pre = tf.matmul(rows, tf.reshape(cell.conv2.kernel, [-1, k2])) + cell.conv2.bias
         return h1, cell.apply_dropout(2, cell.conv2.activation(pre), training)
-
-    def _native_conv1(self, inputs: Any) -> Any:
-        from cellverify.model.native.ops import conv_rows, conv_spans
-
-        c, conv1 = self.cell.cell_config, self.cell.conv1
-        relu = conv1.activation is keras.activations.relu
-        if isinstance(inputs, PriceSpans):
-            h1 = conv_spans(*inputs, conv1.kernel[0], conv1.bias, relu=relu)
-        else:
-            rows = tf.reshape(inputs, [-1, c.window, c.features])
-            h1 = conv_rows(rows, conv1.kernel[0], conv1.bias, relu=relu)
-        return h1 if relu else conv1.activation(h1)
-
-    @staticmethod
-    def sequences(inputs: Any) -> tuple[Any, Any]:
-        """The number of sequences and of steps in ``inputs``, windows or spans."""
-        if isinstance(inputs, PriceSpans):
-            return tf.shape(inputs.closes)[0], tf.shape(inputs.closes)[1]
-        shape = tf.shape(inputs)
-        return shape[0], shape[1]
-
-    def channels_last(self, h1: Any) -> Any:
-        """conv1's output from :meth:`hidden` as the cell's, ``[batch*steps,
-        assets, window-2, k1]``, whichever kernel made it."""
-        if not self.native:
-            return h1
-        c = self.cell.cell_config
-        h1 = tf.reshape(h1, [-1, c.assets, c.kernels[0], c.window - 2])
-        return tf.transpose(h1, [0, 1, 3, 2])
 
     def features(self, inputs: Any, training: Any = None) -> Any:
         """Steps 1-3: the state-free part, ``g`` of shape ``[batch, steps, assets]``."""
@@ -133,8 +73,8 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         k2 = c.kernels[1]
         w3 = tf.reshape(self.cell.conv3.kernel, [k2 + 1])
         g = tf.linalg.matvec(h2, w3[:k2]) + self.cell.conv3.bias[0]
-        batch, steps = self.sequences(inputs)
-        return tf.reshape(g, [batch, steps, c.assets])
+        shape = tf.shape(inputs)
+        return tf.reshape(g, [shape[0], shape[1], c.assets])
 
     def step_logits(self, g_t: Any, previous: Any, training: Any = None) -> Any:
         """One step of the recurrence: the softmax's input ``[batch, outputs]``
@@ -172,7 +112,7 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
     def initial(self, inputs: Any, initial_state: Any = None) -> Any:
         """The state entering the first step: ``initial_state[0]``, or the cell's."""
         if initial_state is None:
-            return self.cell.get_initial_state(self.sequences(inputs)[0])[0]
+            return self.cell.get_initial_state(tf.shape(inputs)[0])[0]
         return initial_state[0]
 
     def call(self, inputs: Any, initial_state: Any = None, training: Any = None) -> Any:
@@ -187,47 +127,22 @@ class FastConvRNN(keras.layers.Layer):  # type: ignore[misc]
         g = self._folded(inputs, h2)
         return h1, h2, g, self.recur(g, state, training)
 
-    @property
-    def channels_first(self) -> tuple[str, ...]:
-        """The activations that :meth:`activations_of` gives channels first
-        (``[rows, channels, positions]``) when not asked for ``channels_last``."""
-        return ("conv1",) if self.native else ()
-
-    def sequence_activations(
-        self, inputs: Any, training: Any = None, *, channels_last: bool = True
-    ) -> dict[str, Any]:
+    def sequence_activations(self, inputs: Any, training: Any = None) -> dict[str, Any]:
         """Every step's intermediate tensors at once, keyed like
         :meth:`ConvRNNCell.step_activations` (steps flattened into the batch;
         conv2's as ``[batch*steps*assets, k2]``), from one pass of the fast path."""
         state = self.initial(inputs)
-        passes = self.passes(inputs, state, training)
-        return self.activations_of(*passes, state, training, channels_last=channels_last)
+        return self.activations_of(*self.passes(inputs, state, training), state, training)
 
     def activations_of(
-        self,
-        h1: Any,
-        h2: Any,
-        g: Any,
-        outputs: Any,
-        state: Any,
-        training: Any = None,
-        *,
-        channels_last: bool = True,
+        self, h1: Any, h2: Any, g: Any, outputs: Any, state: Any, training: Any = None
     ) -> dict[str, Any]:
         """:meth:`sequence_activations` from a pass already made (:meth:`passes`
-        from ``state``): only every step's logits are computed again.  With
-        ``channels_last=False`` the layers of :attr:`channels_first` keep the
-        native kernel's layout, which statistics over channels can read
-        without a transpose."""
+        from ``state``): only every step's logits are computed again."""
         previous = tf.concat([state[:, None], outputs[:, :-1]], axis=1)
         logits = self.step_logits(
             tf.reshape(g, [-1, g.shape[-1]]),
             tf.reshape(previous, [-1, outputs.shape[-1]]),
             training,
         )
-        return {
-            "conv1": self.channels_last(h1) if channels_last else h1,
-            "conv2": h2,
-            "logits": logits,
-            "output": tf.nn.softmax(logits, -1),
-        }
+        return {"conv1": h1, "conv2": h2, "logits": logits, "output": tf.nn.softmax(logits, -1)}

@@ -51,7 +51,6 @@ def build_model(
     steps: int | None = None,
     fast: bool = False,
     unroll: bool = False,
-    jit_compile: bool = False,
 ) -> keras.Model:
     """Wrap ``cell`` in an RNN returning every step's output.
 
@@ -60,8 +59,7 @@ def build_model(
     :class:`~cellverify.model.cell.ConvRNNCell` through :class:`~cellverify.model.fast.FastConvRNN`
     (the same function, about 4x faster to train at the question's shape);
     any other cell goes through ``keras.layers.RNN`` as usual, its loop
-    unrolled if ``unroll`` (which needs ``steps``).  ``jit_compile`` says the
-    model will run under XLA, so that the fast path keeps to TensorFlow's kernels.
+    unrolled if ``unroll`` (which needs ``steps``).
     """
     inputs = keras.Input(shape=(steps, *step_shape(cell_config)), name="windows")
     from cellverify.model.cell import ConvRNNCell
@@ -69,7 +67,7 @@ def build_model(
     if fast and isinstance(cell, ConvRNNCell):
         from cellverify.model.fast import FastConvRNN
 
-        layer: keras.layers.Layer = FastConvRNN(cell, jit_compile=jit_compile, name="rnn")
+        layer: keras.layers.Layer = FastConvRNN(cell, name="rnn")
     else:
         if unroll and steps is None:
             raise ValueError("an unrolled RNN needs a fixed sequence length. Received: steps=None")

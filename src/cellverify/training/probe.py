@@ -9,13 +9,11 @@ step (benchmarks/ measures their cost).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
 
-from cellverify.model.native.build import native_library
-from cellverify.model.native.ops import channel_counts
 from cellverify.trace import ACTIVATION_LAYERS, LAYER_STATISTICS, OUTPUT_STATISTICS
 
 __all__ = [
@@ -100,20 +98,15 @@ def last_state_gradient_norm(
     return tf.constant(0.0, tf.float64) if grad is None else norm(grad)
 
 
-def activation_statistics(
-    acts: Mapping[str, Any], channels_first: Collection[str] = ()
-) -> dict[str, Any]:
+def activation_statistics(acts: Mapping[str, Any]) -> dict[str, Any]:
     """Layer and output statistics of one step's activations (keys of
-    ``step_activations``: each of ACTIVATION_LAYERS, and ``output``).  The
-    layers named in ``channels_first`` are ``[rows, channels, positions]``
-    (the native conv1's layout) rather than channels last; the statistics
-    are the same numbers either way."""
+    ``step_activations``: each of ACTIVATION_LAYERS, and ``output``)."""
     per_layer: dict[str, list[Any]] = {key: [] for key in LAYER_STATISTICS}
     for name in ACTIVATION_LAYERS:
-        dead, zeros, saturated = _layer_statistics(acts[name], name in channels_first)
+        dead, zeros = _zero_statistics(acts[name])
         per_layer["dead_fraction"].append(dead)
         per_layer["zero_fraction"].append(zeros)
-        per_layer["saturated_fraction"].append(saturated)
+        per_layer["saturated_fraction"].append(share(tf.abs(acts[name]) >= SATURATION_LEVEL))
     w = tf.cast(acts["output"], tf.float64)
     n = tf.cast(tf.shape(w)[-1], tf.float64)
     largest = tf.reduce_max(w, -1)
@@ -128,40 +121,15 @@ def activation_statistics(
     return {**{k: tf.stack(v) for k, v in per_layer.items()}, **output}
 
 
-def _layer_statistics(a: Any, channels_first: bool) -> tuple[Any, Any, Any]:
-    """Shares of dead channels, of zero entries and of saturated entries.
-
-    The native conv1's output (``channels_first``) is counted by a native
-    op in one pass, where TensorFlow's ops took about nine over conv1's
-    output, the largest of a step's tensors (docs/performance.md, 'A
-    diagnose run'); the counts are exact, so the shares are the same bits."""
-    if channels_first and native_library().available:
-        counts = tf.cast(channel_counts(a, level=SATURATION_LEVEL), tf.float64)
-        dead, zeros = _zero_shares(counts[0], tf.shape(a)[0] * tf.shape(a)[2], a)
-        return dead, zeros, tf.reduce_sum(counts[1]) / tf.cast(tf.size(a), tf.float64)
-    dead, zeros = _zero_statistics(a, channels_first)
-    return dead, zeros, share(tf.abs(a) >= SATURATION_LEVEL)
-
-
-def _zero_statistics(a: Any, channels_first: bool = False) -> tuple[Any, Any]:
-    """Share of channels (last axis, or axis 1 if ``channels_first``) that are
-    0 everywhere, and share of entries that are 0: both from one count of
-    zeros per example (or row) and channel (int32 within it, float64 across
-    them, so exact), where a pass for each cost a fifth more of the probe's
-    statistics."""
-    if channels_first:
-        zeros = tf.reduce_sum(tf.cast(tf.equal(a, 0), tf.int32), axis=2)
-        positions = tf.shape(a)[0] * tf.shape(a)[2]
-    else:
-        per_example = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
-        zeros = tf.reduce_sum(tf.cast(tf.equal(per_example, 0), tf.int32), axis=1)
-        positions = tf.shape(per_example)[0] * tf.shape(per_example)[1]
-    return _zero_shares(tf.reduce_sum(tf.cast(zeros, tf.float64), axis=0), positions, a)
-
-
-def _zero_shares(per_channel: Any, positions: Any, a: Any) -> tuple[Any, Any]:
-    """Shares of dead channels and of zero entries of ``a``, from each
-    channel's count of zeros (float64, exact) out of its ``positions``."""
+def _zero_statistics(a: Any) -> tuple[Any, Any]:
+    """Share of channels (the last axis) that are 0 everywhere, and share of
+    entries that are 0: both from one count of zeros per example and channel
+    (int32 within it, float64 across them, so exact), where a pass for each
+    cost a fifth more of the probe's statistics."""
+    per_example = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
+    zeros = tf.reduce_sum(tf.cast(tf.equal(per_example, 0), tf.int32), axis=1)
+    per_channel = tf.reduce_sum(tf.cast(zeros, tf.float64), axis=0)
+    positions = tf.shape(per_example)[0] * tf.shape(per_example)[1]
     dead = tf.reduce_mean(
         tf.cast(tf.equal(per_channel, tf.cast(positions, tf.float64)), tf.float64)
     )

@@ -9,6 +9,7 @@ and gives the traces back in order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,16 @@ def start_here(factory: str) -> None:
     load_factory(factory)
 
 
+@functools.cache
+def _worker_trainers() -> Any:
+    """The trainer this process restarts from one job to the next (a
+    ``TrainerReuse``): a worker runs seed after seed, so the worker process
+    owns it; ``train`` itself keeps none."""
+    from cellverify.training.trainer import TrainerReuse
+
+    return TrainerReuse()
+
+
 def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
     """Train one job and return its trace as plain data (the task function;
     in a worker process TensorFlow is pinned to one thread)."""
@@ -80,7 +91,7 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
         TrainConfig.from_dict(job.train),
         probe_every=job.probe_every,
         fast=job.fast,
-        reuse=True,
+        reuse=_worker_trainers(),
     )
     return trace.to_dict()
 
