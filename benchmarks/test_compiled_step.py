@@ -34,10 +34,10 @@ def _update(activation: str, guarded: bool) -> Workload:
     config = CellConfig(activation=activation, output_activation="linear")
     with pytest.MonkeyPatch.context() as patch:
         if not guarded:
-            patch.setattr("cellverify.training.trainer.compile_step", _plain)
+            patch.setattr("cellverify.training.steps.compile_step", _plain)
         trainer = Trainer(conv_rnn_cell, config, DIAGNOSE_RUN, fast=True)
     feed = trainer.feed(trainer.draw(market_for(config, DIAGNOSE_RUN), 0))
-    step = trainer._update  # the update a diagnose run makes 200 times
+    step = trainer.functions.update  # the update a diagnose run makes 200 times
     return Workload(lambda: step(feed.inputs, feed.target), {"activation": activation})
 
 

@@ -19,8 +19,8 @@ _TRAIN = """
 import sys
 if sys.argv[1] == "plain":
     import tensorflow as tf
-    import cellverify.training.trainer as trainer
-    trainer.compile_step = lambda fn, jit_compile=False: tf.function(fn, autograph=False)
+    import cellverify.training.steps as steps
+    steps.compile_step = lambda fn, jit_compile=False: tf.function(fn, autograph=False)
 from cellverify import CellConfig, TrainConfig, batch_for, conv_rnn_cell
 from cellverify.training.trainer import Trainer
 cell = CellConfig(assets=3, window=6, kernels=(2, 3, 1), activation="leaky_relu")

@@ -70,6 +70,10 @@ class _Step:
         with remapping_off():
             return self._function(*args)
 
+    def experimental_get_tracing_count(self) -> int:
+        """How often the function was traced (``tf.function``'s own count)."""
+        return int(self._function.experimental_get_tracing_count())
+
 
 def compile_step(
     fn: Callable[..., Any],
