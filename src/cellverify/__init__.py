@@ -31,6 +31,7 @@ from cellverify.config import (
     TrainConfig,
     preset,
 )
+from cellverify.contracts import Contract, OutputKind, Params
 from cellverify.data.inputs import InputSpec
 from cellverify.errors import (
     BadCellFactory,
@@ -39,6 +40,7 @@ from cellverify.errors import (
     InvalidConfig,
     InvariantViolation,
 )
+from cellverify.spec import CellSpec, spec_from_class
 from cellverify.trace import Trace
 
 if TYPE_CHECKING:
@@ -94,8 +96,10 @@ __all__ = [
     "Case",
     "CellConfig",
     "CellInvariants",
+    "CellSpec",
     "CellVerifyError",
     "CheckCrashed",
+    "Contract",
     "ConvRNNCell",
     "FastConvRNN",
     "InputSpec",
@@ -104,6 +108,8 @@ __all__ = [
     "InvariantViolation",
     "Market",
     "Mutant",
+    "OutputKind",
+    "Params",
     "Preset",
     "Region",
     "Trace",
@@ -121,6 +127,7 @@ __all__ = [
     "kill_matrix",
     "portfolio_loss",
     "preset",
+    "spec_from_class",
     "synthetic_market",
     "train",
 ]

@@ -51,10 +51,14 @@ class StepFunctions:
         probes_in_step: bool,
         jit_compile: bool = False,
         compiled: bool = True,
+        state_is_output: bool = True,
     ) -> None:
         self.rnn, self.cell, self.optimizer, self.loss_fn = rnn, cell, optimizer, loss_fn
         self.variables = list(variables)
         self.probes_in_step = probes_in_step
+        #: Whether the state entering a step is the previous step's output,
+        #: which the last step's state gradient is measured from.
+        self.state_is_output = state_is_output
 
         def compile_(fn: Callable[..., Any]) -> Callable[..., Any]:
             # Without AutoGraph, as Keras's own fit() compiles its step: a cell
@@ -79,19 +83,23 @@ class StepFunctions:
         """Loss, gradients, state-gradient norms, and the fast path's pass
         (:meth:`FastConvRNN.passes` and the initial state; None through
         ``keras.layers.RNN``), which the last step and the probe reuse."""
-        s0 = self.rnn.get_initial_state(tf.shape(x)[0])[0]
+        states = list(self.rnn.get_initial_state(tf.shape(x)[0]))
+        s0 = states[0]
         with tf.GradientTape() as tape:
             tape.watch(s0)
             if isinstance(self.rnn, FastConvRNN):
                 passes = self.rnn.passes(x, s0, training=True)
                 *_, g, out = passes
             else:
-                out, g, passes = self.rnn(x, initial_state=[s0], training=True), None, None
+                out, g, passes = self.rnn(x, initial_state=states, training=True), None, None
             loss = self.loss_fn(out, y)
         grads = tape.gradient(loss, [*self.variables, s0])
         weight_grads = dense_gradients(grads[:-1], self.variables)
         state_grad = tf.zeros_like(s0) if grads[-1] is None else grads[-1]
-        last = last_state_gradient_norm(self.rnn, self.loss_fn, x, y, out, g)
+        if self.state_is_output:
+            last = last_state_gradient_norm(self.rnn, self.loss_fn, x, y, out, g)
+        else:  # the state entering the last step is not in the outputs: unmeasured
+            last = tf.constant(float("nan"), tf.float64)
         stats = tf.stack([norm(state_grad), last])
         return loss, weight_grads, stats, None if passes is None else (*passes, s0)
 

@@ -16,12 +16,15 @@ import numpy as np
 import tensorflow as tf
 
 from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
+from cellverify.contracts import Params
 from cellverify.data.market import Batch, batch_for, markets_for, reference_loss
+from cellverify.data.sequences import training_sequences
 from cellverify.data.stream import prefetched
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
 from cellverify.model.fast import FastConvRNN
-from cellverify.model.rnn import CellFactory, build_model, example_losses, loss_for
+from cellverify.model.rnn import CellFactory, build_model, example_losses, loss_for, step_shape
+from cellverify.spec import contract_of
 from cellverify.trace import Trace, TraceRecorder, no_activations
 from cellverify.training.probe import SATURATION_LEVEL
 from cellverify.training.steps import StepFunctions
@@ -89,7 +92,7 @@ class Trainer:
     def __init__(
         self,
         factory: CellFactory,
-        cell_config: CellConfig,
+        cell_config: CellConfig | Params,
         train_config: TrainConfig,
         *,
         jit_compile: bool = False,
@@ -103,7 +106,8 @@ class Trainer:
         steps = train_config.steps
         self.model = build_model(self.cell, cell_config, steps=steps, fast=fast, unroll=unroll)
         self.rnn = self.model.get_layer("rnn")
-        _check_outputs(self.model, cell_config, steps)
+        #: Each output row's size: the portfolio's assets (and cash), or the cell's own.
+        self.outputs = _check_outputs(self.model, self.cell, cell_config, steps)
         self.optimizer = make_optimizer(train_config.optimizer, train_config.learning_rate)
         self.variables = list(self.model.trainable_variables)
         self.optimizer.build(self.variables)
@@ -114,6 +118,7 @@ class Trainer:
         self.functions = StepFunctions(
             self.rnn, self.cell, self.variables, self.optimizer, self.loss_fn,
             probes_in_step=self.probes_in_step, jit_compile=jit_compile, compiled=compiled,
+            state_is_output=contract_of(factory).state_is_output,
         )  # fmt: skip
         #: The recorded step's compiled function (its tracing count is tested).
         self._step = self.functions.step
@@ -124,9 +129,9 @@ class Trainer:
         pass is not the inference pass the probe measures."""
         if not isinstance(self.rnn, FastConvRNN) or type(self.cell) is not ConvRNNCell:
             return False
-        return not self.cell.dropouts or self.cell_config.dropout == 0
+        return not self.cell.dropouts or self.cell.cell_config.dropout == 0
 
-    def restart(self, cell_config: CellConfig, train_config: TrainConfig) -> bool:
+    def restart(self, cell_config: CellConfig | Params, train_config: TrainConfig) -> bool:
         """Start over as a new Trainer of these configurations would, keeping
         the compiled steps; False, changing nothing, where that cannot be done.
 
@@ -135,9 +140,11 @@ class Trainer:
         a freshly built cell of the new seed, and the optimizer's variables
         are set back to their values after it was built.  Tracing was 0.5 s
         of a 4 s diagnose run (docs/performance.md, 'A diagnose run')."""
+        if not isinstance(cell_config, CellConfig) or type(self.cell) is not ConvRNNCell:
+            return False
         same_cell = cell_config.replace(seed=self.cell_config.seed) == self.cell_config
         same_run = train_config.replace(seed=self.train_config.seed) == self.train_config
-        if not (same_cell and same_run and type(self.cell) is ConvRNNCell):
+        if not (same_cell and same_run):
             return False
         fresh = ConvRNNCell(cell_config)
         c = cell_config
@@ -156,14 +163,18 @@ class Trainer:
         marker = f"{self.cell.name}/"
         return tuple(v.path.split(marker, 1)[-1] for v in self.variables)
 
-    def feed(self, batch: Batch) -> Feed:
-        """``batch`` as tensors, for any number of calls."""
-        return Feed(tf.constant(batch.inputs), tf.constant(batch.target(self.train_config.task)))
+    def target(self, batch: Any) -> Any:
+        """What the task's loss compares this cell's output on ``batch`` with."""
+        return batch.target(self.train_config.task, self.outputs)
 
-    def _tensors(self, batch: Batch | Feed) -> tuple[Any, Any]:
+    def feed(self, batch: Any) -> Feed:
+        """``batch`` as tensors, for any number of calls."""
+        return Feed(tf.constant(batch.inputs), tf.constant(self.target(batch)))
+
+    def _tensors(self, batch: Any) -> tuple[Any, Any]:
         if isinstance(batch, Feed):
             return batch.inputs, batch.target
-        return batch.inputs, batch.target(self.train_config.task)
+        return batch.inputs, self.target(batch)
 
     def step(self, batch: Batch | Feed, *, update: bool = True, probe: bool = False) -> StepRecord:
         """One optimizer update on ``batch``, with the gradients measured before it.
@@ -202,30 +213,36 @@ class Trainer:
         stats = self.functions.activations(self._tensors(batch)[0])
         return {k: np.asarray(v.numpy()) for k, v in stats.items()}
 
-    def loss(self, batch: Batch) -> float:
+    def loss(self, batch: Any) -> float:
         """Loss on ``batch`` without gradients (inference mode)."""
-        target = batch.target(self.train_config.task)
-        return float(self.functions.evaluate(batch.inputs, target)[0])
+        return float(self.functions.evaluate(batch.inputs, self.target(batch))[0])
 
-    def evaluate(self, batch: Batch) -> tuple[float, np.ndarray]:
+    def evaluate(self, batch: Any) -> tuple[float, np.ndarray]:
         """:meth:`loss` on ``batch`` and each example's loss ``[batch]``, from one
         compiled pass (an eager one for the example losses cost 2 % of a run)."""
-        task = self.train_config.task
-        target = batch.target(task)
+        target = self.target(batch)
         loss, out = self.functions.evaluate(batch.inputs, target)
-        return float(loss), example_losses(task, np.asarray(out), target)
+        return float(loss), example_losses(self.train_config.task, np.asarray(out), target)
 
 
-def _check_outputs(model: keras.Model, c: CellConfig, steps: int) -> None:
-    """BadCellFactory unless the model's outputs are ``[batch, steps,
-    outputs]``; the call also builds a user's cell that creates its weights
-    lazily, on its first call."""
-    out = model(np.zeros((1, steps, c.assets, c.window, c.features), np.float32))
-    if tuple(out.shape) != (1, steps, c.outputs):
+def _check_outputs(model: keras.Model, cell: Any, c: CellConfig | Params, steps: int) -> int:
+    """Each output row's size, or BadCellFactory unless the model's outputs
+    are ``[batch, steps, outputs]``; the call also builds a user's cell that
+    creates its weights lazily, on its first call."""
+    out = model(np.zeros((1, steps, *step_shape(c)), np.float32))
+    n = c.outputs if isinstance(c, CellConfig) else _output_size(cell)
+    if tuple(out.shape) != (1, steps, n):
         raise BadCellFactory(
             f"the cell's outputs must be [batch, steps, outputs] = "
-            f"{[1, steps, c.outputs]} in an RNN. Received: {list(out.shape)}"
+            f"{[1, steps, n]} in an RNN. Received: {list(out.shape)}"
         )
+    return n
+
+
+def _output_size(cell: Any) -> int:
+    size = getattr(cell, "output_size", None)
+    size = cell.state_size if size is None else size
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
 
 
 def _record(
@@ -256,7 +273,7 @@ class TrainerReuse:
     def trainer(
         self,
         factory: CellFactory,
-        cell_config: CellConfig,
+        cell_config: CellConfig | Params,
         train_config: TrainConfig,
         *,
         jit_compile: bool = False,
@@ -279,7 +296,7 @@ class TrainerReuse:
 
 def train(
     factory: CellFactory,
-    cell_config: CellConfig,
+    cell_config: CellConfig | Params,
     train_config: TrainConfig,
     *,
     jit_compile: bool = False,
@@ -305,16 +322,12 @@ def train(
         raise InvalidConfig("train", "probe_every", "0 or a positive step count", probe_every)
     reuse = reuse if reuse is not None else TrainerReuse()
     trainer = reuse.trainer(factory, cell_config, train_config, jit_compile=jit_compile, fast=fast)
-    market, eval_market = markets_for(cell_config, train_config)
-    eval_batch = batch_for(cell_config, train_config, market=eval_market, draw=EVAL_DRAW)
+    draw_batch, eval_batch, reference = _batches(cell_config, train_config, trainer.outputs)
     eval_start, eval_examples_start = trainer.evaluate(eval_batch)
     n = train_config.train_steps
     recorder = TraceRecorder(trainer.variable_names)
     recorder.eval_start = eval_start
-    batches = prefetched(
-        lambda draw: trainer.feed(batch_for(cell_config, train_config, market=market, draw=draw)),
-        n + 1,
-    )
+    batches = prefetched(lambda draw: trainer.feed(draw_batch(draw)), n + 1)
     for k, batch in enumerate(batches):
         probe = k in (0, n) or (probe_every > 0 and k % probe_every == 0)
         recorder.record_step(k, trainer.step(batch, update=k < n, probe=probe))
@@ -324,7 +337,32 @@ def train(
     return recorder.trace(
         cell_config.to_dict(),
         train_config.to_dict(),
-        reference_loss=reference_loss(eval_market, eval_batch, train_config.task),
-        uniform_loss=eval_batch.uniform_loss(train_config.task),
+        reference_loss=reference,
+        uniform_loss=eval_batch.uniform_loss(train_config.task, trainer.outputs),
         eval_example_loss=np.stack([eval_examples_start, eval_examples_end]),
     )
+
+
+def _batches(
+    cell_config: CellConfig | Params, train_config: TrainConfig, outputs: int
+) -> tuple[Callable[[int], Any], Any, float]:
+    """A run's training batch of each draw, its evaluation batch (a draw no
+    training step takes), and the loss a learner reaches on it: from the
+    market for the portfolio contract, from sequences for a spec'd cell."""
+    if isinstance(cell_config, Params):
+        params = cell_config
+        sequences = training_sequences(params, train_config, EVAL_DRAW)
+        reference = sequences.reference_loss(train_config.task, outputs)
+
+        def draw_sequences(draw: int) -> Any:
+            return training_sequences(params, train_config, draw)
+
+        return draw_sequences, sequences, reference
+    config = cell_config
+    market, eval_market = markets_for(config, train_config)
+    windows = batch_for(config, train_config, market=eval_market, draw=EVAL_DRAW)
+
+    def draw_windows(draw: int) -> Any:
+        return batch_for(config, train_config, market=market, draw=draw)
+
+    return draw_windows, windows, reference_loss(eval_market, windows, train_config.task)
