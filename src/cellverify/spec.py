@@ -37,6 +37,7 @@ from cellverify.errors import InvalidConfig
 __all__ = [
     "DERIVED_ACTIVATIONS",
     "DERIVED_DROPOUT",
+    "DERIVED_GATE_ACTIVATIONS",
     "DERIVED_INITIALIZERS",
     "DERIVED_UNITS",
     "CellSpec",
@@ -150,6 +151,9 @@ class CellSpec:
     dropout: tuple[str, ...] | None = None
     task: str | None = None
     name: str = ""
+    #: For a spec derived from a class (:func:`spec_from_class`): the
+    #: constructor's parameters left at their defaults, and their values.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         owner = "CellSpec"
@@ -207,6 +211,19 @@ class CellSpec:
         found = _keywords(self.factory)
         return found is not None and "seed" in found[0]
 
+    def describe(self) -> dict[str, Any]:
+        """The spec as plain data, for reports: its parameters and what is
+        drawn for each, the input size, the contract, what was left at its
+        default."""
+        drawn = {name: _domain_text(d) for name, d in self.domains().items()}
+        return {
+            "name": self.name,
+            "params": drawn,
+            "features": _domain_text(domain_of("features", self.features_strategy())),
+            "contract": self.contract.promises(),
+            "left_at_default": {k: repr(v) for k, v in self.defaults.items()},
+        }
+
     def domains(self) -> dict[str, Domain]:
         """What can be said of each drawn parameter's values (:class:`Domain`)."""
         return {name: domain_of(name, s) for name, s in self.params.items()}
@@ -237,8 +254,12 @@ DERIVED_UNITS = st.integers(1, 8)
 #: gradient, which ``gradients_nonzero`` would rightly report, so a spec
 #: that wants it says so).
 DERIVED_ACTIVATIONS = ("tanh", "sigmoid", "elu", "softsign", "linear")
-#: Initializers drawn for a derived spec: Keras's usual ones (not ``zeros``,
-#: whose units are all alike).
+#: Gate activations (``recurrent_activation``) drawn for a derived spec: a
+#: gate is a share in [0, 1], so the sigmoids.
+DERIVED_GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+#: Initializers drawn for a derived spec's kernels: Keras's usual ones (not
+#: ``zeros``, whose units are all alike).  A bias initializer keeps its
+#: default: ``orthogonal`` cannot shape a vector.
 DERIVED_INITIALIZERS = ("glorot_uniform", "orthogonal", "he_normal", "lecun_normal")
 #: Dropout rates drawn for a derived spec: none, and a rate that drops.
 DERIVED_DROPOUT = (0.0, 0.3)
@@ -247,9 +268,11 @@ DERIVED_DROPOUT = (0.0, 0.3)
 def _derived_strategy(name: str, default: Any) -> SearchStrategy[Any] | None:
     if name == "units":
         return DERIVED_UNITS
+    if name == "recurrent_activation":
+        return st.sampled_from(DERIVED_GATE_ACTIVATIONS)
     if name.endswith("activation"):
         return st.sampled_from(DERIVED_ACTIVATIONS)
-    if name.endswith("initializer") and isinstance(default, str):
+    if name.endswith("initializer") and not name.startswith("bias") and isinstance(default, str):
         return st.sampled_from(DERIVED_INITIALIZERS)
     if name.endswith("dropout"):
         return st.sampled_from(DERIVED_DROPOUT)
@@ -262,8 +285,9 @@ def spec_from_class(cls: type[Any], **overrides: Any) -> tuple[CellSpec, dict[st
     """A spec for a cell class, derived from its constructor's signature and
     Keras's vocabularies, and what was left at its default (name: default).
 
-    ``units`` -> small counts; ``*activation`` -> Keras activations;
-    ``*initializer`` -> Keras initializers; ``*dropout`` -> rates; boolean
+    ``units`` -> small counts; ``*activation`` -> Keras activations (a
+    gate's, sigmoids); kernels' ``*initializer`` -> Keras initializers;
+    ``*dropout`` -> rates; boolean
     switches -> both values; ``seed`` is the kit's; the rest keep their
     defaults.  ``overrides`` are passed to :class:`CellSpec`."""
     signature = inspect.signature(cls)
@@ -286,8 +310,16 @@ def spec_from_class(cls: type[Any], **overrides: Any) -> tuple[CellSpec, dict[st
             )
         else:
             left[p.name] = default
-    spec = CellSpec(cls, params, **{"name": cls.__name__, **overrides})
+    spec = CellSpec(cls, params, **{"name": cls.__name__, "defaults": left, **overrides})
     return spec, left
+
+
+def _domain_text(domain: Domain) -> str:
+    if domain.choices:
+        return ", ".join(map(str, domain.choices))
+    if domain.low is not None:
+        return f"{domain.low}..{domain.high}"
+    return "drawn from its strategy"
 
 
 def contract_of(factory: Any) -> Contract:

@@ -30,14 +30,16 @@ def registered() -> dict[str, Invariant]:
 def check(name: str, factory: CellFactory, case: Case) -> None:
     """Run the invariant called ``name`` on ``case``, in a fresh Keras session
     as ``cellverify check`` runs each example (a failure's reproduction calls
-    this)."""
+    this).  ``factory`` is a portfolio factory, a :class:`~cellverify.CellSpec`,
+    or a cell class whose spec is derived from its signature."""
+    from cellverify.model.factory import as_factory
     from cellverify.model.rnn import fresh_session
 
     invariants = registered()
     if name not in invariants:
         raise InvalidConfig("check", "name", f"one of {', '.join(invariants)}", name)
     fresh_session()
-    invariants[name](factory, case)
+    invariants[name](as_factory(factory), case)
 
 
 def check_invariant_module_names(modules: Iterable[str]) -> None:

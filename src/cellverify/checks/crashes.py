@@ -61,20 +61,29 @@ def _owner(module: str, invariant_module: str) -> str:
 
 def crash_site(exc: BaseException, invariant_module: str) -> str:
     """``"the cell's code at cells.py:12 (call)"``: whose code raised ``exc``,
-    and where, judged from its innermost frame outside the libraries."""
+    and where, judged from its innermost frame outside the libraries; where
+    the exception itself came from a library (a Keras cell's own code, a
+    TensorFlow op), that frame is named too."""
     frames: list[TracebackType] = []
     tb = exc.__traceback__
     while tb is not None:
         frames.append(tb)
         tb = tb.tb_next
+    inside = ""
+    if frames and _is_library(_module_of(frames[-1])):
+        top = _module_of(frames[-1]).split(".")[0]
+        inside = f", inside {top} at {_place(frames[-1])}"
     for frame in reversed(frames):
         module = _module_of(frame)
         if _is_library(module):
             continue
-        code = frame.tb_frame.f_code
-        file = code.co_filename.rsplit("/", 1)[-1]
-        return f"{_owner(module, invariant_module)} at {file}:{frame.tb_lineno} ({code.co_name})"
+        return f"{_owner(module, invariant_module)} at {_place(frame)}{inside}"
     return "a library, called from no code of the cell's, the invariant's or the kit's"
+
+
+def _place(frame: TracebackType) -> str:
+    code = frame.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno} ({code.co_name})"
 
 
 def crash_of(invariant: str, invariant_module: str, exc: BaseException) -> CheckCrashed:

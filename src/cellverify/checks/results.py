@@ -101,6 +101,9 @@ class SuiteResult:
     profile: str
     results: list[InvariantResult] = field(default_factory=list)
     pinned: dict[str, Any] = field(default_factory=dict)
+    #: A spec'd cell's description (:meth:`cellverify.CellSpec.describe`);
+    #: None for the portfolio contract.
+    spec: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -119,5 +122,6 @@ class SuiteResult:
             "profile": self.profile,
             "passed": self.passed,
             "pinned": {k: list(v) if isinstance(v, tuple) else v for k, v in self.pinned.items()},
+            **({"spec": self.spec} if self.spec is not None else {}),
             "invariants": [r.to_dict() for r in self.results],
         }

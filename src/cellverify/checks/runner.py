@@ -41,7 +41,7 @@ from cellverify.errors import (
 )
 from cellverify.execution import Executor
 from cellverify.model.factory import CellFactory
-from cellverify.spec import contract_of
+from cellverify.spec import CellSpec, contract_of
 
 __all__ = [
     "STATUSES",
@@ -249,12 +249,16 @@ _TRIAL_CONFIG = CellConfig(assets=3, window=5, kernels=(2, 2, 1))
 
 
 def load_checked_factory(spec: str) -> CellFactory:
-    """The factory named ``spec`` (``MODULE:ATTRIBUTE``), after building a cell
-    and running one step with it; :class:`BadCellFactory` names what is wrong."""
-    from cellverify.model.factory import load_factory, validate_factory
+    """The factory named ``spec`` (``MODULE:ATTRIBUTE``; a spec, or a class
+    whose spec is derived), after building a cell and running one step with
+    it; :class:`BadCellFactory` names what is wrong."""
+    from cellverify.model.factory import load_factory, validate_factory, validate_spec
 
     factory = load_factory(spec)
-    validate_factory(factory, _TRIAL_CONFIG)
+    if isinstance(factory, CellSpec):
+        validate_spec(factory)
+    else:
+        validate_factory(factory, _TRIAL_CONFIG)
     return factory
 
 
@@ -263,15 +267,16 @@ def invariant_regions() -> dict[str, str]:
     return {name: invariant.region.name for name, invariant in registered().items()}
 
 
-def _start_here(modules: list[str], spec: str) -> dict[str, str]:
+def _start_here(modules: list[str], spec: str) -> dict[str, Any]:
     from cellverify.checks.catalog import load_invariant_modules
 
     load_invariant_modules(modules)
-    load_checked_factory(spec)
-    return invariant_regions()
+    factory = load_checked_factory(spec)
+    described = factory.describe() if isinstance(factory, CellSpec) else None
+    return {"invariants": invariant_regions(), "spec": described}
 
 
-def _start_worker(modules: list[str], spec: str) -> dict[str, str]:
+def _start_worker(modules: list[str], spec: str) -> dict[str, Any]:
     from cellverify.checks.catalog import check_invariant_module_names
     from cellverify.model.factory import check_factory_name
 
@@ -282,11 +287,13 @@ def _start_worker(modules: list[str], spec: str) -> dict[str, str]:
     return _start_here(modules, spec)
 
 
-def start_check(executor: Executor, spec: str, modules: Sequence[str] = ()) -> dict[str, str]:
+def start_check(executor: Executor, spec: str, modules: Sequence[str] = ()) -> dict[str, Any]:
     """Start ``executor``'s workers for ``check``: each imports TensorFlow and
     the invariant ``modules`` and tries the factory named ``spec``; returns
-    the invariants they hold (name: region name), raising what a start
-    raised (a factory or an invariant module that does not load).
+    the invariants they hold (``invariants``: name to region name) and, for
+    a spec'd cell, its description (``spec``: :meth:`CellSpec.describe`),
+    raising what a start raised (a factory or an invariant module that does
+    not load).
 
     The caller needs none of it: the report is plain data.  A caller that
     imported TensorFlow too, to list the invariants and try the factory
@@ -341,7 +348,9 @@ def run_suite(
     """
     pins = dict(pinned or {})
     if executor is not None:
-        regions = dict(regions) if regions is not None else start_check(executor, cell, modules)
+        if regions is None:
+            regions = start_check(executor, cell, modules)["invariants"]
+        regions = dict(regions)
         chosen = select_invariants(select, regions)
         done = _run_on(executor, chosen, cell, profile, pins, modules, on_progress)
     else:

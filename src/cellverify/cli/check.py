@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from cellverify.cli.options import (
 )
 from cellverify.cli.progress import Progress
 from cellverify.errors import InvalidConfig
+from cellverify.model.factory import DEFAULT_FACTORY
 from cellverify.render.outputs import write_json
 
 __all__ = ["add_parsers"]
@@ -57,7 +59,8 @@ def _jobs(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Run every invariant through Hypothesis against a cell factory."""
     profile = _profile(args)
-    pinned = pinned_from_args(args.preset, parse_sets(args.set))
+    named = args.cell != DEFAULT_FACTORY  # may be a spec'd cell with keywords of its own
+    pinned = pinned_from_args(args.preset, parse_sets(args.set, any_keyword=named))
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
@@ -73,7 +76,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     # one job it all runs here, each example reported.
     try:
         with LocalExecutor(jobs) as executor:
-            regions = start_check(executor, args.cell, modules)
+            started = start_check(executor, args.cell, modules)
+            regions = started["invariants"]
             total = len(select_invariants(args.select, regions))  # an unmatched -k fails first
             result = run_suite(
                 load_factory(args.cell) if jobs == 1 else None,
@@ -89,7 +93,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             bar(total, total)
     finally:
         bar.close()
-    report = result.to_dict()
+    report = dataclasses.replace(result, spec=started["spec"]).to_dict()
     print(render_check(report))
     if args.json:
         write_json(args.json, report)

@@ -7,6 +7,7 @@ any work starts: values, presets, ``--set`` fields, output paths.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -183,8 +184,14 @@ def fit_to_data(
     return cell, train
 
 
-def parse_sets(specs: Sequence[str] | None) -> dict[str, Any]:
-    """``["activation=relu", "kernels=5-20-1"]`` -> ``{field: typed value}``."""
+def parse_sets(specs: Sequence[str] | None, *, any_keyword: bool = False) -> dict[str, Any]:
+    """``["activation=relu", "kernels=5-20-1"]`` -> ``{field: typed value}``.
+
+    A configuration field is typed like its default; with ``any_keyword``
+    (a cell named by ``--cell``, which may be a spec'd cell with keywords of
+    its own) any other name is kept, its value read as a Python literal
+    (``units=4``, ``dropout=0.3``), a boolean word, or else the text itself;
+    the cell's own check says whether it has that keyword."""
     pinned: dict[str, Any] = {}
     for spec in specs or ():
         field, sep, value = spec.partition("=")
@@ -193,8 +200,24 @@ def parse_sets(specs: Sequence[str] | None) -> dict[str, Any]:
             raise InvalidConfig(
                 "check", "set", "FIELD=VALUE, such as activation=relu or kernels=5-20-1", spec
             )
-        pinned[field] = parse_field(field, value.strip())
+        cell_fields, train_fields = field_names()
+        known = field in cell_fields | train_fields
+        pinned[field] = (
+            parse_keyword(value.strip())
+            if any_keyword and not known
+            else parse_field(field, value.strip())
+        )
     return pinned
+
+
+def parse_keyword(text: str) -> Any:
+    """A ``--set`` value for a spec'd cell's own keyword (:func:`parse_sets`)."""
+    if text.lower() in BOOLEAN_WORDS and not text.isdigit():
+        return BOOLEAN_WORDS[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 #: Fields a preset pins for ``check --preset``: its cell (shape, kernels,
@@ -214,7 +237,8 @@ def pinned_from_args(preset_name: str | None, sets: Mapping[str, Any]) -> dict[s
         pinned["dropout_after"] = tuple(pinned["dropout_after"])
         pinned.update({k: getattr(chosen.train, k) for k in _PRESET_TRAIN_FIELDS})
     pinned.update(sets)
-    # Validate the combination now: a shape and kernels that cannot coexist fail here.
+    # Validate the combination now: a shape and kernels that cannot coexist
+    # fail here (a spec'd cell's own keywords are its check's to judge).
     cell_fields, train_fields = field_names()
     CellConfig().replace(**{k: v for k, v in pinned.items() if k in cell_fields})
     TrainConfig().replace(**{k: v for k, v in pinned.items() if k in train_fields})

@@ -23,16 +23,18 @@ from cellverify.errors import BadCellFactory, describe_exception
 __all__ = [
     "DEFAULT_FACTORY",
     "CellFactory",
+    "as_factory",
     "check_factory_name",
     "load_factory",
     "missing_package",
+    "takes_cell_config",
     "validate_factory",
+    "validate_spec",
 ]
 
-#: A cell factory: ``factory(cell_config) -> keras RNN cell`` (docs/design.md,
-#: "Cells from anywhere").
-#: A cell factory: called with a :class:`~cellverify.CellConfig` (the
-#: portfolio contract), or a :class:`~cellverify.CellSpec` called with its
+#: A cell factory (docs/design.md, "Cells from anywhere"): called with a
+#: :class:`~cellverify.CellConfig` (the portfolio contract), or a
+#: :class:`~cellverify.CellSpec` called with its
 #: :class:`~cellverify.contracts.Params`; returns a Keras RNN cell.
 CellFactory = Callable[[Any], Any]
 
@@ -78,7 +80,7 @@ def _cannot_import(module_name: str, spec: str, exc: BaseException) -> str:
     )
 
 
-def load_factory(spec: str) -> Callable[[CellConfig], Any]:
+def load_factory(spec: str) -> CellFactory:
     """Import ``package.module:attribute`` (the current directory is importable)."""
     module_name, attribute = check_factory_name(spec)
     try:
@@ -93,10 +95,77 @@ def load_factory(spec: str) -> Callable[[CellConfig], Any]:
         ) from None
     if not callable(factory):
         raise BadCellFactory(
-            f"a cell factory must be callable as factory(cell_config). "
-            f"Received: {spec} = {type(factory).__name__}"
+            f"a cell is named by a CellSpec, a cell class, or a factory callable as "
+            f"factory(cell_config). Received: {spec} = {type(factory).__name__}"
         )
-    return factory  # type: ignore[no-any-return]
+    return as_factory(factory)  # type: ignore[no-any-return]
+
+
+#: The names by which a class's first parameter says it takes the portfolio
+#: contract's CellConfig (ConvRNNCell's ``config``).
+_CONFIG_PARAMETERS = ("config", "cell_config")
+
+
+def takes_cell_config(cls: type[Any]) -> bool:
+    """Whether a cell class is built from a :class:`~cellverify.CellConfig`
+    (its first parameter is ``config`` or ``cell_config``), as the shipped
+    cell and the portfolio contract's factories are."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return bool(parameters) and parameters[0].name in _CONFIG_PARAMETERS
+
+
+def as_factory(obj: Any) -> Any:
+    """What the kit checks for ``obj``: a :class:`~cellverify.CellSpec` as it
+    is; a Keras cell class built from a CellConfig, or any other callable,
+    as a portfolio factory; any other Keras layer class as the spec derived
+    from its signature (:func:`cellverify.spec.spec_from_class`)."""
+    from cellverify.spec import CellSpec, spec_from_class
+
+    if isinstance(obj, CellSpec) or not isinstance(obj, type) or takes_cell_config(obj):
+        return obj
+    import keras
+
+    if issubclass(obj, keras.layers.Layer):
+        return spec_from_class(obj)[0]
+    return obj
+
+
+def validate_spec(spec: Any) -> Any:
+    """Build a spec's cell at its simplest parameters and run one step through
+    an RNN; returns the cell, or raises :class:`BadCellFactory` naming the
+    broken part (the factory raised, returned no layer, or failed its step)."""
+    import keras
+    from hypothesis import find
+
+    from cellverify.contracts import Params
+
+    values = {name: find(s, lambda _: True) for name, s in spec.params.items()}
+    features = find(spec.features_strategy(), lambda _: True)
+    params = Params(values, features)
+    try:
+        cell = spec.build(params)
+    except Exception as exc:
+        raise BadCellFactory(
+            f"{spec.name} raised {describe_exception(exc)} when built with {params.kwargs}"
+        ) from exc
+    if not isinstance(cell, keras.layers.Layer):
+        raise BadCellFactory(
+            f"{spec.name} must build a keras.layers.Layer. Received: {type(cell).__name__}"
+        )
+    x = np.ones((2, 1, features), np.float32)
+    try:
+        keras.layers.RNN(cell, return_sequences=True)(x)
+    except Exception as exc:
+        raise BadCellFactory(
+            f"running {spec.name}({params.kwargs}) in keras.layers.RNN on inputs {list(x.shape)} "
+            f"failed: {describe_exception(exc)}"
+        ) from exc
+    return cell
 
 
 def validate_factory(factory: Callable[[CellConfig], Any], config: CellConfig) -> Any:
@@ -121,8 +190,10 @@ def validate_factory(factory: Callable[[CellConfig], Any], config: CellConfig) -
     size = getattr(cell, "state_size", None)
     if size != config.outputs and size != [config.outputs]:
         raise BadCellFactory(
-            f"the cell's state_size must be {config.outputs} (assets"
-            f"{' + cash' if config.cash_bias else ''}). Received: state_size={size!r}"
+            f"a portfolio cell's state_size must be {config.outputs} (assets"
+            f"{' + cash' if config.cash_bias else ''}). Received: state_size={size!r}. A cell "
+            "of another kind is described by a cellverify.CellSpec (its factory, its own "
+            "parameters, its output's contract), or named by its class (docs/gating.md)"
         )
     batch = 2
     x = np.ones((batch, config.assets, config.window, config.features), np.float32)

@@ -106,6 +106,7 @@ def render_check(report: Mapping[str, Any]) -> str:
     pinned = report.get("pinned") or {}
     lines = [
         f"cell: {report['cell']}   profile: {report['profile']}",
+        *_spec_lines(report.get("spec")),
         *([f"pinned: {', '.join(f'{k}={v}' for k, v in pinned.items())}"] if pinned else []),
         "",
         format_table(["invariant", "status", "examples", "time", "claimed on", "pinned"], rows),
@@ -126,6 +127,24 @@ def render_check(report: Mapping[str, Any]) -> str:
             lines += ["", f"{r['status'].upper()} {r['name']}: {r['message']}"]
             lines += _reproduction_lines(r)
     return "\n".join([*lines, "", _check_verdict(report)])
+
+
+def _spec_lines(spec: Mapping[str, Any] | None) -> list[str]:
+    """What a spec'd cell draws and promises, and what it left at default."""
+    if not spec:
+        return []
+    drawn = "; ".join(f"{k} {v}" for k, v in spec["params"].items()) or "nothing"
+    promises = spec["contract"]
+    lines = [
+        f"  spec {spec['name']}: draws {drawn}; features {spec['features']}",
+        f"  contract: output {promises['output']}, state is output: "
+        f"{promises['state_is_output']}, equivariant axis: {promises['equivariant_axis']}, "
+        f"dropout rates: {', '.join(promises['dropout']) or 'none'}",
+    ]
+    left = spec.get("left_at_default") or {}
+    if left:
+        lines.append(f"  left at default: {', '.join(f'{k}={v}' for k, v in left.items())}")
+    return lines
 
 
 def _reproduction_lines(result: Mapping[str, Any]) -> list[str]:
