@@ -4,12 +4,16 @@ In the spirit of Keras's ``run_layer_test``: say what the cell is and which
 fields to hold fixed, and pytest collects one test per invariant, named
 ``test_<invariant>``::
 
-    from cellverify.checks.testing import CellInvariants
+    from cellverify.testing import CellInvariants
 
-    class TestMyCell(CellInvariants):
-        factory = staticmethod(make_cell)  # default: --cellverify-cell, else the shipped cell
-        pinned = {"activation": "relu"}    # fields held fixed; everything else is drawn
+    class TestGRU(CellInvariants):
+        spec = GRU                         # a CellSpec, or a cell class
+        pinned = {"units": 4}              # held fixed; everything else is drawn
         only = ()                          # or skip = (...): invariant names
+
+A portfolio cell may give ``factory = staticmethod(make_cell)`` instead
+(default: ``--cellverify-cell``, else the shipped cell).  An invariant that
+does not apply to the cell's contract is skipped, with the reason.
 
 Each test runs the same Hypothesis search as ``cellverify check`` under the
 loaded profile (``--hypothesis-profile``, else ``ci`` under ``CI``, else
@@ -82,13 +86,15 @@ def _make_test(name: str) -> Callable[..., None]:
         import pytest
 
         from cellverify.checks.search import search_test
+        from cellverify.model.factory import as_factory
         from cellverify.spec import contract_of
 
-        factory = type(self).factory or cell_factory
+        cls = type(self)
+        factory = as_factory(cls.spec or cls.factory or cell_factory)
         reason = registered()[name].why_not_applicable(contract_of(factory))
         if reason is not None:
             pytest.skip(reason)
-        search = search_test(registered()[name], factory, pinned=type(self).pinned)
+        search = search_test(registered()[name], factory, pinned=cls.pinned)
         try:
             with _statistics_for(request.node):
                 search()
@@ -109,19 +115,23 @@ def _make_test(name: str) -> Callable[..., None]:
 class CellInvariants:
     """Base class of declarative invariant tests (module doc).
 
-    Class attributes: ``factory`` (a cell factory, ``None`` for the plugin's
-    ``cell_factory`` fixture), ``pinned`` (configuration fields held fixed),
+    Class attributes: ``spec`` (a :class:`~cellverify.CellSpec`, or a cell
+    class whose spec is derived), ``factory`` (a portfolio cell factory;
+    with neither, the plugin's ``cell_factory`` fixture), ``pinned`` (fields
+    held fixed: configuration fields, or a spec's own keywords),
     ``only`` / ``skip`` (invariant names).  An unknown name in any of them is
     an error when the class is defined, so pytest reports it at collection.
     """
 
     factory: ClassVar[Callable[..., Any] | None] = None
+    spec: ClassVar[Any] = None
     pinned: ClassVar[Mapping[str, Any]] = {}
     only: ClassVar[tuple[str, ...]] = ()
     skip: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        check_pinned(cls.pinned)
+        if cls.spec is None:  # a spec's own keywords are checked by its space
+            check_pinned(cls.pinned)
         for name in _selected(cls):
             setattr(cls, f"test_{name}", _make_test(name))
