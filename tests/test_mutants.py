@@ -64,6 +64,10 @@ CLAUSE_MESSAGES = {
     ("SaturatedAtInit", "init_near_uniform"): r"the softmax is saturated at birth",
     ("DeadAtBirth", "init_near_uniform"): r"6 of 6 untrained output rows .* are exactly uniform",
     ("OutputStopsGradient", "init_near_uniform"): r"the untrained gradient is exactly 0",
+    ("Float32Constant", "mixed_precision"): r"cannot be built and run under mixed_float16",
+    ("Float16Overflow", "mixed_precision"): r"the output under mixed_float16 .* is NaN",
+    ("VarianceByHand", "mixed_precision"): r"output .* under mixed_float16 differs from float32",
+    ("HalfGradientScaled", "mixed_precision"): r"gradient of .* under mixed_float16 differs",
 }
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.checks.case import Case
-from cellverify.checks.mutants import gradients, reproducibility, wiring
+from cellverify.checks.mutants import gradients, precision, reproducibility, wiring
 from cellverify.checks.registry import NON_FINITE
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.inputs import InputSpec
@@ -167,3 +167,8 @@ _builtin(
 )
 _builtin(reproducibility.EagerGraphDiffer, {"execution_modes_agree": "mode_differs"})
 _builtin(reproducibility.XlaUncompilable, {"execution_modes_agree": "mode_fails"})
+# Precision (checks/mutants/precision.py).
+_builtin(precision.Float32Constant, {"mixed_precision": "builds"})
+_builtin(precision.Float16Overflow, {"mixed_precision": NON_FINITE})
+_builtin(precision.VarianceByHand, {"mixed_precision": "outputs"})
+_builtin(precision.HalfGradientScaled, {"mixed_precision": "gradients"})

@@ -54,6 +54,7 @@ def reproduction(
     the file reproduces as the same exception."""
     module, _, attribute = factory.partition(":")
     what = "crash" if crashed else "failure"
+    kind = type(case.cell).__name__  # CellConfig, or a spec'd cell's Params
     imports = [f"import {m}  # registers its invariants" for m in modules]
     lines = [
         f'"""Reproduces cellverify\'s {what} of {invariant} on {factory}.',
@@ -63,12 +64,12 @@ def reproduction(
         'the cell is fixed."""',
         "",
         "import cellverify",
-        "from cellverify import Case, CellConfig, InputSpec, TrainConfig",
+        f"from cellverify import Case, {kind}, InputSpec, TrainConfig",
         f"from {module} import {attribute}",
         *imports,
         "",
         "CASE = Case(",
-        f"    cell=CellConfig.from_dict({_literal(case.cell.to_dict(), 30)}),",
+        f"    cell={kind}.from_dict({_literal(case.cell.to_dict(), len(kind) + 20)}),",
         f"    train=TrainConfig.from_dict({_literal(case.train.to_dict(), 32)}),",
         f"    inputs=InputSpec(**{_literal(case.inputs.to_dict(), 21)}),",
         ")",

@@ -12,8 +12,9 @@ Tolerances are named constants; the comment beside each says how it was chosen.
 
 The invariants are grouped by what they check, one module each:
 :mod:`~cellverify.checks.invariants.structure`, :mod:`~cellverify.checks.invariants.gradients`,
-:mod:`~cellverify.checks.invariants.learning`, :mod:`~cellverify.checks.invariants.equivalence`
-and :mod:`~cellverify.checks.invariants.initial`, with what they share in
+:mod:`~cellverify.checks.invariants.learning`, :mod:`~cellverify.checks.invariants.equivalence`,
+:mod:`~cellverify.checks.invariants.initial` and :mod:`~cellverify.checks.invariants.mixed`,
+with what they share in
 :mod:`~cellverify.checks.invariants.harness`.  They are imported here in the order
 they are reported.
 """
@@ -62,11 +63,16 @@ from cellverify.checks.invariants.initial import (
     INIT_SATURATION,
     init_near_uniform,
 )
+from cellverify.checks.invariants.mixed import (
+    FLOAT16_EPS,
+    mixed_precision,
+)
 # isort: on
 
 __all__ = [
     "COMPILE_FROM_UPDATES",
     "DETERMINISM_TRAIN_STEPS",
+    "FLOAT16_EPS",
     "GRADIENT_TRAIN_STEPS",
     "INIT_SATURATION",
     "INVARIANTS",
@@ -90,6 +96,7 @@ __all__ = [
     "init_near_uniform",
     "loss_decreases",
     "loss_drop",
+    "mixed_precision",
     "output_shape",
     "serialization_roundtrip",
     "simplex_output",
