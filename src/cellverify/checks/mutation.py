@@ -149,6 +149,7 @@ _builtin(
     {"init_near_uniform": "exactly_uniform", "gradients_nonzero": "all_zero"},
 )
 _builtin(gradients.OutputStopsGradient, {"init_near_uniform": "zero_gradient"})
+_builtin(gradients.WeightsUnused, {"loss_decreases": "drop"})
 # Reproducibility (checks/mutants/reproducibility.py).
 _builtin(
     reproducibility.DropoutOnAtInference,

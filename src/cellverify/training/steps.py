@@ -119,7 +119,8 @@ class StepFunctions:
         with tf.GradientTape() as tape:
             loss = self.loss_fn(self.rnn(x, training=True), y)
         grads = dense_gradients(tape.gradient(loss, self.variables), self.variables)
-        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        if self.variables:  # a frozen cell trains to nothing, and that is its report
+            self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return loss
 
     def _train_step(self, x: Any, y: Any, update: Any, probe: Any) -> dict[str, Any]:
@@ -142,6 +143,8 @@ class StepFunctions:
     def _apply(self, grads: list[Any]) -> Any:
         """Apply ``grads``; each variable's update norm."""
         before = [tf.identity(v) for v in self.variables]
+        if not self.variables:
+            return tf.zeros([0], tf.float64)
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return tf.stack([norm(v - b) for v, b in zip(self.variables, before, strict=True)])
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from cellverify.checks.case import Case
 from cellverify.checks.invariants.harness import (
     make_trainer,
@@ -17,6 +15,7 @@ from cellverify.model.rnn import CellFactory
 __all__ = [
     "LOSS_DECREASE_MARGIN",
     "LOSS_DROP_FLOOR_ULPS",
+    "LOSS_EXTENDED_STEPS",
     "LOSS_TRAIN_STEPS",
     "loss_decreases",
     "loss_drop",
@@ -37,6 +36,12 @@ LOSS_TRAIN_STEPS = 20
 #: cases found a healthy cell (RMSprop 3e-3, kernels 2-4-1, gap 3.4e-3) whose
 #: loss fell by 9.9e-6, 0.29 % of its gap, against 1.1e-5 asked.
 LOSS_DECREASE_MARGIN = 1e-4
+#: Steps a cell is trained when LOSS_TRAIN_STEPS left it short of the drop
+#: asked but not above its start: slow is not dead.  The case that called
+#: for it (docs/invariants.md, "loss_decreases on any cell"): a per-asset
+#: LSTM scorer under RMSprop at 3e-3 took 9.5e-7 off in 20 steps, against
+#: 2.1e-6 asked, and 1.1e-5 in 200.
+LOSS_EXTENDED_STEPS = 200
 #: A drop must also exceed this many float32 ulps of max(1, |initial loss|):
 #: the loss of unchanged weights is bit-identical, so a dead cell shows no
 #: drop at all, and 16 ulps is more than the reordered sums of a mean over a
@@ -45,42 +50,67 @@ LOSS_DECREASE_MARGIN = 1e-4
 LOSS_DROP_FLOOR_ULPS = 16
 
 
-def loss_drop(factory: CellFactory, case: Case) -> tuple[float, float, float]:
+def _needed(start: float, gap: float) -> float:
+    floor = LOSS_DROP_FLOOR_ULPS * FLOAT32_EPS * max(1.0, abs(start))
+    return max(LOSS_DECREASE_MARGIN * gap, floor)
+
+
+def loss_drop(
+    factory: CellFactory, case: Case, steps: int = LOSS_TRAIN_STEPS
+) -> tuple[float, float, float]:
     """(start, best, gap): inference loss on the case's fixed batch before
-    training, the lowest it reaches after any of LOSS_TRAIN_STEPS steps on it
-    (NaN if any is NaN), and |uniform loss - reference loss|, the most a
-    learner gains over a dead cell on that batch.
+    training, the lowest it reaches after any of ``steps`` steps on it, and
+    |uniform loss - reference loss|, the most a learner gains over a dead
+    cell on that batch.
 
     The lowest, not the last: an Adam-like optimizer at the top of its range
     oscillates, and the thorough profile found a healthy cell (Adam at 3e-2)
     2 % below its start at step 4 and 0.1 % above it at step 20.  A
     non-finite loss fails as itself (:func:`require_finite`)."""
+    return _drops(factory, case, (steps,))[-1]
+
+
+def _drops(
+    factory: CellFactory, case: Case, checkpoints: tuple[int, ...]
+) -> list[tuple[float, float, float]]:
+    """:func:`loss_drop` at each of ``checkpoints`` steps of one run."""
     batch = case.batch()
-    trainer = make_trainer(factory, case, case.train.replace(train_steps=LOSS_TRAIN_STEPS))
+    train = case.train.replace(train_steps=max(checkpoints))
+    trainer = make_trainer(factory, case, train)
     start = trainer.loss(batch)
     require_finite("the loss before training", start)
-    losses = []
-    for step in range(LOSS_TRAIN_STEPS):
-        trainer.update(batch)
-        losses.append(trainer.loss(batch))
-        require_finite(f"the loss after update {step + 1}", losses[-1])
-    best = float(np.min(losses))
     task = case.train.task
-    return start, best, abs(batch.uniform_loss(task) - batch.reference_loss(task))
+    outputs = trainer.outputs
+    gap = abs(batch.uniform_loss(task, outputs) - batch.reference_loss(task, outputs))
+    best, found = float("inf"), []
+    for step in range(1, max(checkpoints) + 1):
+        trainer.update(batch)
+        loss = trainer.loss(batch)
+        require_finite(f"the loss after update {step}", loss)
+        best = min(best, loss)
+        if step in checkpoints:
+            found.append((start, best, gap))
+    return found
 
 
 @invariant("loss_decreases", region=LEARNABLE_REGION, clauses=("drop",))
 def loss_decreases(factory: CellFactory, case: Case) -> None:
-    """On one fixed batch, within LOSS_TRAIN_STEPS steps the loss falls by more
-    than LOSS_DECREASE_MARGIN of the uniform-to-reference gap, and by more than
-    LOSS_DROP_FLOOR_ULPS float32 ulps of the initial loss."""
+    """On one fixed batch the loss falls by more than LOSS_DECREASE_MARGIN of
+    the uniform-to-reference gap, and by more than LOSS_DROP_FLOOR_ULPS
+    float32 ulps of the initial loss: within LOSS_TRAIN_STEPS steps, or, for
+    a cell too slow to show it there, within LOSS_EXTENDED_STEPS (a dead
+    cell's loss does not move at all, however long it trains)."""
     start, best, gap = loss_drop(factory, case)
-    floor = LOSS_DROP_FLOOR_ULPS * FLOAT32_EPS * max(1.0, abs(start))
-    needed = max(LOSS_DECREASE_MARGIN * gap, floor)
+    needed = _needed(start, gap)
+    steps = LOSS_TRAIN_STEPS
+    if not start - best > needed and best <= start:  # moving, but slowly: train longer
+        steps = LOSS_EXTENDED_STEPS
+        start, best, gap = loss_drop(factory, case, steps)
+        needed = _needed(start, gap)
     if not start - best > needed:
         fail(
             f"{case.train.task} loss on a fixed batch of {case.train.batch_size}x"
-            f"{case.train.steps} went from {start:.6g} to at best {best:.6g} in {LOSS_TRAIN_STEPS} "
+            f"{case.train.steps} went from {start:.6g} to at best {best:.6g} in {steps} "
             f"{case.train.optimizer} steps (lr {case.train.learning_rate:.3g}); needed a drop "
             f"above {needed:.3g} (margin {LOSS_DECREASE_MARGIN:g} of the gap {gap:.3g}, at "
             f"least {LOSS_DROP_FLOOR_ULPS} ulps of the loss)",

@@ -29,11 +29,14 @@ market and normal inputs):
   itself (its terms are ~0.05, its result ~5e-4): float16 cannot resolve
   that gradient, and the bound honestly says so by being looser than it.
   Where float32 happens to round a gradient that cancels exactly (a last
-  conv's bias, which the softmax cannot see: 1e-10 in float32, 1e-4 in
-  float16), its measured error says nothing of the terms, so a gradient
-  may also differ by 8 standard deviations of its float16 noise, measured
-  at inputs moved by one float16 ulp.  Both compare against float32 taken
-  at float16's own roundings of the inputs and the weights.
+  conv's bias, which the softmax cannot see: 7e-10 in float32, 4.9e-4 in
+  float16, found by a 150-example search of the shipped cell), its own
+  measured error says nothing of the terms.  Every variable's gradient is
+  made from the same upstream gradients, so G is taken as the largest over
+  the model's variables; a gradient may also differ by 8 standard
+  deviations of its float16 noise, measured at inputs moved by one float16
+  ulp.  Both compare against float32 taken at float16's own roundings of
+  the inputs and the weights.
 """
 
 from __future__ import annotations
@@ -210,11 +213,20 @@ def _gradient_noise(rnn16: Any, case: Case, x: np.ndarray, y: Any, scale: float)
 def _require_gradients_close(
     rnn32: Any, grads32: list[Any], grads64: list[Any], grads16: list[Any], noise: list[float]
 ) -> None:
-    rows = zip(rnn32.trainable_variables, grads32, grads64, grads16, noise, strict=True)
+    rows = list(zip(rnn32.trainable_variables, grads32, grads64, grads16, noise, strict=True))
+    # Every variable's gradient is made from the same upstream gradients,
+    # rounded at their magnitude: the largest any variable's shows.
+    magnitude = max(
+        (
+            max(float(np.max(np.abs(g32))), float(np.max(np.abs(g32 - g64))) / FLOAT32_EPS)
+            for _, g32, g64, g16, _ in rows
+            if g32 is not None and g64 is not None and g16 is not None and g32.size
+        ),
+        default=0.0,
+    )
     for v, g32, g64, g16, sigma in rows:
         if g32 is None or g16 is None or g64 is None:
             continue
-        magnitude = max(float(np.max(np.abs(g32))), float(np.max(np.abs(g32 - g64))) / FLOAT32_EPS)
         allowed = max(2 * ROUNDING_DEPTH * FLOAT16_EPS * magnitude, NOISE_SIGMAS * sigma)
         diff = float(np.max(np.abs(g16 - g32)))
         if diff > allowed:

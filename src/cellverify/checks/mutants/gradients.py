@@ -25,6 +25,7 @@ __all__ = [
     "SaturatedAtInit",
     "StopGradientConv1",
     "StopGradientConv1Opaque",
+    "WeightsUnused",
     "WrongGradientAtKink",
     "ZeroPortfolio",
 ]
@@ -176,3 +177,13 @@ class OutputStopsGradient(ConvRNNCell):
 
     def portfolio(self, logits: Any) -> Any:
         return ops.stop_gradient(super().portfolio(logits))
+
+
+@register
+class WeightsUnused(ConvRNNCell):
+    """Scores every asset by its previous weight alone, its convs multiplied
+    by 0: the portfolio stays where it starts, and no weight can move the loss."""
+
+    def logits(self, features: Any, state: Any, training: Any) -> Any:
+        scores = super().logits(features, state, training) * 0.0
+        return scores + ops.log(ops.maximum(state, 1e-6))
