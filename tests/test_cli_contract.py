@@ -282,13 +282,13 @@ def test_every_option_of_every_command_refuses_a_wrong_value_naming_it(
 def test_a_crash_of_the_search_after_a_failure_is_an_error_not_that_failure(monkeypatch):
     """The shrinker's own bug must not pass off the last failure seen as the
     search's verdict: the user would be shown a case nobody shrank."""
-    from cellverify.checks import search
+    from cellverify.checks import space
     from cellverify.mutation import WrongOutputShape, mutant_factory
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(search, "label_pins", broken)  # used only once a case failed
+    monkeypatch.setattr(space, "label_pins", broken)  # used only once a case failed
     result = run_invariant(
         INVARIANTS["output_shape"], mutant_factory(WrongOutputShape), profile="ci"
     )

@@ -48,7 +48,7 @@ TRAIN_REJECTS = [
     ("batch_size", 0, "an integer in [1, 65536]"),
     ("steps", 0, "an integer in [1, 10000]"),
     ("train_steps", -1, "an integer in [0, 10000000]"),
-    ("task", "regression", "one of portfolio, supervised"),
+    ("task", "classification", "one of portfolio, supervised, regression, distribution"),
     ("seed", 2**31, "an integer in [0, 2147483647]"),
     ("data", "  ", "synthetic, sp500 or the path of a CSV file or directory"),
 ]

@@ -43,5 +43,6 @@ def test_an_unknown_task_is_a_config_error_naming_the_tasks():
     from cellverify.errors import InvalidConfig
     from cellverify.model import loss_for
 
-    with pytest.raises(InvalidConfig, match=r"one of portfolio, supervised\. Received: task='ce'"):
+    tasks = "one of portfolio, supervised, regression, distribution"
+    with pytest.raises(InvalidConfig, match=rf"{tasks}\. Received: task='ce'"):
         loss_for("ce")

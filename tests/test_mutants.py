@@ -69,6 +69,23 @@ CLAUSE_MESSAGES = {
     ("Float16Overflow", "mixed_precision"): r"the output under mixed_float16 .* is NaN",
     ("VarianceByHand", "mixed_precision"): r"output .* under mixed_float16 differs from float32",
     ("HalfGradientScaled", "mixed_precision"): r"gradient of .* under mixed_float16 differs",
+    ("SeqDropsAUnit", "output_shape"): r"RNN output has shape \[3, 3, 3\], expected .* \[3, 3, 4\]",
+    ("SeqStateStuck", "state_matters"): r"when the input of the step before changed",
+    ("SeqNanGradient", "gradients_finite"): r"gradient of .*mixer/kernel .* non-finite entries",
+    ("SeqCutGradient", "gradients_nonzero"): r"side/kernel .* moves the output by",
+    ("SeqSignFlipped", "gradient_check"): r"regression loss .* autodiff must lie between them",
+    ("SeqSignFlipped", "loss_decreases"): r"regression loss on a fixed batch .* in 20 adam steps",
+    (
+        "SeqTrainingScales",
+        "dropout_zero_is_identity",
+    ): r"every dropout rate at 0, against inference",
+    ("SeqEagerDiffers", "execution_modes_agree"): r"the tf\.function output, against eager",
+    ("SeqDropoutAtInference", "deterministic"): r"called twice at inference",
+    ("SeqConfigForgetsUnits", "serialization_roundtrip"): r"rebuilt from get_config\(\) has other",
+    ("SeqBatchLeak", "batch_independence"): r"example 0's output run alone",
+    ("SeqFloat16Overflow", "mixed_precision"): r"the output under mixed_float16 .* is NaN",
+    ("SeqSoftmaxOverBatch", "simplex_output"): r"a row sums to 1\.8",
+    ("SeqSaturated", "init_near_uniform"): r"the softmax is saturated at birth",
 }
 
 
@@ -114,6 +131,33 @@ def test_mutant_is_caught_by_its_invariant_under_the_ci_gate(mutant, invariant):
 @pytest.mark.parametrize("invariant", sorted(INVARIANTS))
 def test_shipped_cell_passes_every_invariant_on_the_mutants_case(invariant):
     INVARIANTS[invariant](conv_rnn_cell, DEFAULT_CASE)
+
+
+@pytest.mark.parametrize("simplex", [False, True])
+@pytest.mark.parametrize("invariant", sorted(INVARIANTS))
+def test_the_healthy_cell_of_another_kind_passes_every_applicable_invariant(invariant, simplex):
+    """So that a kill of its twins is the twin's doing, not the case's."""
+    from cellverify.checks.case import Case
+    from cellverify.checks.mutants import sequence
+    from cellverify.checks.mutation import SEQUENCE_CASE
+
+    spec = sequence.classifier_spec() if simplex else sequence.sequence_spec()
+    task = "distribution" if simplex else "regression"
+    case = Case(SEQUENCE_CASE.cell, SEQUENCE_CASE.train.replace(task=task), SEQUENCE_CASE.inputs)
+    if INVARIANTS[invariant].why_not_applicable(spec.contract) is None:
+        INVARIANTS[invariant](spec, case)
+
+
+def test_every_invariant_that_runs_on_any_cell_is_killed_by_a_cell_of_another_kind():
+    from cellverify.spec import CellSpec
+
+    aimed = {i for m in MUTANTS.values() if isinstance(m.factory, CellSpec) for i in m.kills}
+    generic = {
+        name
+        for name, inv in INVARIANTS.items()
+        if inv.why_not_applicable(MUTANTS["SeqDropsAUnit"].factory.contract) is None
+    }
+    assert generic <= aimed, sorted(generic - aimed)
 
 
 def test_kill_matrix_reports_an_invariant_no_mutant_breaks():

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.checks.case import Case
-from cellverify.checks.mutants import gradients, precision, reproducibility, wiring
+from cellverify.checks.mutants import gradients, precision, reproducibility, sequence, wiring
 from cellverify.checks.registry import NON_FINITE
 from cellverify.config import CellConfig, TrainConfig
+from cellverify.contracts import Params
 from cellverify.data.inputs import InputSpec
 from cellverify.model.cell import ConvRNNCell
 from cellverify.model.factory import CellFactory
@@ -173,3 +174,40 @@ _builtin(precision.Float32Constant, {"mixed_precision": "builds"})
 _builtin(precision.Float16Overflow, {"mixed_precision": NON_FINITE})
 _builtin(precision.VarianceByHand, {"mixed_precision": "outputs"})
 _builtin(precision.HalfGradientScaled, {"mixed_precision": "gradients"})
+
+
+#: The case every mutant of another kind is run on: the small recurrent cell
+#: of checks/mutants/sequence.py over 3 steps of 2-vectors, a batch of 3.
+SEQUENCE_CASE = Case(
+    Params(sequence.SEQUENCE_CASE_PARAMS, features=2, seed=1),
+    TrainConfig(batch_size=3, steps=3, task="regression", seed=1),
+    InputSpec("normal", seed=1),
+)
+
+
+def _of_another_kind(cls: type[Any], clauses: Mapping[str, str], *, simplex: bool = False) -> None:
+    """Register a twin of the small recurrent cell, described by its spec."""
+    spec = sequence.classifier_spec(cls) if simplex else sequence.sequence_spec(cls)
+    task = "distribution" if simplex else "regression"
+    case = Case(SEQUENCE_CASE.cell, SEQUENCE_CASE.train.replace(task=task), SEQUENCE_CASE.inputs)
+    doc = " ".join((cls.__doc__ or "").split())
+    register_mutant(Mutant(cls.__name__, spec, tuple(clauses), case, doc, dict(clauses)))
+
+
+# Cells of another kind (checks/mutants/sequence.py): every invariant that
+# runs on any cell fails on one of them too.
+_of_another_kind(sequence.SeqDropsAUnit, {"output_shape": "output"})
+_of_another_kind(sequence.SeqStateStuck, {"state_matters": "carries"})
+_of_another_kind(sequence.SeqNanGradient, {"gradients_finite": "gradient"})
+_of_another_kind(sequence.SeqCutGradient, {"gradients_nonzero": "output_moves"})
+_of_another_kind(
+    sequence.SeqSignFlipped, {"gradient_check": "derivative", "loss_decreases": "drop"}
+)
+_of_another_kind(sequence.SeqTrainingScales, {"dropout_zero_is_identity": "output"})
+_of_another_kind(sequence.SeqEagerDiffers, {"execution_modes_agree": "mode_differs"})
+_of_another_kind(sequence.SeqDropoutAtInference, {"deterministic": "inference_repeat"})
+_of_another_kind(sequence.SeqConfigForgetsUnits, {"serialization_roundtrip": "other_weights"})
+_of_another_kind(sequence.SeqBatchLeak, {"batch_independence": "example_alone"})
+_of_another_kind(sequence.SeqFloat16Overflow, {"mixed_precision": NON_FINITE})
+_of_another_kind(sequence.SeqSoftmaxOverBatch, {"simplex_output": "sum"}, simplex=True)
+_of_another_kind(sequence.SeqSaturated, {"init_near_uniform": "saturated"}, simplex=True)
