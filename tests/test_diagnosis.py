@@ -292,11 +292,32 @@ def test_findings_carry_their_severity(trace, name, severity):
     assert finding.to_dict()["severity"] == severity
 
 
-def test_a_gradient_that_comes_back_is_a_warning_not_fatal():
+def test_a_gradient_that_comes_back_is_a_warning_that_says_when_it_came_back():
     zero = np.zeros((11, 6))
     zero[3:6] = 1.0
     symptom = dx.detect_zero_gradient(healthy_trace(grad_zero_fraction=zero))
     assert (symptom.severity, symptom.evidence["to_the_end"]) == ("warning", False)
+    assert symptom.evidence["came_back_at"] == 6
+    assert "came back at step 6 (exactly 0 at 3 of the 8 measured steps since)" in symptom.message
+
+
+def test_a_gradient_that_stays_gone_is_fatal_and_says_so():
+    symptom = dx.detect_zero_gradient(dead_from(healthy_trace(), 3))
+    assert (symptom.severity, symptom.evidence["came_back_at"]) == ("fatal", None)
+    assert symptom.message.endswith("from step 3 to the end")
+
+
+def test_a_finding_whose_seeds_differ_in_severity_quotes_a_seed_of_its_own_severity():
+    """The report agrees with itself: a fatal zero_gradient quotes the seed
+    whose gradient stayed gone, not one whose gradient came back."""
+    zero = np.zeros((11, 6))
+    zero[3:6] = 1.0
+    came_back = healthy_trace(grad_zero_fraction=zero)
+    result = dx.diagnose([came_back, dead_from(healthy_trace(), 2)], [0, 1])
+    finding = next(f for f in result.findings if f.name == "zero_gradient")
+    assert finding.severity == "fatal"
+    assert finding.message.startswith("2/2 seeds (fatal on 1, warning on 1); seed 1: ")
+    assert finding.detail.endswith("to the end")
 
 
 def test_the_report_json_names_the_verdict_and_each_findings_severity():

@@ -63,18 +63,33 @@ def _alive_steps(trace: Trace) -> int:
 
 
 def detect_zero_gradient(trace: Trace) -> Symptom | None:
+    """The whole gradient exactly 0 at some measured step: fatal when it stays
+    0 at every measured step to the end (the run is dead), a warning when it
+    came back; the message says which, and when it came back."""
     first = trace.first_zero_gradient_step()
     if first is None:
         return None
-    later = trace.grad_zero_fraction[first:][trace.measured_rows()[first:]]
-    stays = bool(np.all(later == 1.0))
+    rows = first + np.flatnonzero(trace.measured_rows()[first:])
+    zero = np.all(trace.grad_zero_fraction[rows] == 1.0, axis=1)
+    stays = bool(np.all(zero))
+    back = None if stays else int(rows[np.flatnonzero(~zero)[0]])
+    if back is None:
+        message = f"the whole gradient is exactly 0 from step {first} to the end"
+    else:
+        message = (
+            f"the whole gradient is exactly 0 from step {first} and came back at step {back} "
+            f"(exactly 0 at {int(zero.sum())} of the {zero.size} measured steps since): "
+            "not dead"
+        )
     return Symptom(
         "zero_gradient",
-        f"the whole gradient is exactly 0 from step {first}"
-        + (" to the end" if stays else " (it came back later)"),
+        message,
         {
             "step": first,
             "to_the_end": stays,
+            "came_back_at": back,
+            "zero_steps": int(zero.sum()),
+            "measured_steps": int(zero.size),
             "threshold": "every entry exactly 0",
             "source": "definition of a dead run (docs/design.md)",
         },
