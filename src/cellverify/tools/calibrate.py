@@ -265,12 +265,15 @@ def score(
 
             label_traces = [traces[key("label", LABEL_BUDGET, s)] for s in LABEL_SEEDS]
             learned = count_outcomes(outcome_of(t) for t in label_traces).learned
+            failed = sum(_failed(t) for t in label_traces)
             row: dict[str, Any] = {
                 "config": labelled.name,
                 "task": task,
                 "learned": learned,
+                "failed": failed,
                 "of": len(LABEL_SEEDS),
                 "learns": learned > len(LABEL_SEEDS) / 2,
+                "fails": failed > len(LABEL_SEEDS) / 2,
             }
             for budget in budgets:
                 for n in counts:
@@ -300,7 +303,24 @@ def score(
         "runs": runs,
         "summary": _summary(rows, counts, budgets),
         "one_run": _one_run_summary(runs, early),
+        "by_task": {
+            task: {
+                "summary": _summary([r for r in rows if r["task"] == task], counts, budgets),
+                "one_run": _one_run_summary([r for r in runs if r["task"] == task], early),
+            }
+            for task in PORTFOLIO_TASKS
+        },
     }
+
+
+def _failed(trace: Trace) -> bool:
+    """A label run that died, or stalled: alive, not learned, and falling too
+    slowly to learn within the horizon (the diagnosis's own stalled_loss).
+    A run that is neither has not shown whether it learns (real prices'
+    portfolio loss, whose noise hides a learner's gain within 200 updates)."""
+    from cellverify.diagnosis import detect_stalled_loss
+
+    return outcome_of(trace).died or detect_stalled_loss(trace) is not None
 
 
 def _column(seeds: int, budget: int) -> str:
@@ -325,10 +345,14 @@ def _summary(
             for r in rows:
                 group = verdicts["learns" if r["learns"] else "does not learn"]
                 group[r[key]] = group.get(r[key], 0) + 1
+            failed = [r for r in fails if r["fails"]]
             out[f"{n} seeds, {budget} updates"] = {
                 "will_not_learn_precision": len(hit) / len(called) if called else None,
                 "will_not_learn_recall": len(hit) / len(fails) if fails else None,
                 "flagged": len(hit),
+                "failed_configs": len(failed),
+                "flagged_of_failed": sum(r[key] == "will not learn" for r in failed),
+                "undetermined_configs": len(fails) - len(failed),
                 "false_will_not_learn": sum(r[key] == "will not learn" for r in learns),
                 "will_not_learn_on_always_learned": sum(r[key] == "will not learn" for r in always),
                 "learners_called_at_risk": sum(r[key] == "at risk" for r in learns),
@@ -387,7 +411,8 @@ def _print_table(result: Mapping[str, Any]) -> None:
     ]
     header = ["configuration", "task", "learned", *(c.removeprefix("verdict_") for c in columns)]
     print(format_table(header, rows))
-    print(json.dumps({"summary": result["summary"], "one_run": result["one_run"]}, indent=1))
+    keys = ("summary", "one_run", "by_task")
+    print(json.dumps({key: result[key] for key in keys}, indent=1))
 
 
 def main(argv: Iterable[str] | None = None) -> int:
