@@ -70,10 +70,10 @@ def main() -> None:
         epochs=args.epochs, callbacks=[monitor], verbose=0,
     )  # fmt: skip
     died = monitor.trace().first_zero_gradient_step()
-    print(
-        "the whole gradient became exactly 0 at step", died, "and stayed there"
-        if died is not None else "the gradient stayed alive"
-    )  # fmt: skip
+    if died is None:
+        print("the gradient stayed alive")
+    else:
+        print("the whole gradient became exactly 0 at step", died, "and stayed there")
 
 
 if __name__ == "__main__":
