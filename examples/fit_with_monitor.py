@@ -7,7 +7,9 @@ by cellverify's monitor.
 
 The cell is the 2018 question's: ReLU convs, a ReLU before the softmax,
 He-normal init, trained with Adam at 1e-3 on the portfolio loss.  The monitor
-prints each finding once, with the step it appeared at, and the verdict.
+prints each finding once, with the step it appeared at, and the verdict; it
+says "will not learn" at the first probe whose evidence allows it (seed 4:
+step 0, where the whole gradient is exactly 0 and every row uniform).
 
 Whether a given seed dies depends on its initial weights and on the first
 batches: on these S&P 500 windows seeds 4 and 6 are dead from step 0, while
@@ -68,10 +70,10 @@ def main() -> None:
         epochs=args.epochs, callbacks=[monitor], verbose=0,
     )  # fmt: skip
     died = monitor.trace().first_zero_gradient_step()
-    print(
-        "the whole gradient became exactly 0 at step", died, "and stayed there"
-        if died is not None else "the gradient stayed alive"
-    )  # fmt: skip
+    if died is None:
+        print("the gradient stayed alive")
+    else:
+        print("the whole gradient became exactly 0 at step", died, "and stayed there")
 
 
 if __name__ == "__main__":

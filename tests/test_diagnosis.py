@@ -16,7 +16,17 @@ from cellverify.diagnosis.outcome import (
 )
 from cellverify.trace import ACTIVATION_LAYERS
 
-from .traces import dead_from, healthy_trace, noisy_flat_trace
+from .traces import (
+    dead_from,
+    healthy_trace,
+    noisy_flat_trace,
+    probed_every,
+    uniform_from,
+    zero_gradient_at,
+)
+
+#: A one-run budget of the labelled sets (docs/verdicts.md, "One run").
+EARLY = 20
 
 
 @pytest.mark.parametrize("detect", dx.DETECTORS, ids=lambda d: d.__name__)
@@ -292,11 +302,32 @@ def test_findings_carry_their_severity(trace, name, severity):
     assert finding.to_dict()["severity"] == severity
 
 
-def test_a_gradient_that_comes_back_is_a_warning_not_fatal():
+def test_a_gradient_that_comes_back_is_a_warning_that_says_when_it_came_back():
     zero = np.zeros((11, 6))
     zero[3:6] = 1.0
     symptom = dx.detect_zero_gradient(healthy_trace(grad_zero_fraction=zero))
     assert (symptom.severity, symptom.evidence["to_the_end"]) == ("warning", False)
+    assert symptom.evidence["came_back_at"] == 6
+    assert "came back at step 6 (exactly 0 at 3 of the 8 measured steps since)" in symptom.message
+
+
+def test_a_gradient_that_stays_gone_is_fatal_and_says_so():
+    symptom = dx.detect_zero_gradient(dead_from(healthy_trace(), 3))
+    assert (symptom.severity, symptom.evidence["came_back_at"]) == ("fatal", None)
+    assert symptom.message.endswith("from step 3 to the end")
+
+
+def test_a_finding_whose_seeds_differ_in_severity_quotes_a_seed_of_its_own_severity():
+    """The report agrees with itself: a fatal zero_gradient quotes the seed
+    whose gradient stayed gone, not one whose gradient came back."""
+    zero = np.zeros((11, 6))
+    zero[3:6] = 1.0
+    came_back = healthy_trace(grad_zero_fraction=zero)
+    result = dx.diagnose([came_back, dead_from(healthy_trace(), 2)], [0, 1])
+    finding = next(f for f in result.findings if f.name == "zero_gradient")
+    assert finding.severity == "fatal"
+    assert finding.message.startswith("2/2 seeds (fatal on 1, warning on 1); seed 1: ")
+    assert finding.detail.endswith("to the end")
 
 
 def test_the_report_json_names_the_verdict_and_each_findings_severity():
@@ -368,3 +399,71 @@ def test_the_fallback_cause_applies_only_when_nothing_else_explains_the_findings
     assert [c.name for c in alone] == ["fragile_initialisation"]
     both = dx.likely_causes({dx.OUTCOME_VARIANCE, "zero_logits"}, relu, {"optimizer": "adam"})
     assert [c.name for c in both] == ["relu_before_softmax"]
+
+
+# -- one run judged from its own evidence (docs/design.md, "Verdicts") -----------
+
+
+def test_one_run_whose_rows_stay_nearly_uniform_is_called_will_not_learn():
+    """The question's cell under SGD 0.1 on real prices: the gradient came
+    back, but nearly every row stayed exactly uniform to the end."""
+    start = EARLY - dx.UNIFORM_HOLD_UPDATES
+    nearly = uniform_from(noisy_flat_trace(EARLY), start, dx.NEARLY_UNIFORM_SHARE)
+    result = dx.diagnose([zero_gradient_at(nearly, [start])], [0])
+    severity = {f.name: f.severity for f in result.findings if f.severity != "info"}
+    assert severity == {"zero_logits": "fatal", "zero_gradient": "warning"}
+    assert result.verdict.name == "will not learn"
+    assert result.verdict.reason == "fatal on 1 of 1 seeds (zero_logits)"
+    logits = next(f for f in result.findings if f.name == "zero_logits")
+    assert f"at every step from {start}: too few rows carry a gradient" in logits.detail
+
+
+def test_nearly_uniform_rows_held_one_update_too_few_are_too_early_to_tell():
+    start = EARLY - dx.UNIFORM_HOLD_UPDATES + 1
+    trace = uniform_from(noisy_flat_trace(EARLY), start, dx.NEARLY_UNIFORM_SHARE)
+    symptom = dx.detect_zero_logits(trace)
+    assert (symptom.severity, symptom.evidence["held"]) == (
+        "warning",
+        dx.UNIFORM_HOLD_UPDATES - 1,
+    )
+    assert dx.diagnose([trace], [0]).verdict.name == "too early to tell"
+
+
+def test_nearly_uniform_rows_in_a_run_that_already_learned_are_a_warning():
+    """Its evaluation loss fell: the run has shown it is not dead (a run of
+    the question's cell on real prices did, with 99 % of its rows uniform)."""
+    trace = uniform_from(healthy_trace(EARLY), 0, dx.NEARLY_UNIFORM_SHARE)
+    assert outcome_of(trace).learned
+    assert dx.detect_zero_logits(trace).severity == "warning"
+
+
+def test_rows_just_short_of_nearly_all_uniform_are_a_warning():
+    trace = uniform_from(healthy_trace(EARLY), 0, dx.NEARLY_UNIFORM_SHARE - 0.01)
+    assert dx.detect_zero_logits(trace).severity == "warning"
+
+
+def test_uniform_rows_that_recover_before_the_end_are_a_warning():
+    rows = uniform_from(healthy_trace(EARLY), 0, 1.0).uniform_rows
+    rows[-1] = dx.NEARLY_UNIFORM_SHARE / 2
+    symptom = dx.detect_zero_logits(healthy_trace(EARLY, uniform_rows=rows))
+    assert (symptom.severity, symptom.evidence["held"]) == ("warning", None)
+
+
+def test_every_row_uniform_at_the_end_is_fatal_at_once():
+    trace = uniform_from(healthy_trace(EARLY), EARLY, 1.0)
+    assert dx.detect_zero_logits(trace).severity == "fatal"
+
+
+def test_a_zero_gradient_that_died_again_is_fatal_from_its_last_death():
+    trace = dead_from(zero_gradient_at(healthy_trace(EARLY), [2, 3]), 10)
+    symptom = dx.detect_zero_gradient(trace)
+    assert (symptom.severity, symptom.evidence["step"]) == ("fatal", 2)
+    assert symptom.message.startswith("the whole gradient is exactly 0 from step 10 to the end")
+
+
+def test_a_monitor_probing_every_few_steps_holds_uniform_rows_between_its_probes():
+    """Probes at 0 and 10, both with nearly every row uniform: held 10 updates."""
+    every = 10
+    nearly = uniform_from(noisy_flat_trace(every), 0, dx.NEARLY_UNIFORM_SHARE)
+    symptom = dx.detect_zero_logits(probed_every(nearly, every))
+    assert (symptom.severity, symptom.evidence["held"]) == ("fatal", every)

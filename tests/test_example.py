@@ -21,8 +21,10 @@ pytestmark = [
 ]
 
 
+#: Steps between the example's probes.
+EVERY = 10
 #: A short run of the example's default seed (dead from step 0 on these prices).
-EXAMPLE_ARGS = ["--epochs", "1", "--examples", "1600"]
+EXAMPLE_ARGS = ["--epochs", "1", "--examples", "1600", "--every", str(EVERY)]
 
 
 def test_fit_with_monitor_shows_the_zero_gradient_and_its_step():
@@ -34,4 +36,6 @@ def test_fit_with_monitor_shows_the_zero_gradient_and_its_step():
     assert "sp500: 15 of 20 assets" in out
     assert "cellverify: fatal zero_gradient: the whole gradient is exactly 0 from step" in out
     assert "verdict WILL NOT LEARN" in out
+    # As early as the evidence allows: the first probe, dead from birth.
+    assert "cellverify: WILL NOT LEARN from step 0: fatal on 1 of 1 seeds" in out
     assert "the whole gradient became exactly 0 at step" in out

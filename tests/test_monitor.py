@@ -151,15 +151,20 @@ def _dense_model(last_bias: float) -> keras.Model:
     return model
 
 
-@pytest.mark.parametrize(("last_bias", "dies"), [(-10.0, True), (0.0, False)])
-def test_the_monitor_diagnoses_a_model_with_no_rnn(last_bias, dies):
+def _fit_dense(last_bias: float, **monitor_options) -> Monitor:
     fresh_session()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 6)).astype("float32")
     y = keras.utils.to_categorical(np.argmax(x[:, :3], axis=1), 3)
     model = _dense_model(last_bias)
-    monitor = Monitor(every=2, verbose=0, stop_on=("zero_gradient",))
+    monitor = Monitor(every=2, verbose=0, **monitor_options)
     model.fit(x, y, batch_size=32, epochs=2, callbacks=[monitor], verbose=0, shuffle=False)
+    return monitor
+
+
+@pytest.mark.parametrize(("last_bias", "dies"), [(-10.0, True), (0.0, False)])
+def test_the_monitor_diagnoses_a_model_with_no_rnn(last_bias, dies):
+    monitor = _fit_dense(last_bias, stop_on=("zero_gradient",))
     fatal = {f.name for f in monitor.diagnosis.by_severity("fatal")}
     if dies:
         assert "zero_gradient" in fatal
@@ -167,6 +172,12 @@ def test_the_monitor_diagnoses_a_model_with_no_rnn(last_bias, dies):
     else:
         assert not fatal and monitor.stopped_by is None
         assert monitor.diagnosis.verdict.name in ("healthy", "too early to tell")
+
+
+def test_the_monitor_says_will_not_learn_at_the_first_probe_whose_evidence_allows_it():
+    """Dead from step 0: "will not learn" at the first probe; alive: never."""
+    assert _fit_dense(-10.0).will_not_learn_at == 0
+    assert _fit_dense(0.0).will_not_learn_at is None
 
 
 def test_the_monitor_rejects_bad_options():

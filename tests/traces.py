@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -85,3 +87,31 @@ def dead_from(trace: Trace, step: int) -> Trace:
         update_ratio=trace.update_ratio,
         weight_norm=trace.weight_norm,
     )
+
+
+def uniform_from(trace: Trace, step: int, share: float) -> Trace:
+    """``trace`` with ``share`` of its output rows exactly uniform from ``step``
+    on, its gradient still alive (the few rows left carry it)."""
+    rows = trace.uniform_rows.copy()
+    rows[step:] = share
+    return dataclasses.replace(trace, uniform_rows=rows)
+
+
+def zero_gradient_at(trace: Trace, steps: Iterable[int]) -> Trace:
+    """``trace`` with its whole gradient exactly 0 at ``steps`` only."""
+    zero = trace.grad_zero_fraction.copy()
+    zero[list(steps)] = 1.0
+    return dataclasses.replace(trace, grad_zero_fraction=zero)
+
+
+def probed_every(trace: Trace, every: int) -> Trace:
+    """``trace`` as a monitor probing every ``every`` steps records it: the
+    gradient and activation statistics of the other rows unmeasured (NaN)."""
+    measured = np.arange(trace.loss.shape[0]) % every == 0
+    hidden = {
+        name: np.where(measured.reshape(-1, *[1] * (getattr(trace, name).ndim - 1)),
+                       getattr(trace, name), np.nan)
+        for name in ("grad_norm", "grad_zero_fraction", "weight_norm", "dead_fraction",
+                     "zero_fraction", "saturated_fraction", "uniform_rows")
+    }  # fmt: skip
+    return dataclasses.replace(trace, measured=measured.astype(float), **hidden)

@@ -6,7 +6,8 @@ Each detector reads one :class:`~cellverify.trace.Trace` and returns a
 threshold and where the threshold comes from) or nothing.  Severities:
 
 * ``fatal`` - the run cannot learn from here (the whole gradient exactly 0
-  to the end, every output row exactly uniform, a non-finite loss);
+  to the end, every output row exactly uniform at the end or nearly every
+  one for UNIFORM_HOLD_UPDATES updates to the end, a non-finite loss);
 * ``warning`` - learning is impaired (dead units, a tiny update ratio, a
   stalled loss);
 * ``info`` - worth knowing, impairs nothing by itself.
@@ -60,11 +61,13 @@ from cellverify.diagnosis.findings import (
     FALSE_ALARM_RISK,
     LEARNER_DEATH_RATE,
     LEARNER_STALL_RATE,
+    NEARLY_UNIFORM_SHARE,
     PREDICTIVE_WARNINGS,
     SATURATED_UNIT_SHARE,
     SEED_STATES,
     SEVERITIES,
     STEP_GAIN_LIMIT,
+    UNIFORM_HOLD_UPDATES,
     UPDATE_RATIO_RANGE,
     VANISHING_FIRST_NORM,
     VANISHING_RATIO,
@@ -95,6 +98,7 @@ __all__ = [
     "FINDING_NAMES",
     "LEARNER_DEATH_RATE",
     "LEARNER_STALL_RATE",
+    "NEARLY_UNIFORM_SHARE",
     "OUTCOME_VARIANCE",
     "PREDICTIVE_WARNINGS",
     "REMEDIES",
@@ -103,6 +107,7 @@ __all__ = [
     "SEED_STATES",
     "SEVERITIES",
     "STEP_GAIN_LIMIT",
+    "UNIFORM_HOLD_UPDATES",
     "UPDATE_RATIO_RANGE",
     "VANISHING_FIRST_NORM",
     "VANISHING_RATIO",

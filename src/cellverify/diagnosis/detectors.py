@@ -15,8 +15,10 @@ import numpy as np
 from cellverify.diagnosis.findings import (
     DEAD_UNIT_SHARE,
     EXPLODING_RATIO,
+    NEARLY_UNIFORM_SHARE,
     SATURATED_UNIT_SHARE,
     STEP_GAIN_LIMIT,
+    UNIFORM_HOLD_UPDATES,
     UPDATE_RATIO_RANGE,
     VANISHING_FIRST_NORM,
     VANISHING_RATIO,
@@ -62,23 +64,49 @@ def _alive_steps(trace: Trace) -> int:
     return trace.loss.shape[0] if first is None else first
 
 
+def _held_to_the_end(rows: np.ndarray, dead: np.ndarray) -> int | None:
+    """The first step of the last stretch of measured ``rows`` (step numbers)
+    at which ``dead`` holds, when that stretch reaches the last of them."""
+    if rows.size == 0 or not dead[-1]:
+        return None
+    alive = np.flatnonzero(~dead)
+    return int(rows[alive[-1] + 1]) if alive.size else int(rows[0])
+
+
 def detect_zero_gradient(trace: Trace) -> Symptom | None:
+    """The whole gradient exactly 0 at some measured step: fatal when it
+    stayed 0 at every measured step to the end (the run is dead), a warning
+    when it came back; the message says which, and when it came back."""
     first = trace.first_zero_gradient_step()
     if first is None:
         return None
-    later = trace.grad_zero_fraction[first:][trace.measured_rows()[first:]]
-    stays = bool(np.all(later == 1.0))
+    rows = np.flatnonzero(trace.measured_rows())
+    zero = np.all(trace.grad_zero_fraction[rows] == 1.0, axis=1)
+    start = _held_to_the_end(rows, zero)
+    since = rows >= first
+    back = None
+    if start is None:
+        back = int(rows[since][np.flatnonzero(~zero[since])[0]])
+        message = (
+            f"the whole gradient is exactly 0 from step {first} and came back at step {back} "
+            f"(exactly 0 at {int(zero[since].sum())} of the {int(since.sum())} measured steps "
+            "since): not dead"
+        )
+    else:
+        message = f"the whole gradient is exactly 0 from step {start} to the end"
+        if start != first:
+            message += f" (first at step {first}; it came back in between)"
     return Symptom(
         "zero_gradient",
-        f"the whole gradient is exactly 0 from step {first}"
-        + (" to the end" if stays else " (it came back later)"),
+        message,
         {
             "step": first,
-            "to_the_end": stays,
+            "to_the_end": start is not None,
+            "came_back_at": back,
             "threshold": "every entry exactly 0",
             "source": "definition of a dead run (docs/design.md)",
         },
-        "fatal" if stays else "warning",
+        "warning" if start is None else "fatal",
     )
 
 
@@ -90,27 +118,47 @@ def _share(x: float) -> str:
 
 
 def detect_zero_logits(trace: Trace) -> Symptom | None:
+    """Output rows exactly uniform (every logit equal) at some step.  Fatal
+    when every row is at the end, or when at least NEARLY_UNIFORM_SHARE of
+    them were at every measured step of the last UNIFORM_HOLD_UPDATES updates
+    or more and the run has not learned: too few rows carry a gradient, and
+    they have not brought the rest back (docs/design.md, "Verdicts")."""
     rows = trace.uniform_rows
     hits = np.flatnonzero(rows > 0)
     if hits.size == 0:
         return None
     step = int(hits[0])
     logits = trace.zero_fraction[:, trace.layer("logits")]
+    measured = np.flatnonzero(np.isfinite(rows))
+    end = float(rows[measured[-1]])
+    start = _held_to_the_end(measured, rows[measured] >= NEARLY_UNIFORM_SHARE)
+    held = None if start is None else int(measured[-1]) - start
+    # A run whose evaluation loss already fell has shown it is not dead.
+    nearly = held is not None and held >= UNIFORM_HOLD_UPDATES and not outcome_of(trace).learned
+    message = (
+        f"{_share(rows[step])} of output rows exactly uniform at step {step} (logits exactly "
+        f"0: {_share(logits[step])}); {_share(end)} at the end"
+    )
+    if nearly:
+        message += (
+            f", and at least {NEARLY_UNIFORM_SHARE:.0%} at every step from {start}: too few "
+            "rows carry a gradient to bring the rest back"
+        )
     return Symptom(
         "zero_logits",
-        f"{_share(rows[step])} of output rows exactly uniform at step {step} (logits exactly "
-        f"0: {_share(logits[step])}); {_share(rows[-1])} at the end",
+        message,
         {
             "step": step,
             "uniform_rows": float(rows[step]),
             "zero_logits": float(logits[step]),
-            "uniform_rows_at_end": float(rows[-1]),
-            "threshold": "> 0 rows exactly uniform",
-            "source": "float32 logits are never all equal by chance (docs/design.md)",
+            "uniform_rows_at_end": end,
+            "held": held,
+            "threshold": f"> 0 rows exactly uniform; fatal: every row at the end, or >= "
+            f"{NEARLY_UNIFORM_SHARE} of them for {UNIFORM_HOLD_UPDATES} updates to the end",
+            "source": "float32 logits are never all equal by chance; the share and hold "
+            "measured (docs/verdicts.md, 'One run')",
         },
-        # Every row exactly uniform at the end: every logit equal, no gradient
-        # through the softmax, for good.
-        "fatal" if rows[-1] == 1.0 else "warning",
+        "fatal" if end == 1.0 or nearly else "warning",
     )
 
 

@@ -68,6 +68,32 @@ def _most_severe(symptoms: Sequence[Symptom]) -> Severity:
     return min((sym.severity for sym in symptoms), key=SEVERITIES.index)
 
 
+def _finding(name: str, hits: Sequence[tuple[int, Symptom]], total: int) -> Finding:
+    """One symptom over the seeds that showed it.  The seed quoted is the first
+    whose severity is the finding's, and when the seeds' severities differ
+    the message says which seeds had which, so that the finding's severity,
+    and the verdict read from it, follow from what it says."""
+    severity = _most_severe([sym for _, sym in hits])
+    seed, symptom = next((s, sym) for s, sym in hits if sym.severity == severity)
+    message = f"{len(hits)}/{total} seeds"
+    if len({sym.severity for _, sym in hits}) > 1:
+        by_severity = [
+            f"{level} on {sum(sym.severity == level for _, sym in hits)}"
+            for level in SEVERITIES
+            if any(sym.severity == level for _, sym in hits)
+        ]
+        message += f" ({', '.join(by_severity)})"
+    return Finding(
+        name,
+        [s for s, _ in hits],
+        total,
+        f"{message}; seed {seed}: {symptom.message}",
+        [{"seed": s, "severity": sym.severity, **sym.evidence} for s, sym in hits],
+        severity,
+        symptom.message,
+    )
+
+
 def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
     """Every detector on every seed's trace, each seed's state, the verdict,
     then causes and remedies."""
@@ -81,18 +107,7 @@ def diagnose(traces: Sequence[Trace], seeds: Sequence[int]) -> Diagnosis:
         for symptom in symptoms:
             by_name.setdefault(symptom.name, []).append((seed, symptom))
         states[seed] = seed_state(symptoms, outcome)
-    findings = [
-        Finding(
-            name,
-            [s for s, _ in hits],
-            len(seeds),
-            f"{len(hits)}/{len(seeds)} seeds; seed {hits[0][0]}: {hits[0][1].message}",
-            [{"seed": s, "severity": sym.severity, **sym.evidence} for s, sym in hits],
-            _most_severe([sym for _, sym in hits]),
-            hits[0][1].message,
-        )
-        for name, hits in by_name.items()
-    ]
+    findings = [_finding(name, hits, len(seeds)) for name, hits in by_name.items()]
     variance = outcome_variance(states)
     if variance is not None:
         findings.append(variance)

@@ -71,10 +71,14 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self.diagnosis: Diagnosis | None = None
         #: (finding, step) that stopped training, if one did.
         self.stopped_by: tuple[str, int] | None = None
+        #: The first probed step at which the run so far was judged "will not
+        #: learn" (the evidence is checked at every probe), if it was.
+        self.will_not_learn_at: int | None = None
         self._probes = CompiledProbes()
         self._reset(log_dir=None)
 
     def _reset(self, *, log_dir: str | None) -> None:
+        self.will_not_learn_at = None
         self._recording = Recording(TensorBoardLog(log_dir))
         self._reporter = FindingReporter()
         self._step = 0
@@ -102,8 +106,8 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self._recording.update_ratio(self._step, self.model.trainable_variables)
         measured_now = self._recording.measured(self._step)
         self._step += 1
-        if measured_now and self.stop_on:
-            self._maybe_stop()
+        if measured_now:
+            self._judge()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         result = self._diagnose(final=False)
@@ -182,8 +186,7 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
                 step, r, self._probes.activations(model, inputs) if shows else None
             )
             recording.keep_weights(variables)
-            if self.stop_on:
-                self._maybe_stop()
+            self._judge()
         self._step = step + 1
 
     def finish(self, loss: Any | None = None) -> Diagnosis | None:
@@ -212,8 +215,18 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self._reporter.report(self.diagnosis, step=self._step, log=log, say=say, final=final)
         return self.diagnosis
 
-    def _maybe_stop(self) -> None:
-        result = diagnose([until_last_measured(self.trace())], [0])
+    def _judge(self) -> None:
+        """At a probe: diagnose the run so far (NumPy only), say "will not
+        learn" the first time the evidence does, and stop on a finding named
+        in ``stop_on``."""
+        trace = until_last_measured(self.trace())
+        result = diagnose([trace], [0])
+        if result.verdict.name == "will not learn" and self.will_not_learn_at is None:
+            self.will_not_learn_at = trace.steps
+            if self.verbose:
+                self.print_fn(
+                    f"cellverify: WILL NOT LEARN from step {trace.steps}: {result.verdict.reason}"
+                )
         stop = self._stop_rule.check(result, self._step)
         if stop is None:
             return

@@ -2,14 +2,21 @@
 
 A labelled set of configurations spans the question's cell, its kernel
 variants, the remedies, several activations, initializers and optimizers, on
-both tasks.  Each configuration is trained to :data:`LABEL_BUDGET` updates on
-the :data:`LABEL_SEEDS`; its label is whether it learned on most of them
-(:mod:`cellverify.diagnosis.outcome`).  Independently, on other seeds
-(:data:`DIAGNOSIS_SEEDS`), it is diagnosed at each of :data:`DIAGNOSIS_BUDGETS`
-updates, as ``cellverify diagnose`` would.  The verdicts are then scored
-against the labels: precision and recall of ``will not learn``, and how often
-a configuration that learns is called anything but ``healthy`` or ``too early
-to tell``.
+both tasks, on the kit's synthetic market or on real prices (``--data
+sp500``, with :data:`REAL_PRICE_EXTRA` added).  Each configuration is trained
+to :data:`LABEL_BUDGET` updates on the :data:`LABEL_SEEDS`; its label is
+whether it learned on most of them (:mod:`cellverify.diagnosis.outcome`).
+Independently, on other seeds (:data:`DIAGNOSIS_SEEDS`), it is diagnosed at
+each of :data:`DIAGNOSIS_BUDGETS` updates, as ``cellverify diagnose`` would.
+The verdicts are then scored against the labels: precision and recall of
+``will not learn``, and how often a configuration that learns is called
+anything but ``healthy`` or ``too early to tell``.
+
+One run is also scored as itself (``diagnose --seeds 1``, the Monitor): each
+diagnosis seed's short run is diagnosed alone, and its own run to
+:data:`LABEL_BUDGET` updates says whether *that run* learned, so that a dead
+start on a seed of a configuration that usually learns (a true "will not
+learn" for that run) is told from a "will not learn" on a run that learned.
 
 Runs are appended to a JSON-lines file as they finish, so an interrupted
 measurement resumes where it stopped.  docs/verdicts.md "Can the verdict be trusted"
@@ -32,12 +39,15 @@ from cellverify.diagnosis.outcome import count_outcomes, outcome_of
 from cellverify.trace import Trace
 
 __all__ = [
+    "DATA_SETS",
     "DIAGNOSIS_BUDGETS",
     "DIAGNOSIS_SEEDS",
     "LABELLED_SET",
     "LABEL_BUDGET",
     "LABEL_SEEDS",
+    "REAL_PRICE_EXTRA",
     "Labelled",
+    "labelled_set",
     "main",
     "score",
 ]
@@ -50,7 +60,13 @@ LABEL_BUDGET = 200
 #: learn" under a plain majority rule; the verdict now asks that so many
 #: failures be unlikely for a learner: docs/verdicts.md, "Can the verdict be trusted".)
 DIAGNOSIS_SEEDS: tuple[int, ...] = tuple(range(100, 110))
-DIAGNOSIS_BUDGETS: tuple[int, ...] = (20, 200)
+#: Budgets the diagnosis is scored at.  The 200-update run of a diagnosis
+#: seed is also that run's own outcome, against which its 10- and 20-update
+#: one-run verdicts are scored.
+DIAGNOSIS_BUDGETS: tuple[int, ...] = (10, 20, 200)
+#: Where the prices come from: the kit's seeded market, or the S&P 500 closes
+#: bundled in ``skfolio`` (the ``data`` extra; no network).
+DATA_SETS: tuple[str, ...] = ("synthetic", "sp500")
 
 
 @dataclass(frozen=True)
@@ -61,8 +77,21 @@ class Labelled:
     cell: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
 
-    def configs(self, task: str) -> tuple[CellConfig, TrainConfig]:
-        return AS_ASKED.cell.replace(**self.cell), AS_ASKED.train.replace(task=task, **self.train)
+    def configs(self, task: str, data: str = "synthetic") -> tuple[CellConfig, TrainConfig]:
+        """The configurations; with real prices, features are what the prices
+        have (closes only: 1) and assets at most as many, as ``diagnose
+        --data`` does."""
+        cell = AS_ASKED.cell.replace(**self.cell)
+        train = AS_ASKED.train.replace(task=task, data=data, **self.train)
+        if data == "synthetic":
+            return cell, train
+        from cellverify.data.prices import resolve_data
+
+        history = resolve_data(data)
+        assert history is not None
+        return cell.replace(
+            features=history.features, assets=min(cell.assets, history.assets)
+        ), train
 
 
 _ELU_LINEAR = {"activation": "elu", "output_activation": "linear"}
@@ -105,6 +134,24 @@ LABELLED_SET: tuple[Labelled, ...] = (
     Labelled("remedied dropout 0.1", cell={**_ELU_LINEAR, "dropout": 0.1, "dropout_after": (2,)}),
 )  # fmt: skip
 
+#: Added on real prices: the question's cell under SGD at 0.1, the run of
+#: issue 34 whose one-seed findings were damning but whose verdict held back.
+REAL_PRICE_EXTRA: tuple[Labelled, ...] = (
+    Labelled("as-asked sgd 1e-1", train={"optimizer": "sgd", "learning_rate": 1e-1}),
+)
+
+
+def labelled_set(data: str = "synthetic") -> tuple[Labelled, ...]:
+    """The configurations labelled on ``data``: LABELLED_SET, and on real
+    prices REAL_PRICE_EXTRA too."""
+    return LABELLED_SET if data == "synthetic" else LABELLED_SET + REAL_PRICE_EXTRA
+
+
+def _key(data: str, config: str, task: str, purpose: str, budget: int, seed: int) -> str:
+    """A run's key in the runs file; synthetic keys keep their original form."""
+    where = "" if data == "synthetic" else f"{data}|"
+    return f"{where}{config}|{task}|{purpose}|{budget}|{seed}"
+
 
 @dataclass(frozen=True)
 class _Run:
@@ -113,19 +160,23 @@ class _Run:
     purpose: str  # "label" or "diagnose"
     budget: int
     seed: int
+    data: str = "synthetic"
 
     def key(self) -> str:
-        return f"{self.config}|{self.task}|{self.purpose}|{self.budget}|{self.seed}"
+        return _key(self.data, self.config, self.task, self.purpose, self.budget, self.seed)
 
 
-def _runs() -> list[_Run]:
+def _runs(data: str = "synthetic", seeds: Sequence[int] = DIAGNOSIS_SEEDS) -> list[_Run]:
+    """Every run of the labelled set on ``data``: the short diagnosis runs
+    and the labels first, then the long diagnosis runs (an interrupted
+    measurement has the early verdicts of every configuration first)."""
     runs = []
-    for labelled in LABELLED_SET:
+    for labelled in labelled_set(data):
         for task in PORTFOLIO_TASKS:
-            runs += [_Run(labelled.name, task, "label", LABEL_BUDGET, s) for s in LABEL_SEEDS]
             for budget in DIAGNOSIS_BUDGETS:
-                runs += [_Run(labelled.name, task, "diagnose", budget, s) for s in DIAGNOSIS_SEEDS]
-    return runs
+                runs += [_Run(labelled.name, task, "diagnose", budget, s, data) for s in seeds]
+            runs += [_Run(labelled.name, task, "label", LABEL_BUDGET, s, data) for s in LABEL_SEEDS]
+    return sorted(runs, key=lambda r: r.purpose == "diagnose" and r.budget == LABEL_BUDGET)
 
 
 def _done(path: Path) -> dict[str, Trace]:
@@ -140,17 +191,25 @@ def _done(path: Path) -> dict[str, Trace]:
     return traces
 
 
-def run_missing(path: Path, *, workers: int, fast: bool = True) -> dict[str, Trace]:
+def run_missing(
+    path: Path,
+    *,
+    workers: int,
+    fast: bool = True,
+    data: str = "synthetic",
+    seeds: Sequence[int] = DIAGNOSIS_SEEDS,
+) -> dict[str, Trace]:
     """Train every run not yet in ``path``, appending each as it finishes."""
     from cellverify.model.factory import DEFAULT_FACTORY
     from cellverify.training.runs import run_jobs
 
     done = _done(path)
-    by_name = {labelled.name: labelled for labelled in LABELLED_SET}
-    todo = [r for r in _runs() if r.key() not in done]
+    by_name = {labelled.name: labelled for labelled in labelled_set(data)}
+    every = _runs(data, seeds)
+    todo = [r for r in every if r.key() not in done]
     jobs = []
     for r in todo:
-        cell, train = by_name[r.config].configs(r.task)
+        cell, train = by_name[r.config].configs(r.task, data)
         jobs.append(
             (
                 DEFAULT_FACTORY,
@@ -165,57 +224,179 @@ def run_missing(path: Path, *, workers: int, fast: bool = True) -> dict[str, Tra
             out.write(json.dumps({"key": todo[index].key(), "trace": trace.to_dict()}) + "\n")
             out.flush()
             done[todo[index].key()] = trace
-            print(f"{len(done)}/{len(_runs())} {todo[index].key()}", file=sys.stderr, flush=True)
+            print(f"{len(done)}/{len(every)} {todo[index].key()}", file=sys.stderr, flush=True)
 
         run_jobs(jobs, workers=workers, fast=fast, on_result=keep)
     return done
 
 
-def score(traces: Mapping[str, Trace], seeds: Sequence[int] = DIAGNOSIS_SEEDS) -> dict[str, Any]:
-    """Labels, verdicts at each budget (diagnosed on ``seeds``), and the
-    precision/recall table."""
+def _budgets(traces: Mapping[str, Trace], data: str, seeds: Sequence[int]) -> list[int]:
+    """The diagnosis budgets whose runs are all in ``traces`` (a runs file
+    written before the 10-update runs existed scores at 20 and 200)."""
+    return [
+        b
+        for b in DIAGNOSIS_BUDGETS
+        if all(
+            _key(data, labelled.name, task, "diagnose", b, s) in traces
+            for labelled in labelled_set(data)
+            for task in PORTFOLIO_TASKS
+            for s in seeds
+        )
+    ]
+
+
+def score(
+    traces: Mapping[str, Trace], seeds: Sequence[int] = DIAGNOSIS_SEEDS, *, data: str = "synthetic"
+) -> dict[str, Any]:
+    """Labels, verdicts at each budget (diagnosed on one seed and on
+    ``seeds``), each seed's run judged as itself, and the precision/recall
+    tables."""
     from cellverify.diagnosis import diagnose
 
+    budgets = _budgets(traces, data, seeds)
+    counts = sorted({1, len(seeds)})
     rows = []
-    for labelled in LABELLED_SET:
+    runs = []
+    for labelled in labelled_set(data):
         for task in PORTFOLIO_TASKS:
-            base = f"{labelled.name}|{task}"
-            label_traces = [traces[f"{base}|label|{LABEL_BUDGET}|{s}"] for s in LABEL_SEEDS]
+
+            def key(purpose: str, budget: int, seed: int) -> str:
+                return _key(data, labelled.name, task, purpose, budget, seed)  # noqa: B023
+
+            label_traces = [traces[key("label", LABEL_BUDGET, s)] for s in LABEL_SEEDS]
             learned = count_outcomes(outcome_of(t) for t in label_traces).learned
+            failed = sum(_failed(t) for t in label_traces)
             row: dict[str, Any] = {
                 "config": labelled.name,
                 "task": task,
                 "learned": learned,
+                "failed": failed,
                 "of": len(LABEL_SEEDS),
                 "learns": learned > len(LABEL_SEEDS) / 2,
+                "fails": failed > len(LABEL_SEEDS) / 2,
             }
-            for budget in DIAGNOSIS_BUDGETS:
-                diag = [traces[f"{base}|diagnose|{budget}|{s}"] for s in seeds]
-                row[f"verdict_{budget}"] = diagnose(diag, list(seeds)).verdict.name
+            for budget in budgets:
+                for n in counts:
+                    diag = [traces[key("diagnose", budget, s)] for s in seeds[:n]]
+                    row[_column(n, budget)] = diagnose(diag, list(seeds[:n])).verdict.name
             rows.append(row)
-    return {"rows": rows, "summary": _summary(rows)}
+            for seed in seeds:
+                own = traces.get(key("diagnose", LABEL_BUDGET, seed))
+                run: dict[str, Any] = {
+                    "config": labelled.name,
+                    "task": task,
+                    "seed": seed,
+                    "config_learned": learned,
+                    "run_learned": None if own is None else outcome_of(own).learned,
+                }
+                for budget in budgets:
+                    if budget < LABEL_BUDGET:
+                        trace = traces[key("diagnose", budget, seed)]
+                        run[f"verdict_{budget}"] = diagnose([trace], [seed]).verdict.name
+                runs.append(run)
+    early = [b for b in budgets if b < LABEL_BUDGET]
+    return {
+        "data": data,
+        "seeds": list(seeds),
+        "budgets": budgets,
+        "rows": rows,
+        "runs": runs,
+        "summary": _summary(rows, counts, budgets),
+        "one_run": _one_run_summary(runs, early),
+        "by_task": {
+            task: {
+                "summary": _summary([r for r in rows if r["task"] == task], counts, budgets),
+                "one_run": _one_run_summary([r for r in runs if r["task"] == task], early),
+            }
+            for task in PORTFOLIO_TASKS
+        },
+    }
 
 
-def _summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _failed(trace: Trace) -> bool:
+    """A label run that died, or stalled: alive, not learned, and falling too
+    slowly to learn within the horizon (the diagnosis's own stalled_loss).
+    A run that is neither has not shown whether it learns (real prices'
+    portfolio loss, whose noise hides a learner's gain within 200 updates)."""
+    from cellverify.diagnosis import detect_stalled_loss
+
+    return outcome_of(trace).died or detect_stalled_loss(trace) is not None
+
+
+def _column(seeds: int, budget: int) -> str:
+    return f"verdict_{seeds}s_{budget}"
+
+
+def _summary(
+    rows: Sequence[Mapping[str, Any]], counts: Sequence[int], budgets: Sequence[int]
+) -> dict[str, Any]:
+    """Per number of seeds and budget: precision and recall of "will not
+    learn" over configurations, and what the learners were called."""
     out: dict[str, Any] = {}
     learns = [r for r in rows if r["learns"]]
     fails = [r for r in rows if not r["learns"]]
-    for budget in DIAGNOSIS_BUDGETS:
+    always = [r for r in rows if r["learned"] == r["of"]]
+    for n in counts:
+        for budget in budgets:
+            key = _column(n, budget)
+            called = [r for r in rows if r[key] == "will not learn"]
+            hit = [r for r in called if not r["learns"]]
+            verdicts: dict[str, dict[str, int]] = {"learns": {}, "does not learn": {}}
+            for r in rows:
+                group = verdicts["learns" if r["learns"] else "does not learn"]
+                group[r[key]] = group.get(r[key], 0) + 1
+            failed = [r for r in fails if r["fails"]]
+            out[f"{n} seeds, {budget} updates"] = {
+                "will_not_learn_precision": len(hit) / len(called) if called else None,
+                "will_not_learn_recall": len(hit) / len(fails) if fails else None,
+                "flagged": len(hit),
+                "failed_configs": len(failed),
+                "flagged_of_failed": sum(r[key] == "will not learn" for r in failed),
+                "undetermined_configs": len(fails) - len(failed),
+                "false_will_not_learn": sum(r[key] == "will not learn" for r in learns),
+                "will_not_learn_on_always_learned": sum(r[key] == "will not learn" for r in always),
+                "learners_called_at_risk": sum(r[key] == "at risk" for r in learns),
+                "learners_too_early": sum(r[key] == "too early to tell" for r in learns),
+                "learning_configs": len(learns),
+                "always_learned_configs": len(always),
+                "failing_configs": len(fails),
+                "verdicts": verdicts,
+            }
+    return out
+
+
+def _one_run_summary(runs: Sequence[Mapping[str, Any]], budgets: Sequence[int]) -> dict[str, Any]:
+    """Each diagnosis seed's short run judged as itself, against its
+    configuration's label and against its own run to LABEL_BUDGET updates:
+    a "will not learn" on a configuration that learns is a dead start when
+    that run did not learn either, a false alarm when it did."""
+    out: dict[str, Any] = {}
+    majority = len(LABEL_SEEDS) / 2
+    for budget in budgets:
         key = f"verdict_{budget}"
-        called = [r for r in rows if r[key] == "will not learn"]
-        hit = [r for r in called if not r["learns"]]
-        counts: dict[str, dict[str, int]] = {"learns": {}, "does not learn": {}}
-        for r in rows:
-            group = counts["learns" if r["learns"] else "does not learn"]
-            group[r[key]] = group.get(r[key], 0) + 1
-        out[str(budget)] = {
-            "will_not_learn_precision": len(hit) / len(called) if called else None,
-            "will_not_learn_recall": len(hit) / len(fails) if fails else None,
-            "false_will_not_learn": sum(r[key] == "will not learn" for r in learns),
-            "healthy_called_at_risk": sum(r[key] == "at risk" for r in learns),
-            "learning_configs": len(learns),
-            "failing_configs": len(fails),
-            "verdicts": counts,
+        learns = [r for r in runs if r["config_learned"] > majority]
+        fails = [r for r in runs if r["config_learned"] <= majority]
+        called_learner = [r for r in learns if r[key] == "will not learn"]
+        out[f"{budget} updates"] = {
+            "runs": len(runs),
+            "runs_of_failing_configs": len(fails),
+            "called_will_not_learn_of_failing": sum(r[key] == "will not learn" for r in fails),
+            "runs_of_learning_configs": len(learns),
+            "will_not_learn_on_learning_config": len(called_learner),
+            "of_which_dead_start": sum(r["run_learned"] is False for r in called_learner),
+            "of_which_run_learned": sum(r["run_learned"] is True for r in called_learner),
+            "will_not_learn_on_always_learned": sum(
+                r[key] == "will not learn"
+                for r in learns
+                if r["config_learned"] == len(LABEL_SEEDS)
+            ),
+            "runs_that_learned_called_will_not_learn": sum(
+                r["run_learned"] is True and r[key] == "will not learn" for r in runs
+            ),
+            "runs_that_did_not_learn": sum(r["run_learned"] is False for r in runs),
+            "runs_that_did_not_learn_called_will_not_learn": sum(
+                r["run_learned"] is False and r[key] == "will not learn" for r in runs
+            ),
         }
     return out
 
@@ -223,33 +404,41 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _print_table(result: Mapping[str, Any]) -> None:
     from cellverify.render.report import format_table
 
+    columns = [k for k in result["rows"][0] if k.startswith("verdict_")] if result["rows"] else []
     rows = [
-        [r["config"], r["task"], f"{r['learned']}/{r['of']}"]
-        + [r[f"verdict_{b}"] for b in DIAGNOSIS_BUDGETS]
+        [r["config"], r["task"], f"{r['learned']}/{r['of']}"] + [r[c] for c in columns]
         for r in result["rows"]
     ]
-    header = ["configuration", "task", "learned", *(f"verdict at {b}" for b in DIAGNOSIS_BUDGETS)]
+    header = ["configuration", "task", "learned", *(c.removeprefix("verdict_") for c in columns)]
     print(format_table(header, rows))
-    print(json.dumps(result["summary"], indent=1))
+    keys = ("summary", "one_run", "by_task")
+    print(json.dumps({key: result[key] for key in keys}, indent=1))
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cellverify.calibrate", description=__doc__)
     parser.add_argument("--runs", default="calibration.jsonl", help="JSON-lines file of runs")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--data", choices=DATA_SETS, default="synthetic", help="where prices come from"
+    )
     parser.add_argument("--score-only", action="store_true", help="score the runs in --runs")
     parser.add_argument("--json", metavar="PATH", help="write the scored table as JSON")
     parser.add_argument(
         "--diagnosis-seeds",
         type=int,
         default=len(DIAGNOSIS_SEEDS),
-        help="score with the first N diagnosis seeds only",
+        help="run and score the first N diagnosis seeds only",
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     path = Path(args.runs)
-    traces = _done(path) if args.score_only else run_missing(path, workers=args.jobs)
-    result = score(traces, DIAGNOSIS_SEEDS[: args.diagnosis_seeds])
+    seeds = DIAGNOSIS_SEEDS[: args.diagnosis_seeds]
+    if args.score_only:
+        traces = _done(path)
+    else:
+        traces = run_missing(path, workers=args.jobs, data=args.data, seeds=seeds)
+    result = score(traces, seeds, data=args.data)
     _print_table(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
