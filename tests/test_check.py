@@ -151,7 +151,7 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
 def test_check_and_the_property_suite_draw_from_the_same_strategy_under_each_profile():
     """A case one of them can find, the other can find: ``check --profile P``
     and ``pytest --hypothesis-profile P`` search the same space."""
-    from cellverify.checks.runner import cases_for, strategy_for
+    from cellverify.checks.search import cases_for, strategy_for
 
     for profile in ("dev", "ci", "thorough"):
         for name, invariant in INVARIANTS.items():
@@ -162,7 +162,7 @@ def test_thorough_draws_the_questions_full_shape_and_ci_does_not():
     from hypothesis import find
     from hypothesis.errors import NoSuchExample
 
-    from cellverify.checks.runner import strategy_for
+    from cellverify.checks.search import strategy_for
 
     full = (15, 100, 3)
 

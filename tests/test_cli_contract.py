@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from cellverify import InvalidConfig
 from cellverify.cell import conv_rnn_cell
 from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.runner import InvariantResult, SuiteResult, run_invariant
+from cellverify.checks.results import InvariantResult, SuiteResult
+from cellverify.checks.runner import run_invariant
 from cellverify.checks.strategies import any_cases
 from cellverify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser, main
 from cellverify.config import parse_bool

@@ -16,7 +16,8 @@ from cellverify.checks.covering import covering_cases
 from cellverify.checks.invariants import INVARIANTS
 from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE, learning_rate_range
 from cellverify.checks.registry import Invariant, fail
-from cellverify.checks.runner import SuiteResult, run_invariant
+from cellverify.checks.results import SuiteResult
+from cellverify.checks.runner import run_invariant
 from cellverify.checks.search import search_seed, search_test
 from cellverify.checks.sizes import size_ranges
 from cellverify.config import DROPOUT_LAYERS

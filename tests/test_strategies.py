@@ -5,10 +5,8 @@ from hypothesis import given, settings
 
 from cellverify import InvalidConfig
 from cellverify.checks.case import Case
+from cellverify.checks.regions import LEARNABLE_REGION, ROBUST_REGION, WHOLE_SPACE
 from cellverify.checks.strategies import (
-    LEARNABLE_REGION,
-    ROBUST_REGION,
-    WHOLE_SPACE,
     cell_configs,
     input_specs,
     robust_cases,

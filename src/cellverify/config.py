@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from cellverify.errors import InvalidConfig
@@ -21,6 +22,7 @@ __all__ = [
     "ADAPTIVE_OPTIMIZERS",
     "AS_ASKED",
     "BOOLEAN_WORDS",
+    "DATA_SOURCES",
     "DROPOUT_LAYERS",
     "GRADIENT_SCALED_OPTIMIZERS",
     "INITIALIZERS",
@@ -33,8 +35,13 @@ __all__ = [
     "REMEDIED",
     "SEQUENCE_TASKS",
     "TASKS",
+    "Activation",
     "CellConfig",
+    "DataSource",
+    "Initializer",
+    "Optimizer",
     "Preset",
+    "TaskName",
     "TrainConfig",
     "field_names",
     "parse_bool",
@@ -42,52 +49,102 @@ __all__ = [
     "preset",
 ]
 
+
 #: Activation names accepted for ``activation`` and ``output_activation``,
 #: simplest first (linear, smooth, then the piecewise-linear ReLU family):
 #: Hypothesis shrinks towards the first, so a falsifying case keeps only the
 #: activation it needs.  ``leaky_relu`` has negative slope 0.2 (Keras's
 #: default, and the slope measured in docs/design.md).
-ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "elu", "selu", "leaky_relu", "relu")
+class Activation(StrEnum):
+    LINEAR = "linear"
+    TANH = "tanh"
+    ELU = "elu"
+    SELU = "selu"
+    LEAKY_RELU = "leaky_relu"
+    RELU = "relu"
+
+
+ACTIVATIONS: tuple[str, ...] = tuple(a.value for a in Activation)
+
 
 #: Kernel initializers: name -> (Keras class, its arguments besides the seed),
 #: simplest first as above.  ``small_normal`` is N(0, 0.01²), the "small
 #: random init" people try first when He init misbehaves.
+class Initializer(StrEnum):
+    GLOROT_UNIFORM = "glorot_uniform"
+    GLOROT_NORMAL = "glorot_normal"
+    LECUN_NORMAL = "lecun_normal"
+    HE_UNIFORM = "he_uniform"
+    HE_NORMAL = "he_normal"
+    ORTHOGONAL = "orthogonal"
+    SMALL_NORMAL = "small_normal"
+
+
 INITIALIZER_CLASSES: dict[str, tuple[str, dict[str, float]]] = {
-    "glorot_uniform": ("GlorotUniform", {}),
-    "glorot_normal": ("GlorotNormal", {}),
-    "lecun_normal": ("LecunNormal", {}),
-    "he_uniform": ("HeUniform", {}),
-    "he_normal": ("HeNormal", {}),
-    "orthogonal": ("Orthogonal", {}),
-    "small_normal": ("RandomNormal", {"mean": 0.0, "stddev": 0.01}),
+    Initializer.GLOROT_UNIFORM.value: ("GlorotUniform", {}),
+    Initializer.GLOROT_NORMAL.value: ("GlorotNormal", {}),
+    Initializer.LECUN_NORMAL.value: ("LecunNormal", {}),
+    Initializer.HE_UNIFORM.value: ("HeUniform", {}),
+    Initializer.HE_NORMAL.value: ("HeNormal", {}),
+    Initializer.ORTHOGONAL.value: ("Orthogonal", {}),
+    Initializer.SMALL_NORMAL.value: ("RandomNormal", {"mean": 0.0, "stddev": 0.01}),
 }
-INITIALIZERS: tuple[str, ...] = tuple(INITIALIZER_CLASSES)
+INITIALIZERS: tuple[str, ...] = tuple(i.value for i in Initializer)
+
 
 #: Optimizers: name -> Keras class, with Keras's defaults but for the rate.
+class Optimizer(StrEnum):
+    ADAM = "adam"
+    NADAM = "nadam"
+    ADAMW = "adamw"
+    ADAMAX = "adamax"
+    RMSPROP = "rmsprop"
+    ADAGRAD = "adagrad"
+    SGD = "sgd"
+
+
 OPTIMIZER_CLASSES: dict[str, str] = {
-    "adam": "Adam",
-    "nadam": "Nadam",
-    "adamw": "AdamW",
-    "adamax": "Adamax",
-    "rmsprop": "RMSprop",
-    "adagrad": "Adagrad",
-    "sgd": "SGD",
+    Optimizer.ADAM.value: "Adam",
+    Optimizer.NADAM.value: "Nadam",
+    Optimizer.ADAMW.value: "AdamW",
+    Optimizer.ADAMAX.value: "Adamax",
+    Optimizer.RMSPROP.value: "RMSprop",
+    Optimizer.ADAGRAD.value: "Adagrad",
+    Optimizer.SGD.value: "SGD",
 }
-OPTIMIZERS: tuple[str, ...] = tuple(OPTIMIZER_CLASSES)
+OPTIMIZERS: tuple[str, ...] = tuple(o.value for o in Optimizer)
 #: Optimizers whose step scales with the gradient (a tiny gradient: a tiny
 #: step); the others step by about the learning rate whatever its scale.
-GRADIENT_SCALED_OPTIMIZERS: tuple[str, ...] = ("adagrad", "sgd")
+GRADIENT_SCALED_OPTIMIZERS: tuple[str, ...] = (Optimizer.ADAGRAD.value, Optimizer.SGD.value)
 ADAPTIVE_OPTIMIZERS: tuple[str, ...] = tuple(
     name for name in OPTIMIZERS if name not in GRADIENT_SCALED_OPTIMIZERS
 )
 
-#: The portfolio contract's training tasks: the EIIE portfolio loss or a
-#: supervised cross-entropy over the assets.
-PORTFOLIO_TASKS: tuple[str, ...] = ("portfolio", "supervised")
-#: Any other cell's tasks, one per output kind (docs/design.md, "Tasks"): a
-#: regression through a read-out the kit adds, for a real output; a
-#: cross-entropy to a target distribution, for a simplex one.
-SEQUENCE_TASKS: tuple[str, ...] = ("regression", "distribution")
+
+class TaskName(StrEnum):
+    """The training tasks: the portfolio contract's EIIE portfolio loss and
+    supervised cross-entropy over the assets; any other cell's regression
+    through a read-out the kit adds (a real output) and cross-entropy to a
+    target distribution (a simplex one) (docs/design.md, "Tasks")."""
+
+    PORTFOLIO = "portfolio"
+    SUPERVISED = "supervised"
+    REGRESSION = "regression"
+    DISTRIBUTION = "distribution"
+
+
+PORTFOLIO_TASKS: tuple[str, ...] = (TaskName.PORTFOLIO.value, TaskName.SUPERVISED.value)
+
+
+class DataSource(StrEnum):
+    """Named data sources besides a path: the synthetic market and the S&P 500 sample."""
+
+    SYNTHETIC = "synthetic"
+    SP500 = "sp500"
+
+
+DATA_SOURCES: tuple[str, ...] = tuple(d.value for d in DataSource)
+SEQUENCE_TASKS: tuple[str, ...] = (TaskName.REGRESSION.value, TaskName.DISTRIBUTION.value)
 #: Every built-in training task.
 TASKS: tuple[str, ...] = PORTFOLIO_TASKS + SEQUENCE_TASKS
 
@@ -169,6 +226,12 @@ def _check_choice(owner: str, field: str, value: Any, choices: Sequence[str]) ->
         raise InvalidConfig(owner, field, f"one of {', '.join(choices)}", value)
 
 
+def _plain(value: Any) -> Any:
+    """A vocabulary's member as its string (configurations hold plain values,
+    so that they print and paste as written)."""
+    return value.value if isinstance(value, StrEnum) else value
+
+
 def _int_tuple(value: Any) -> Any:
     """Accept any sequence of ints (a JSON list, say) and store a tuple."""
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -218,6 +281,8 @@ class CellConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("activation", "output_activation", "initializer"):
+            object.__setattr__(self, name, _plain(getattr(self, name)))
         object.__setattr__(self, "kernels", _int_tuple(self.kernels))
         object.__setattr__(self, "dropout_after", _int_tuple(self.dropout_after))
         owner = "CellConfig"
@@ -308,10 +373,12 @@ class TrainConfig:
     train_steps: int = 200
     task: str = "portfolio"
     seed: int = 0
-    data: str = "synthetic"
+    data: str = DataSource.SYNTHETIC.value
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
+        for name in ("optimizer", "task", "data"):
+            object.__setattr__(self, name, _plain(getattr(self, name)))
         _check_choice(owner, "optimizer", self.optimizer, OPTIMIZERS)
         lr = self.learning_rate
         if (

@@ -1,9 +1,10 @@
-"""``cellverify.prices``, a public path: everything lives in :mod:`cellverify.data.prices`."""
+"""``cellverify.prices``, a public path: the prices live in
+:mod:`cellverify.data.prices`, the named sources in :mod:`cellverify.config`."""
 
 from __future__ import annotations
 
+from cellverify.config import DATA_SOURCES, DataSource
 from cellverify.data.prices import (
-    DATA_SOURCES,
     EVAL_FRACTION,
     MAX_GAP,
     PriceHistory,
@@ -20,6 +21,7 @@ __all__ = [
     "EVAL_FRACTION",
     "MAX_GAP",
     "BadPriceFile",
+    "DataSource",
     "PriceHistory",
     "PricePaths",
     "describe",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
 from cellverify.checks.catalog import registered
 from cellverify.checks.mutation import MUTANTS, Mutant
 from cellverify.checks.registry import Invariant
-from cellverify.checks.runner import CheckStatus, run_invariant
+from cellverify.checks.results import CheckStatus
+from cellverify.checks.runner import run_invariant
 from cellverify.errors import InvariantViolation, describe_exception
 
 __all__ = [
@@ -32,11 +34,18 @@ __all__ = [
     "kill_result",
 ]
 
+
 #: A cell of the matrix: the invariant caught the mutant, held, crashed (a
 #: bug in the kit or the invariant, never a kill), or does not apply to the
 #: mutant's contract.
-KillResult = Literal["killed", "survived", "crashed", "not_applicable"]
-KILL_RESULTS: tuple[KillResult, ...] = get_args(KillResult)
+class KillResult(StrEnum):
+    KILLED = "killed"
+    SURVIVED = "survived"
+    CRASHED = "crashed"
+    NOT_APPLICABLE = "not_applicable"
+
+
+KILL_RESULTS: tuple[KillResult, ...] = tuple(KillResult)
 KILLED, SURVIVED, CRASHED, NOT_APPLICABLE = KILL_RESULTS
 
 
@@ -116,7 +125,7 @@ class KillMatrix:
                     "name": m,
                     "targets": list(self.targets[m]),
                     "clauses": dict(self.aims.get(m, {})),
-                    "cells": {i: self.cells[m, i] for i in self.invariants},
+                    "cells": {i: str(self.cells[m, i]) for i in self.invariants},
                     "fired": {i: self.fired[m, i] for i in self.invariants if (m, i) in self.fired},
                 }
                 for m in self.mutants

@@ -9,6 +9,7 @@ neither, ``ci`` is chosen when the ``CI`` variable is set, else ``dev``
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 
 from hypothesis import HealthCheck, Phase, settings
 
@@ -19,6 +20,7 @@ __all__ = [
     "DEV_EXAMPLES",
     "PROFILES",
     "THOROUGH_EXAMPLES",
+    "Profile",
     "current_profile",
     "default_profile",
     "register_profiles",
@@ -31,7 +33,16 @@ CI_EXAMPLES = 25
 #: Nightly: many examples, and the full 15x100x3 shape is drawn too.
 THOROUGH_EXAMPLES = 200
 
-PROFILES: tuple[str, ...] = ("dev", "ci", "thorough")
+
+class Profile(StrEnum):
+    """The Hypothesis settings profiles, by name."""
+
+    DEV = "dev"
+    CI = "ci"
+    THOROUGH = "thorough"
+
+
+PROFILES: tuple[str, ...] = tuple(p.value for p in Profile)
 
 # Building a Keras model in the test body is slow next to Hypothesis's
 # expectations for pure functions; the examples are deliberately expensive.

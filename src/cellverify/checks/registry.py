@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 from cellverify.checks.case import Case
 from cellverify.checks.regions import WHOLE_SPACE, Region
-from cellverify.checks.strategies import MAX_BATCH
+from cellverify.checks.sizes import MAX_BATCH
 from cellverify.contracts import Contract, Promise
 from cellverify.errors import InvalidConfig, InvariantViolation
 from cellverify.model.factory import CellFactory

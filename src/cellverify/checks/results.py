@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
 from cellverify.checks.case import Case
 
 __all__ = ["STATUSES", "CheckStatus", "InvariantResult", "SuiteResult", "check_status"]
+
 
 #: What an invariant's search can end in.  ``error``: the search itself could
 #: not be completed (a crash of the cell, the invariant or the kit on a case,
@@ -21,16 +23,24 @@ __all__ = ["STATUSES", "CheckStatus", "InvariantResult", "SuiteResult", "check_s
 #: reproduce, no example run) - nothing was shown about the claim either way,
 #: so it is neither a pass nor a violation.  ``not_applicable``: the claim
 #: needs a promise the cell's contract does not make, and did not run.
-CheckStatus = Literal["passed", "failed", "error", "skipped", "not_applicable"]
-STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
+class CheckStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    NOT_APPLICABLE = "not_applicable"
+
+
+STATUSES: tuple[CheckStatus, ...] = tuple(CheckStatus)
 
 
 def check_status(value: str) -> CheckStatus:
     """``value`` as a status, from a report read back (a worker's, a file)."""
-    for status in STATUSES:
-        if value == status:
-            return status
-    raise ValueError(f"a check status is one of {', '.join(STATUSES)}. Received: {value!r}")
+    try:
+        return CheckStatus(value)
+    except ValueError:
+        allowed = ", ".join(STATUSES)
+        raise ValueError(f"a check status is one of {allowed}. Received: {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class InvariantResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "status": self.status,
+            "status": str(self.status),
             "examples": self.examples,
             "seconds": round(self.seconds, 3),
             "falsifying": None if self.falsifying is None else self.falsifying.to_dict(),
@@ -109,12 +119,13 @@ class SuiteResult:
     def passed(self) -> bool:
         """Every invariant run held, and at least one ran: a run that checked
         nothing never passes."""
-        ran = [r for r in self.results if r.status not in ("skipped", "not_applicable")]
-        return bool(ran) and all(r.status == "passed" for r in ran)
+        idle = (CheckStatus.SKIPPED, CheckStatus.NOT_APPLICABLE)
+        ran = [r for r in self.results if r.status not in idle]
+        return bool(ran) and all(r.status is CheckStatus.PASSED for r in ran)
 
     @property
     def errored(self) -> bool:
-        return any(r.status == "error" for r in self.results)
+        return any(r.status is CheckStatus.ERROR for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -24,13 +24,11 @@ from cellverify.checks.catalog import registered
 from cellverify.checks.registry import Invariant
 from cellverify.checks.reproduction import factory_path, reproduction
 from cellverify.checks.results import (
-    STATUSES,
     CheckStatus,
     InvariantResult,
     SuiteResult,
-    check_status,
 )
-from cellverify.checks.search import SearchTest, cases_for, search_test, strategy_for
+from cellverify.checks.search import SearchTest, search_test
 from cellverify.config import CellConfig
 from cellverify.errors import (
     BadCellFactory,
@@ -44,22 +42,13 @@ from cellverify.model.factory import CellFactory
 from cellverify.spec import CellSpec, contract_of
 
 __all__ = [
-    "STATUSES",
     "CheckJob",
-    "CheckStatus",
-    "InvariantResult",
-    "SearchTest",
-    "SuiteResult",
-    "cases_for",
-    "check_status",
     "invariant_regions",
     "load_checked_factory",
     "run_invariant",
     "run_suite",
-    "search_test",
     "select_invariants",
     "start_check",
-    "strategy_for",
 ]
 
 _MESSAGE_CHARS = 400
@@ -102,7 +91,7 @@ def run_invariant(
     reason = invariant.why_not_applicable(contract_of(factory))
     if reason is not None:
         return InvariantResult(
-            invariant.name, "not_applicable", 0, 0.0, None, reason, invariant.region.name
+            invariant.name, CheckStatus.NOT_APPLICABLE, 0, 0.0, None, reason, invariant.region.name
         )
     failures: list[tuple[Case, str]] = []
     test = search_test(
@@ -152,21 +141,26 @@ def _search_outcome(
     except HypothesisException as exc:
         # Hypothesis's own verdict on the search (health check, unsatisfiable,
         # flaky), raised instead of a failure: report it, never as a violation.
-        return "error", None, f"[{name}] {_hypothesis_error(exc, failures)}"
+        return CheckStatus.ERROR, None, f"[{name}] {_hypothesis_error(exc, failures)}"
     except Exception as exc:
         if failures and isinstance(exc, (InvariantViolation, CheckCrashed)):
             # The test body raises nothing else (a crash is a CheckCrashed),
             # and Hypothesis replays the shrunk example last.  Only a
             # violation is a failure; a crash is no verdict on the claim.
             case, message = failures[-1]
-            return ("failed" if isinstance(exc, InvariantViolation) else "error"), case, message
+            violated = isinstance(exc, InvariantViolation)
+            return (CheckStatus.FAILED if violated else CheckStatus.ERROR), case, message
         # Raised outside the test body (the search's own code): a bug, not a
         # finding, even after a failure was seen.
         seen = f"; the failure seen last: {failures[-1][1]}" if failures else ""
-        return "error", None, f"[{name}] the search failed: {describe_exception(exc)}{seen}"
+        return (
+            CheckStatus.ERROR,
+            None,
+            f"[{name}] the search failed: {describe_exception(exc)}{seen}",
+        )
     if test.examples == 0:
-        return "error", None, f"[{name}] no example was run"
-    return "passed", None, ""
+        return CheckStatus.ERROR, None, f"[{name}] no example was run"
+    return CheckStatus.PASSED, None, ""
 
 
 def select_invariants(
@@ -360,7 +354,8 @@ def run_suite(
         names = select_invariants(select, regions)
         done = _run_here(factory, names, profile, pins, on_progress, cell, modules)
     results = [
-        done.get(name) or InvariantResult(name, "skipped", 0, 0.0, message="not selected", region=r)
+        done.get(name)
+        or InvariantResult(name, CheckStatus.SKIPPED, 0, 0.0, message="not selected", region=r)
         for name, r in regions.items()
     ]
     return SuiteResult(cell, profile, results, pins)

@@ -30,12 +30,9 @@ from hypothesis import strategies as st
 from cellverify.checks.case import Case
 from cellverify.checks.profiles import current_profile
 from cellverify.checks.regions import (
-    LEARNABLE_REGION,
-    REGIONS,
     ROBUST_REGION,
     WHOLE_SPACE,
     Region,
-    learning_rate_range,
     rate_at,
 )
 from cellverify.checks.sizes import (
@@ -51,25 +48,13 @@ from cellverify.data.inputs import INPUT_KINDS, SCALES, InputSpec
 from cellverify.errors import InvalidConfig
 
 __all__ = [
-    "LEARNABLE_REGION",
-    "MAX_BATCH",
-    "MAX_K1",
-    "MAX_K2",
     "MAX_SEED",
-    "MAX_STEPS",
-    "REGIONS",
-    "ROBUST_REGION",
-    "WHOLE_SPACE",
-    "Region",
     "any_cases",
     "cases",
     "cell_configs",
     "full_shape_allowed",
     "input_specs",
-    "kernel_ranges",
-    "learning_rate_range",
     "robust_cases",
-    "shape_ranges",
     "shapes",
     "train_configs",
 ]

@@ -7,9 +7,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from cellverify.checks.profiles import PROFILES
 from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from cellverify.cli.options import (
-    PRESETS,
     add_cell_option,
     check_outputs,
     parse_sets,
@@ -17,6 +17,7 @@ from cellverify.cli.options import (
     quiet_tensorflow,
 )
 from cellverify.cli.progress import Progress
+from cellverify.config import PRESETS
 from cellverify.errors import InvalidConfig
 from cellverify.model.factory import DEFAULT_FACTORY
 from cellverify.render.outputs import write_json
@@ -25,7 +26,7 @@ __all__ = ["add_parsers"]
 
 
 def _profile(args: argparse.Namespace) -> str:
-    from cellverify.checks.profiles import PROFILES, default_profile
+    from cellverify.checks.profiles import default_profile
 
     profile = args.profile or default_profile()
     if profile not in PROFILES:  # argparse checks --profile; this is the env var
@@ -130,9 +131,7 @@ _MUTANTS_PROFILE_HELP = (
 
 
 def _add_common(parser: argparse.ArgumentParser, profile_help: str = _PROFILE_HELP) -> None:
-    parser.add_argument(
-        "--profile", choices=("dev", "ci", "thorough"), default=None, help=profile_help
-    )
+    parser.add_argument("--profile", choices=PROFILES, default=None, help=profile_help)
     parser.add_argument(
         "-k",
         dest="select",

@@ -21,6 +21,7 @@ from cellverify.config import (
     PORTFOLIO_TASKS,
     PRESETS,
     CellConfig,
+    DataSource,
     TrainConfig,
     field_names,
     parse_bool,
@@ -33,7 +34,6 @@ from cellverify.render.outputs import check_writable, require_matplotlib
 
 __all__ = [
     "CELL_OPTIONS",
-    "PRESETS",
     "TRAIN_OPTIONS",
     "add_cell_option",
     "add_config_options",
@@ -169,7 +169,7 @@ def fit_to_data(
     explicitly: features to what the prices have (closes only: 1), assets to
     at most as many as there are.  The prices are read and checked here,
     before any work; a bad file is an error naming file, row and column."""
-    if train.data == "synthetic":
+    if train.data == DataSource.SYNTHETIC:
         return cell, train
     from cellverify.data.market import check_prices_fit
     from cellverify.data.prices import resolve_data

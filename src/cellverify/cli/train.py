@@ -8,7 +8,6 @@ from typing import Any
 
 from cellverify.cli.codes import EXIT_OK
 from cellverify.cli.options import (
-    PRESETS,
     TRAIN_OPTIONS,
     add_config_options,
     add_fast_options,
@@ -19,7 +18,7 @@ from cellverify.cli.options import (
     progress,
     quiet_tensorflow,
 )
-from cellverify.config import TASKS, preset
+from cellverify.config import PRESETS, TASKS, preset
 from cellverify.errors import InvalidConfig
 from cellverify.render.outputs import check_writable, write_json
 

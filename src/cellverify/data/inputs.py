@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from cellverify.errors import InvalidConfig
@@ -22,8 +23,10 @@ __all__ = [
     "SCALES",
     "SEQUENCE_KINDS",
     "SEQUENCE_SCALES",
+    "InputKind",
     "InputSpec",
 ]
+
 
 #: Kinds of input window an :class:`InputSpec` can describe.  ``market`` is the
 #: training distribution; the rest are adversarial for numerics: ``constant``
@@ -31,7 +34,29 @@ __all__ = [
 #: (windows whose relative range is tiny but not 0: :data:`NEAR_FLAT_RANGE`),
 #: ``large_moves`` (20 % volatility per period), ``scaled`` (raw prices times
 #: ``scale``, not normalised by the latest close: tiny or huge magnitudes).
-INPUT_KINDS: tuple[str, ...] = ("market", "constant", "near_flat", "large_moves", "scaled")
+class InputKind(StrEnum):
+    """Every kind of input a case can run on, of both families."""
+
+    MARKET = "market"
+    CONSTANT = "constant"
+    NEAR_FLAT = "near_flat"
+    LARGE_MOVES = "large_moves"
+    SCALED = "scaled"
+    NORMAL = "normal"
+    ZERO_STEP = "zero_step"
+    ONES = "ones"
+
+
+INPUT_KINDS: tuple[str, ...] = tuple(
+    k.value
+    for k in (
+        InputKind.MARKET,
+        InputKind.CONSTANT,
+        InputKind.NEAR_FLAT,
+        InputKind.LARGE_MOVES,
+        InputKind.SCALED,
+    )
+)
 #: The factors by which ``scaled`` multiplies raw prices, simplest first: the
 #: raw level itself, then prices far below and far above 1 (float32 keeps
 #: ~7 digits, so 1e-4 and 1e4 put the normalised moves of 1e-2 at the edges
@@ -65,7 +90,9 @@ _DESCRIPTIONS = {
 #: ``zero_step`` (one step whose whole input is 0, as padding or a missing
 #: observation gives: a division by a norm breaks there), ``ones`` (every
 #: entry 1: no variation at all), ``scaled`` (normal vectors times ``scale``).
-SEQUENCE_KINDS: tuple[str, ...] = ("normal", "zero_step", "ones", "scaled")
+SEQUENCE_KINDS: tuple[str, ...] = tuple(
+    k.value for k in (InputKind.NORMAL, InputKind.ZERO_STEP, InputKind.ONES, InputKind.SCALED)
+)
 #: The factors by which a sequence's ``scaled`` kind multiplies normal
 #: vectors: the magnitudes at float32's comfortable edges, as for prices
 #: (``scaled x1`` would be ``normal`` again).
@@ -87,7 +114,9 @@ class InputSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        kinds = dict.fromkeys(INPUT_KINDS + SEQUENCE_KINDS)
+        if isinstance(self.kind, StrEnum):
+            object.__setattr__(self, "kind", self.kind.value)
+        kinds = [k.value for k in InputKind]
         if self.kind not in kinds:
             raise InvalidConfig("InputSpec", "kind", f"one of {', '.join(kinds)}", self.kind)
         if not (isinstance(self.scale, (int, float)) and 0 < self.scale < float("inf")):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cellverify.config import CellConfig, TrainConfig
+from cellverify.config import CellConfig, DataSource, TrainConfig
 from cellverify.data.inputs import LARGE_VOLATILITY, NEAR_FLAT_RANGE, InputSpec
 from cellverify.data.prices import PriceHistory, PricePaths, resolve_data, with_features
 from cellverify.data.tasks import task as task_of
@@ -200,7 +200,7 @@ def markets_for(cell: CellConfig, train: TrainConfig) -> tuple[Market, Market]:
     market for both (the evaluation batch is a draw no training step takes).
     Real prices (``train.data``): the periods before and after the date split
     of :mod:`cellverify.data.prices`, never shuffled."""
-    if train.data == "synthetic":
+    if train.data == DataSource.SYNTHETIC:
         market = synthetic_market(cell.assets, cell.window + train.steps + _POOL, seed=train.seed)
         return market, market
     history = resolve_data(train.data)

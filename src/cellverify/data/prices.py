@@ -33,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cellverify.config import DataSource
 from cellverify.errors import BadPriceFile, InvalidConfig
 
 __all__ = [
-    "DATA_SOURCES",
     "EVAL_FRACTION",
     "MAX_GAP",
+    "DataSource",
     "PriceHistory",
     "PricePaths",
     "load_prices",
@@ -51,8 +52,7 @@ __all__ = [
 MAX_GAP = 5
 #: The last share of the dates kept for evaluation.
 EVAL_FRACTION = 0.2
-#: Named data sources besides a path: the synthetic market and the S&P 500 sample.
-DATA_SOURCES: tuple[str, ...] = ("synthetic", "sp500")
+
 
 _SP500 = ("datasets", "data", "sp500_dataset.csv.gz")
 _DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
@@ -289,9 +289,9 @@ def sp500() -> PriceHistory:
 @lru_cache(maxsize=8)
 def resolve_data(spec: str) -> PriceHistory | None:
     """``synthetic`` (None: the kit's generated market), ``sp500``, or a path."""
-    if spec == "synthetic":
+    if spec == DataSource.SYNTHETIC:
         return None
-    if spec == "sp500":
+    if spec == DataSource.SP500:
         return sp500()
     return load_prices(spec)
 

@@ -23,6 +23,7 @@ from cellverify.diagnosis.findings import (
     VANISHING_FIRST_NORM,
     VANISHING_RATIO,
     VANISHING_TIME_RATIO,
+    Severity,
     Symptom,
 )
 from cellverify.diagnosis.outcome import (
@@ -106,7 +107,7 @@ def detect_zero_gradient(trace: Trace) -> Symptom | None:
             "threshold": "every entry exactly 0",
             "source": "definition of a dead run (docs/design.md)",
         },
-        "warning" if start is None else "fatal",
+        Severity.WARNING if start is None else Severity.FATAL,
     )
 
 
@@ -158,7 +159,7 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
             "source": "float32 logits are never all equal by chance; the share and hold "
             "measured (docs/verdicts.md, 'One run')",
         },
-        "fatal" if end == 1.0 or nearly else "warning",
+        Severity.FATAL if end == 1.0 or nearly else Severity.WARNING,
     )
 
 
@@ -245,7 +246,7 @@ def detect_exploding_gradient(trace: Trace) -> Symptom | None:
             "exploding_gradient",
             f"non-finite loss or gradient at step {step}",
             {"step": step, "threshold": "any non-finite", "source": "AUTOTRAINER"},
-            "fatal",
+            Severity.FATAL,
         )
     for step in range(_alive_steps(trace)):
         first, last = _first_last(trace, step)
@@ -281,7 +282,7 @@ def detect_vanishing_through_time(trace: Trace) -> Symptom | None:
                 },
                 # The portfolio memory fading over a sequence impairs nothing
                 # the rest of the cell needs; it is worth knowing.
-                "info",
+                Severity.INFO,
             )
     return None
 
@@ -402,7 +403,7 @@ def detect_optimizer_step(trace: Trace) -> Symptom | None:
             "source": "Adam's step is about lr per entry (docs/design.md)",
         },
         # It explains a death that zero_gradient already reports as fatal.
-        "info",
+        Severity.INFO,
     )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "DEAD_UNIT_SHARE",
@@ -84,16 +85,40 @@ NEARLY_UNIFORM_SHARE = 0.95
 UNIFORM_HOLD_UPDATES = 2
 
 
-#: Severities, most severe first.
-Severity = Literal["fatal", "warning", "info"]
-SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-#: Verdicts on a configuration, worst first (JSON ``verdict.name``).
-VerdictName = Literal["will not learn", "at risk", "healthy", "too early to tell"]
-VERDICTS: tuple[VerdictName, ...] = get_args(VerdictName)
-#: What one seed's run came to: a fatal finding, learned, stalled at the
-#: horizon, or none of these yet.
-SeedState = Literal["dead", "learned", "stalled", "undecided"]
-SEED_STATES: tuple[SeedState, ...] = get_args(SeedState)
+class Severity(StrEnum):
+    """Severities, most severe first."""
+
+    FATAL = "fatal"
+    WARNING = "warning"
+    INFO = "info"
+
+
+SEVERITIES: tuple[Severity, ...] = tuple(Severity)
+
+
+class VerdictName(StrEnum):
+    """Verdicts on a configuration, worst first (JSON ``verdict.name``)."""
+
+    WILL_NOT_LEARN = "will not learn"
+    AT_RISK = "at risk"
+    HEALTHY = "healthy"
+    TOO_EARLY = "too early to tell"
+
+
+VERDICTS: tuple[VerdictName, ...] = tuple(VerdictName)
+
+
+class SeedState(StrEnum):
+    """What one seed's run came to: a fatal finding, learned, stalled at the
+    horizon, or none of these yet."""
+
+    DEAD = "dead"
+    LEARNED = "learned"
+    STALLED = "stalled"
+    UNDECIDED = "undecided"
+
+
+SEED_STATES: tuple[SeedState, ...] = tuple(SeedState)
 #: Warnings that, measured on the labelled set, predict that a configuration
 #: will not learn even with nothing fatal: they make it ``at risk``.
 PREDICTIVE_WARNINGS: frozenset[str] = frozenset()
@@ -122,7 +147,7 @@ class Symptom:
     name: str
     message: str
     evidence: dict[str, Any]
-    severity: Severity = "warning"
+    severity: Severity = Severity.WARNING
 
 
 @dataclass(frozen=True)
@@ -135,7 +160,7 @@ class Finding:
     total: int
     message: str
     evidence: list[dict[str, Any]]
-    severity: Severity = "warning"
+    severity: Severity = Severity.WARNING
     #: The first seed's own message, without the count of seeds.
     detail: str = ""
 

@@ -22,6 +22,7 @@ from cellverify.diagnosis.findings import (
     Severity,
     Symptom,
     Verdict,
+    VerdictName,
 )
 from cellverify.diagnosis.outcome import (
     DECISION_HORIZON,
@@ -35,12 +36,12 @@ __all__ = ["binomial_tail", "outcome_variance", "rules_out_learning", "seed_stat
 def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> SeedState:
     """``dead`` (a fatal symptom), ``learned``, ``stalled`` or ``undecided``."""
     if any(sym.severity == "fatal" for sym in symptoms):
-        return "dead"
+        return SeedState.DEAD
     if outcome.learned:
-        return "learned"
+        return SeedState.LEARNED
     if any(sym.name == "stalled_loss" for sym in symptoms):
-        return "stalled"
-    return "undecided"
+        return SeedState.STALLED
+    return SeedState.UNDECIDED
 
 
 def outcome_variance(states: dict[int, SeedState]) -> Finding | None:
@@ -60,7 +61,9 @@ def outcome_variance(states: dict[int, SeedState]) -> Finding | None:
         "undecided_seeds": [s for s in states if s not in decided],
         "source": "outcome variance over seeds (docs/design.md, 'Verdicts')",
     }
-    return Finding(OUTCOME_VARIANCE, failed, len(states), message, [evidence], "warning", message)
+    return Finding(
+        OUTCOME_VARIANCE, failed, len(states), message, [evidence], Severity.WARNING, message
+    )
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -95,13 +98,15 @@ def verdict_of(states: dict[int, SeedState], findings: Sequence[Finding], update
     if count["dead"]:
         reason = f"fatal on {count['dead']} of {n} seeds ({fatal})"
         if rules_out_learning(count["dead"], n, LEARNER_DEATH_RATE):
-            return Verdict("will not learn", reason, states)
+            return Verdict(VerdictName.WILL_NOT_LEARN, reason, states)
         if count["dead"] > n / 2:
             reason += _too_few(count["dead"], n, LEARNER_DEATH_RATE)
-        return Verdict("at risk", reason, states)
+        return Verdict(VerdictName.AT_RISK, reason, states)
     if count["learned"] and stalled:
         return Verdict(
-            "at risk", f"learned on {count['learned']} seeds, stalled on {stalled}", states
+            VerdictName.AT_RISK,
+            f"learned on {count['learned']} seeds, stalled on {stalled}",
+            states,
         )
     if stalled and not count["learned"] and updates >= DECISION_HORIZON:
         reason = (
@@ -110,23 +115,31 @@ def verdict_of(states: dict[int, SeedState], findings: Sequence[Finding], update
             f"{DECISION_HORIZON} updates"
         )
         if rules_out_learning(stalled, n, LEARNER_STALL_RATE):
-            return Verdict("will not learn", reason, states)
-        return Verdict("at risk", reason + _too_few(stalled, n, LEARNER_STALL_RATE), states)
+            return Verdict(VerdictName.WILL_NOT_LEARN, reason, states)
+        return Verdict(
+            VerdictName.AT_RISK, reason + _too_few(stalled, n, LEARNER_STALL_RATE), states
+        )
     if stalled:
         return Verdict(
-            "at risk", f"alive but stalled on {stalled} of {n} seeds, learned on none", states
+            VerdictName.AT_RISK,
+            f"alive but stalled on {stalled} of {n} seeds, learned on none",
+            states,
         )
     predictive = sorted({f.name for f in findings} & PREDICTIVE_WARNINGS)
     if predictive:
-        return Verdict("at risk", f"warnings that predict failure: {', '.join(predictive)}", states)
+        return Verdict(
+            VerdictName.AT_RISK, f"warnings that predict failure: {', '.join(predictive)}", states
+        )
     if count["learned"]:
         undecided = n - count["learned"]
         rest = f"; {undecided} not yet decided" if undecided else ""
         return Verdict(
-            "healthy", f"nothing fatal; learned on {count['learned']} of {n} seeds{rest}", states
+            VerdictName.HEALTHY,
+            f"nothing fatal; learned on {count['learned']} of {n} seeds{rest}",
+            states,
         )
     return Verdict(
-        "too early to tell",
+        VerdictName.TOO_EARLY,
         f"nothing fatal, but no seed has learned or stalled yet in {n} runs",
         states,
     )

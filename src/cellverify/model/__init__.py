@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cellverify.model.rnn import (
-        CROSS_ENTROPY_EPSILON,
         LOSSES,
-        CellFactory,
         build_model,
         cross_entropy_loss,
         example_losses,
@@ -24,9 +22,7 @@ if TYPE_CHECKING:
 # Lazily, as the package's own face does: importing a light submodule (the
 # factory, the FLOP count) must not import TensorFlow through this package.
 __all__ = [
-    "CROSS_ENTROPY_EPSILON",
     "LOSSES",
-    "CellFactory",
     "build_model",
     "cross_entropy_loss",
     "example_losses",

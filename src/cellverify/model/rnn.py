@@ -17,12 +17,9 @@ from cellverify.config import CellConfig
 from cellverify.contracts import Params
 from cellverify.data.tasks import CROSS_ENTROPY_EPSILON
 from cellverify.data.tasks import task as task_of
-from cellverify.model.factory import CellFactory
 
 __all__ = [
-    "CROSS_ENTROPY_EPSILON",
     "LOSSES",
-    "CellFactory",
     "build_model",
     "cross_entropy_loss",
     "distribution_loss",

@@ -34,7 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellverify.config import AS_ASKED, PORTFOLIO_TASKS, CellConfig, TrainConfig
+from cellverify.config import (
+    AS_ASKED,
+    DATA_SOURCES,
+    PORTFOLIO_TASKS,
+    CellConfig,
+    DataSource,
+    TrainConfig,
+)
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of
 from cellverify.trace import Trace
 
@@ -66,7 +73,8 @@ DIAGNOSIS_SEEDS: tuple[int, ...] = tuple(range(100, 110))
 DIAGNOSIS_BUDGETS: tuple[int, ...] = (10, 20, 200)
 #: Where the prices come from: the kit's seeded market, or the S&P 500 closes
 #: bundled in ``skfolio`` (the ``data`` extra; no network).
-DATA_SETS: tuple[str, ...] = ("synthetic", "sp500")
+DATA_SETS: tuple[str, ...] = DATA_SOURCES
+_SYNTHETIC = DataSource.SYNTHETIC.value
 
 
 @dataclass(frozen=True)
@@ -77,13 +85,13 @@ class Labelled:
     cell: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
 
-    def configs(self, task: str, data: str = "synthetic") -> tuple[CellConfig, TrainConfig]:
+    def configs(self, task: str, data: str = _SYNTHETIC) -> tuple[CellConfig, TrainConfig]:
         """The configurations; with real prices, features are what the prices
         have (closes only: 1) and assets at most as many, as ``diagnose
         --data`` does."""
         cell = AS_ASKED.cell.replace(**self.cell)
         train = AS_ASKED.train.replace(task=task, data=data, **self.train)
-        if data == "synthetic":
+        if data == _SYNTHETIC:
             return cell, train
         from cellverify.data.prices import resolve_data
 
@@ -141,15 +149,15 @@ REAL_PRICE_EXTRA: tuple[Labelled, ...] = (
 )
 
 
-def labelled_set(data: str = "synthetic") -> tuple[Labelled, ...]:
+def labelled_set(data: str = _SYNTHETIC) -> tuple[Labelled, ...]:
     """The configurations labelled on ``data``: LABELLED_SET, and on real
     prices REAL_PRICE_EXTRA too."""
-    return LABELLED_SET if data == "synthetic" else LABELLED_SET + REAL_PRICE_EXTRA
+    return LABELLED_SET if data == _SYNTHETIC else LABELLED_SET + REAL_PRICE_EXTRA
 
 
 def _key(data: str, config: str, task: str, purpose: str, budget: int, seed: int) -> str:
     """A run's key in the runs file; synthetic keys keep their original form."""
-    where = "" if data == "synthetic" else f"{data}|"
+    where = "" if data == _SYNTHETIC else f"{data}|"
     return f"{where}{config}|{task}|{purpose}|{budget}|{seed}"
 
 
@@ -160,13 +168,13 @@ class _Run:
     purpose: str  # "label" or "diagnose"
     budget: int
     seed: int
-    data: str = "synthetic"
+    data: str = _SYNTHETIC
 
     def key(self) -> str:
         return _key(self.data, self.config, self.task, self.purpose, self.budget, self.seed)
 
 
-def _runs(data: str = "synthetic", seeds: Sequence[int] = DIAGNOSIS_SEEDS) -> list[_Run]:
+def _runs(data: str = _SYNTHETIC, seeds: Sequence[int] = DIAGNOSIS_SEEDS) -> list[_Run]:
     """Every run of the labelled set on ``data``: the short diagnosis runs
     and the labels first, then the long diagnosis runs (an interrupted
     measurement has the early verdicts of every configuration first)."""
@@ -196,7 +204,7 @@ def run_missing(
     *,
     workers: int,
     fast: bool = True,
-    data: str = "synthetic",
+    data: str = _SYNTHETIC,
     seeds: Sequence[int] = DIAGNOSIS_SEEDS,
 ) -> dict[str, Trace]:
     """Train every run not yet in ``path``, appending each as it finishes."""
@@ -246,7 +254,10 @@ def _budgets(traces: Mapping[str, Trace], data: str, seeds: Sequence[int]) -> li
 
 
 def score(
-    traces: Mapping[str, Trace], seeds: Sequence[int] = DIAGNOSIS_SEEDS, *, data: str = "synthetic"
+    traces: Mapping[str, Trace],
+    seeds: Sequence[int] = DIAGNOSIS_SEEDS,
+    *,
+    data: str = _SYNTHETIC,
 ) -> dict[str, Any]:
     """Labels, verdicts at each budget (diagnosed on one seed and on
     ``seeds``), each seed's run judged as itself, and the precision/recall
@@ -420,7 +431,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--runs", default="calibration.jsonl", help="JSON-lines file of runs")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--data", choices=DATA_SETS, default="synthetic", help="where prices come from"
+        "--data",
+        choices=DATA_SETS,
+        default=_SYNTHETIC,
+        help="where prices come from",
     )
     parser.add_argument("--score-only", action="store_true", help="score the runs in --runs")
     parser.add_argument("--json", metavar="PATH", help="write the scored table as JSON")

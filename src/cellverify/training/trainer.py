@@ -22,16 +22,15 @@ from cellverify.data.sequences import training_sequences
 from cellverify.data.stream import prefetched
 from cellverify.errors import BadCellFactory, InvalidConfig
 from cellverify.model.cell import ConvRNNCell, conv_rnn_cell
+from cellverify.model.factory import CellFactory
 from cellverify.model.fast import FastConvRNN
-from cellverify.model.rnn import CellFactory, build_model, example_losses, loss_for, step_shape
+from cellverify.model.rnn import build_model, example_losses, loss_for, step_shape
 from cellverify.spec import contract_of
 from cellverify.trace import Trace, TraceRecorder, no_activations
-from cellverify.training.probe import SATURATION_LEVEL
 from cellverify.training.steps import StepFunctions
 
 __all__ = [
     "EVAL_DRAW",
-    "SATURATION_LEVEL",
     "Feed",
     "Trainer",
     "TrainerReuse",

@@ -37,7 +37,7 @@ from cellverify.checks.registry import fail, invariant
 from cellverify.config import CellConfig
 from cellverify.contracts import Promise
 from cellverify.errors import describe_exception
-from cellverify.model.rnn import CellFactory
+from cellverify.model.factory import CellFactory
 from cellverify.spec import contract_of
 
 __all__ = [

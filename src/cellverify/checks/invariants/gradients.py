@@ -27,7 +27,8 @@ from cellverify.checks.numerics.gradcheck import NoisyLoss, check_variable
 from cellverify.checks.numerics.precision import float64_keras, output_tolerance
 from cellverify.checks.regions import ROBUST_REGION
 from cellverify.checks.registry import fail, invariant
-from cellverify.model.rnn import CellFactory, loss_for
+from cellverify.model.factory import CellFactory
+from cellverify.model.rnn import loss_for
 from cellverify.training.trainer import Trainer
 
 __all__ = [

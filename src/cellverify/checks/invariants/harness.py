@@ -22,8 +22,9 @@ from cellverify.contracts import OutputKind, Params
 from cellverify.data.market import Batch, batch_for, market_for
 from cellverify.data.sequences import training_sequences
 from cellverify.errors import BadCellFactory
+from cellverify.model.factory import CellFactory
 from cellverify.model.fast import UNROLL_MAX_STEPS
-from cellverify.model.rnn import CellFactory, loss_for
+from cellverify.model.rnn import loss_for
 from cellverify.training.trainer import Trainer
 
 __all__ = [

@@ -16,7 +16,7 @@ from cellverify.checks.invariants.harness import (
 from cellverify.checks.regions import INIT_REGION
 from cellverify.checks.registry import fail, invariant
 from cellverify.contracts import Promise
-from cellverify.model.rnn import CellFactory
+from cellverify.model.factory import CellFactory
 from cellverify.trace import SATURATED_MAX_WEIGHT
 
 __all__ = ["INIT_SATURATION", "init_near_uniform"]

@@ -10,7 +10,7 @@ from cellverify.checks.invariants.harness import (
 from cellverify.checks.numerics.tolerances import FLOAT32_EPS
 from cellverify.checks.regions import LEARNABLE_REGION
 from cellverify.checks.registry import fail, invariant
-from cellverify.model.rnn import CellFactory
+from cellverify.model.factory import CellFactory
 
 __all__ = [
     "LOSS_DECREASE_MARGIN",

@@ -62,7 +62,8 @@ from cellverify.checks.numerics.precision import float64_keras
 from cellverify.checks.numerics.tolerances import FLOAT32_EPS, ROUNDING_DEPTH
 from cellverify.checks.registry import NON_FINITE, fail, invariant
 from cellverify.errors import describe_exception
-from cellverify.model.rnn import CellFactory, loss_for
+from cellverify.model.factory import CellFactory
+from cellverify.model.rnn import loss_for
 
 __all__ = [
     "FLOAT16_EPS",

@@ -29,7 +29,7 @@ from cellverify.checks.regions import ROBUST_REGION
 from cellverify.checks.registry import NON_FINITE, fail, invariant
 from cellverify.config import CellConfig
 from cellverify.contracts import Contract, OutputKind, Promise
-from cellverify.model.rnn import CellFactory
+from cellverify.model.factory import CellFactory
 from cellverify.spec import contract_of
 
 __all__ = [

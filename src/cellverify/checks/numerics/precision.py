@@ -42,7 +42,7 @@ from cellverify.checks.numerics.tolerances import (
 )
 from cellverify.contracts import OutputKind
 from cellverify.model.cell import ConvRNNCell
-from cellverify.model.rnn import CellFactory
+from cellverify.model.factory import CellFactory
 
 __all__ = [
     "float64_keras",
