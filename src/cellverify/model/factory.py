@@ -95,8 +95,8 @@ def load_factory(spec: str) -> CellFactory:
         ) from None
     if not callable(factory):
         raise BadCellFactory(
-            f"a cell is named by a CellSpec, a cell class, or a factory callable as "
-            f"factory(cell_config). Received: {spec} = {type(factory).__name__}"
+            f"a cell factory must be callable as factory(cell_config), or be a CellSpec or a "
+            f"cell class. Received: {spec} = {type(factory).__name__}"
         )
     return as_factory(factory)  # type: ignore[no-any-return]
 
