@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellverify.config import PORTFOLIO_TASKS
 from cellverify.tools import calibrate
+from cellverify.vocabulary import PORTFOLIO_TASKS
 
 from .traces import dead_from, healthy_trace
 

@@ -20,9 +20,9 @@ from cellverify.checks.results import SuiteResult
 from cellverify.checks.runner import run_invariant
 from cellverify.checks.search import search_seed, search_test
 from cellverify.checks.sizes import size_ranges
-from cellverify.config import DROPOUT_LAYERS
 from cellverify.errors import InvariantViolation
 from cellverify.render.report import render_check
+from cellverify.vocabulary import DROPOUT_LAYERS
 
 from .outside_cells import eiie_cell, minmax_scaled_cell, pgportfolio_cell
 

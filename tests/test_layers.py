@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cellverify"
 
 #: Lowest first.  A module may import its own layer and those before it.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "ground": ("errors", "config", "contracts", "trace", "cli.codes", "cli.interrupt"),
+    "ground": ("errors", "vocabulary", "config", "contracts", "trace", "cli.codes",
+               "cli.interrupt"),
     "spec": ("spec",),
     "data": ("data.prices", "data.inputs", "data.tasks", "data.market", "data.sequences",
              "data.stream", "data"),
@@ -47,7 +48,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                     "experiments.sweep",
                     "experiments"),
     "render": ("render.report", "render.plots", "render.outputs", "render"),
-    "tools": ("tools.calibrate", "tools.measure_region", "tools"),
+    "tools": ("tools.labelled", "tools.calibrate", "tools.measure_region", "tools"),
     "cli": ("cli.progress", "cli", "cli.__main__", "cli.check", "cli.options", "cli.train"),
     "faces": ("cell", "case", "prices", "testing", "mutation", "keras", "calibrate",
               "pytest_plugin"),

@@ -31,9 +31,9 @@ def test_example_losses_average_to_the_batch_loss(task, target):
 
 
 def test_every_configured_task_has_its_task_object_and_loss():
-    from cellverify.config import TASKS
     from cellverify.data.tasks import TASK_OBJECTS, task
     from cellverify.model import LOSSES
+    from cellverify.vocabulary import TASKS
 
     assert set(TASK_OBJECTS) == set(TASKS) == set(LOSSES)
     assert all(task(name).name == name for name in TASKS)

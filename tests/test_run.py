@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cellverify import InvalidConfig, Trace, TrainConfig, Trainer, batch_for, conv_rnn_cell, train
-from cellverify.config import OPTIMIZERS
 from cellverify.trace import ACTIVATION_LAYERS
+from cellverify.vocabulary import OPTIMIZERS
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
 

@@ -1,5 +1,5 @@
-"""``python -m cellverify.calibrate``, a public path: everything lives in
-:mod:`cellverify.tools.calibrate`."""
+"""``python -m cellverify.calibrate``, a public path: the measurement lives in
+:mod:`cellverify.tools.calibrate`, the labelled set in :mod:`cellverify.tools.labelled`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from cellverify.tools.calibrate import (
     DIAGNOSIS_SEEDS,
     LABEL_BUDGET,
     LABEL_SEEDS,
-    LABELLED_SET,
-    Labelled,
     main,
     run_missing,
     score,
 )
+from cellverify.tools.labelled import LABELLED_SET, Labelled
 
 __all__ = [
     "DIAGNOSIS_BUDGETS",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from cellverify.config import DATA_SOURCES, DataSource
 from cellverify.data.prices import (
     EVAL_FRACTION,
     MAX_GAP,
@@ -15,6 +14,7 @@ from cellverify.data.prices import (
     sp500,
 )
 from cellverify.errors import BadPriceFile
+from cellverify.vocabulary import DATA_SOURCES, DataSource
 
 __all__ = [
     "DATA_SOURCES",

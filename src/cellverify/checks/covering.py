@@ -26,8 +26,9 @@ from cellverify.checks.coverage import ENDED, Dimension, dimensions, with_label
 from cellverify.checks.regions import Region, rate_at
 from cellverify.checks.sizes import size_ranges
 from cellverify.checks.strategies import CELL_FIELDS, MAX_SEED, TRAIN_FIELDS, check_pinned
-from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
+from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.inputs import InputSpec
+from cellverify.vocabulary import DROPOUT_LAYERS
 
 __all__ = ["covering_cases"]
 

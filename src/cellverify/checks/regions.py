@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cellverify.config import (
+from cellverify.vocabulary import (
     ACTIVATIONS,
     ADAPTIVE_OPTIMIZERS,
     GRADIENT_SCALED_OPTIMIZERS,

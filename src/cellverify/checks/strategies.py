@@ -43,9 +43,10 @@ from cellverify.checks.sizes import (
     kernel_ranges,
     shape_ranges,
 )
-from cellverify.config import DROPOUT_LAYERS, CellConfig, TrainConfig
+from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.inputs import INPUT_KINDS, SCALES, InputSpec
 from cellverify.errors import InvalidConfig
+from cellverify.vocabulary import DROPOUT_LAYERS
 
 __all__ = [
     "MAX_SEED",

@@ -14,14 +14,8 @@ from typing import Any
 
 from cellverify.cli.progress import Progress
 from cellverify.config import (
-    ACTIVATIONS,
-    BOOLEAN_WORDS,
-    INITIALIZERS,
-    OPTIMIZERS,
-    PORTFOLIO_TASKS,
     PRESETS,
     CellConfig,
-    DataSource,
     TrainConfig,
     field_names,
     parse_bool,
@@ -31,6 +25,14 @@ from cellverify.config import (
 from cellverify.errors import InvalidConfig
 from cellverify.model.factory import DEFAULT_FACTORY
 from cellverify.render.outputs import check_writable, require_matplotlib
+from cellverify.vocabulary import (
+    ACTIVATIONS,
+    BOOLEAN_WORDS,
+    INITIALIZERS,
+    OPTIMIZERS,
+    PORTFOLIO_TASKS,
+    DataSource,
+)
 
 __all__ = [
     "CELL_OPTIONS",

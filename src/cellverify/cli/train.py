@@ -18,9 +18,10 @@ from cellverify.cli.options import (
     progress,
     quiet_tensorflow,
 )
-from cellverify.config import PRESETS, TASKS, preset
+from cellverify.config import PRESETS, preset
 from cellverify.errors import InvalidConfig
 from cellverify.render.outputs import check_writable, write_json
+from cellverify.vocabulary import TASKS
 
 __all__ = ["add_parsers"]
 

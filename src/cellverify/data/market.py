@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from cellverify.config import CellConfig, DataSource, TrainConfig
+from cellverify.config import CellConfig, TrainConfig
 from cellverify.data.inputs import LARGE_VOLATILITY, NEAR_FLAT_RANGE, InputSpec
 from cellverify.data.prices import PriceHistory, PricePaths, resolve_data, with_features
 from cellverify.data.tasks import task as task_of
 from cellverify.errors import InvalidConfig
+from cellverify.vocabulary import DataSource
 
 __all__ = [
     "DEFAULT_MOMENTUM",

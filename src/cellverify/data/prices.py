@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cellverify.config import DataSource
 from cellverify.errors import BadPriceFile, InvalidConfig
+from cellverify.vocabulary import DataSource
 
 __all__ = [
     "EVAL_FRACTION",

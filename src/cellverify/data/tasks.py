@@ -33,8 +33,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cellverify.config import TASKS
 from cellverify.errors import InvalidConfig
+from cellverify.vocabulary import TASKS
 
 __all__ = [
     "CROSS_ENTROPY_EPSILON",

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cellverify.config import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
 from cellverify.diagnosis.detectors import (
     OUTCOME_VARIANCE,
 )
@@ -16,6 +15,7 @@ from cellverify.diagnosis.findings import (
     Cause,
     Remedy,
 )
+from cellverify.vocabulary import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
 
 __all__ = ["CAUSE_RULES", "REMEDIES", "CauseRule", "likely_causes"]
 

@@ -20,8 +20,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from cellverify.config import INITIALIZER_CLASSES, CellConfig
+from cellverify.config import CellConfig
 from cellverify.trace import ACTIVATION_LAYERS
+from cellverify.vocabulary import INITIALIZER_CLASSES
 
 __all__ = [
     "LAYER_NAMES",

@@ -30,20 +30,14 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cellverify.config import (
-    AS_ASKED,
-    DATA_SOURCES,
-    PORTFOLIO_TASKS,
-    CellConfig,
-    DataSource,
-    TrainConfig,
-)
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of
+from cellverify.tools.labelled import LABELLED_SET, REAL_PRICE_EXTRA, Labelled
 from cellverify.trace import Trace
+from cellverify.vocabulary import DATA_SOURCES, PORTFOLIO_TASKS, DataSource
 
 __all__ = [
     "DATA_SETS",
@@ -75,78 +69,6 @@ DIAGNOSIS_BUDGETS: tuple[int, ...] = (10, 20, 200)
 #: bundled in ``skfolio`` (the ``data`` extra; no network).
 DATA_SETS: tuple[str, ...] = DATA_SOURCES
 _SYNTHETIC = DataSource.SYNTHETIC.value
-
-
-@dataclass(frozen=True)
-class Labelled:
-    """A configuration of the labelled set: changes to the question's preset."""
-
-    name: str
-    cell: Mapping[str, Any] = field(default_factory=dict)
-    train: Mapping[str, Any] = field(default_factory=dict)
-
-    def configs(self, task: str, data: str = _SYNTHETIC) -> tuple[CellConfig, TrainConfig]:
-        """The configurations; with real prices, features are what the prices
-        have (closes only: 1) and assets at most as many, as ``diagnose
-        --data`` does."""
-        cell = AS_ASKED.cell.replace(**self.cell)
-        train = AS_ASKED.train.replace(task=task, data=data, **self.train)
-        if data == _SYNTHETIC:
-            return cell, train
-        from cellverify.data.prices import resolve_data
-
-        history = resolve_data(data)
-        assert history is not None
-        return cell.replace(
-            features=history.features, assets=min(cell.assets, history.assets)
-        ), train
-
-
-_ELU_LINEAR = {"activation": "elu", "output_activation": "linear"}
-_LINEAR = {"output_activation": "linear"}
-_LEAKY = "leaky_relu"
-_ADAGRAD = {"optimizer": "adagrad"}
-
-#: Run on both tasks: 2 x 26 = 52 configurations.
-LABELLED_SET: tuple[Labelled, ...] = (
-    Labelled("as-asked"),
-    Labelled("as-asked nadam", train={"optimizer": "nadam"}),
-    Labelled("as-asked adagrad 1e-3", train={"optimizer": "adagrad"}),
-    Labelled("as-asked sgd 1e-2", train={"optimizer": "sgd", "learning_rate": 1e-2}),
-    Labelled("as-asked adam 1e-2", train={"learning_rate": 1e-2}),
-    Labelled("kernels 5-25-1", cell={"kernels": (5, 25, 1)}),
-    Labelled("kernels 2-20-1", cell={"kernels": (2, 20, 1)}),
-    Labelled("relu glorot", cell={"initializer": "glorot_uniform"}),
-    Labelled("relu small normal", cell={"initializer": "small_normal"}),
-    Labelled("remedied", cell=_ELU_LINEAR),
-    Labelled("paper: relu + linear", cell={"output_activation": "linear"}),
-    Labelled("pgportfolio (cash)", cell={"output_activation": "linear", "cash_bias": True}),
-    Labelled("paper adam 1e-2", cell=_LINEAR, train={"learning_rate": 1e-2}),
-    Labelled("leaky + linear", cell={**_LINEAR, "activation": _LEAKY}),
-    Labelled("leaky everywhere", cell={"activation": _LEAKY, "output_activation": _LEAKY}),
-    Labelled("elu everywhere", cell={"activation": "elu", "output_activation": "elu"}),
-    Labelled("tanh + linear", cell={"activation": "tanh", "output_activation": "linear"}),
-    Labelled(
-        "tanh glorot",
-        cell={"activation": "tanh", "output_activation": "tanh", "initializer": "glorot_uniform"},
-    ),
-    Labelled("selu lecun", cell={**_LINEAR, "activation": "selu", "initializer": "lecun_normal"}),
-    Labelled("remedied glorot", cell={**_ELU_LINEAR, "initializer": "glorot_uniform"}),
-    Labelled("remedied small normal", cell={**_ELU_LINEAR, "initializer": "small_normal"}),
-    Labelled("remedied adagrad 1e-3", cell=_ELU_LINEAR, train=_ADAGRAD),
-    Labelled("remedied adagrad 1.0", cell=_ELU_LINEAR, train={**_ADAGRAD, "learning_rate": 1.0}),
-    Labelled(
-        "remedied sgd 1e-2", cell=_ELU_LINEAR, train={"optimizer": "sgd", "learning_rate": 1e-2}
-    ),
-    Labelled("remedied rmsprop", cell=_ELU_LINEAR, train={"optimizer": "rmsprop"}),
-    Labelled("remedied dropout 0.1", cell={**_ELU_LINEAR, "dropout": 0.1, "dropout_after": (2,)}),
-)  # fmt: skip
-
-#: Added on real prices: the question's cell under SGD at 0.1, the run of
-#: issue 34 whose one-seed findings were damning but whose verdict held back.
-REAL_PRICE_EXTRA: tuple[Labelled, ...] = (
-    Labelled("as-asked sgd 1e-1", train={"optimizer": "sgd", "learning_rate": 1e-1}),
-)
 
 
 def labelled_set(data: str = _SYNTHETIC) -> tuple[Labelled, ...]:
@@ -262,49 +184,14 @@ def score(
     """Labels, verdicts at each budget (diagnosed on one seed and on
     ``seeds``), each seed's run judged as itself, and the precision/recall
     tables."""
-    from cellverify.diagnosis import diagnose
-
     budgets = _budgets(traces, data, seeds)
     counts = sorted({1, len(seeds)})
-    rows = []
-    runs = []
+    rows, runs = [], []
     for labelled in labelled_set(data):
         for task in PORTFOLIO_TASKS:
-
-            def key(purpose: str, budget: int, seed: int) -> str:
-                return _key(data, labelled.name, task, purpose, budget, seed)  # noqa: B023
-
-            label_traces = [traces[key("label", LABEL_BUDGET, s)] for s in LABEL_SEEDS]
-            learned = count_outcomes(outcome_of(t) for t in label_traces).learned
-            failed = sum(_failed(t) for t in label_traces)
-            row: dict[str, Any] = {
-                "config": labelled.name,
-                "task": task,
-                "learned": learned,
-                "failed": failed,
-                "of": len(LABEL_SEEDS),
-                "learns": learned > len(LABEL_SEEDS) / 2,
-                "fails": failed > len(LABEL_SEEDS) / 2,
-            }
-            for budget in budgets:
-                for n in counts:
-                    diag = [traces[key("diagnose", budget, s)] for s in seeds[:n]]
-                    row[_column(n, budget)] = diagnose(diag, list(seeds[:n])).verdict.name
-            rows.append(row)
-            for seed in seeds:
-                own = traces.get(key("diagnose", LABEL_BUDGET, seed))
-                run: dict[str, Any] = {
-                    "config": labelled.name,
-                    "task": task,
-                    "seed": seed,
-                    "config_learned": learned,
-                    "run_learned": None if own is None else outcome_of(own).learned,
-                }
-                for budget in budgets:
-                    if budget < LABEL_BUDGET:
-                        trace = traces[key("diagnose", budget, seed)]
-                        run[f"verdict_{budget}"] = diagnose([trace], [seed]).verdict.name
-                runs.append(run)
+            scored = _Scored(traces, data, labelled.name, task)
+            rows.append(scored.row(budgets, counts, seeds))
+            runs += [scored.run(seed, budgets) for seed in seeds]
     early = [b for b in budgets if b < LABEL_BUDGET]
     return {
         "data": data,
@@ -322,6 +209,65 @@ def score(
             for task in PORTFOLIO_TASKS
         },
     }
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One configuration of the labelled set on one task: its label, and its
+    verdicts at each budget."""
+
+    traces: Mapping[str, Trace]
+    data: str
+    config: str
+    task: str
+
+    def trace(self, purpose: str, budget: int, seed: int) -> Trace:
+        return self.traces[_key(self.data, self.config, self.task, purpose, budget, seed)]
+
+    @property
+    def labels(self) -> list[Trace]:
+        return [self.trace("label", LABEL_BUDGET, s) for s in LABEL_SEEDS]
+
+    def row(
+        self, budgets: Sequence[int], counts: Sequence[int], seeds: Sequence[int]
+    ) -> dict[str, Any]:
+        from cellverify.diagnosis import diagnose
+
+        learned = count_outcomes(outcome_of(t) for t in self.labels).learned
+        failed = sum(_failed(t) for t in self.labels)
+        row: dict[str, Any] = {
+            "config": self.config,
+            "task": self.task,
+            "learned": learned,
+            "failed": failed,
+            "of": len(LABEL_SEEDS),
+            "learns": learned > len(LABEL_SEEDS) / 2,
+            "fails": failed > len(LABEL_SEEDS) / 2,
+        }
+        for budget in budgets:
+            for n in counts:
+                diag = [self.trace("diagnose", budget, s) for s in seeds[:n]]
+                row[_column(n, budget)] = diagnose(diag, list(seeds[:n])).verdict.name
+        return row
+
+    def run(self, seed: int, budgets: Sequence[int]) -> dict[str, Any]:
+        """One diagnosis seed's run, judged as itself at each short budget."""
+        from cellverify.diagnosis import diagnose
+
+        key = _key(self.data, self.config, self.task, "diagnose", LABEL_BUDGET, seed)
+        own = self.traces.get(key)
+        run: dict[str, Any] = {
+            "config": self.config,
+            "task": self.task,
+            "seed": seed,
+            "config_learned": count_outcomes(outcome_of(t) for t in self.labels).learned,
+            "run_learned": None if own is None else outcome_of(own).learned,
+        }
+        for budget in budgets:
+            if budget < LABEL_BUDGET:
+                verdict = diagnose([self.trace("diagnose", budget, seed)], [seed]).verdict
+                run[f"verdict_{budget}"] = verdict.name
+        return run
 
 
 def _failed(trace: Trace) -> bool:

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cellverify.config import OPTIMIZER_CLASSES, CellConfig, TrainConfig
+from cellverify.config import CellConfig, TrainConfig
 from cellverify.contracts import Params
 from cellverify.data.market import Batch, batch_for, markets_for, reference_loss
 from cellverify.data.sequences import training_sequences
@@ -28,6 +28,7 @@ from cellverify.model.rnn import build_model, example_losses, loss_for, step_sha
 from cellverify.spec import contract_of
 from cellverify.trace import Trace, TraceRecorder, no_activations
 from cellverify.training.steps import StepFunctions
+from cellverify.vocabulary import OPTIMIZER_CLASSES
 
 __all__ = [
     "EVAL_DRAW",
