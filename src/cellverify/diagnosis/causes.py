@@ -8,10 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cellverify.diagnosis.detectors import (
-    OUTCOME_VARIANCE,
-)
 from cellverify.diagnosis.findings import (
+    OUTCOME_VARIANCE,
     Cause,
     Remedy,
 )

@@ -7,8 +7,6 @@ is what they declare, and the cause rules' triggers are checked against it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +14,7 @@ from cellverify.diagnosis.findings import (
     DEAD_UNIT_SHARE,
     EXPLODING_RATIO,
     NEARLY_UNIFORM_SHARE,
+    OUTCOME_VARIANCE,
     SATURATED_UNIT_SHARE,
     STEP_GAIN_LIMIT,
     UNIFORM_HOLD_UPDATES,
@@ -23,6 +22,7 @@ from cellverify.diagnosis.findings import (
     VANISHING_FIRST_NORM,
     VANISHING_RATIO,
     VANISHING_TIME_RATIO,
+    Detector,
     Severity,
     Symptom,
 )
@@ -36,8 +36,6 @@ from cellverify.trace import CONV_LAYERS, SATURATED_MAX_WEIGHT, Trace
 __all__ = [
     "DETECTORS",
     "FINDING_NAMES",
-    "OUTCOME_VARIANCE",
-    "Detector",
     "detect_dead_units",
     "detect_exploding_gradient",
     "detect_optimizer_step",
@@ -408,29 +406,6 @@ def detect_optimizer_step(trace: Trace) -> Symptom | None:
 
 
 #: Every per-run detector, in report order.
-@dataclass(frozen=True)
-class Detector:
-    """A detector and the names of the findings it may emit: declared, so
-    that :data:`FINDING_NAMES` and the cause rules' triggers can be checked
-    against what is really emitted."""
-
-    detect: Callable[[Trace], Symptom | None]
-    emits: tuple[str, ...]
-
-    @property
-    def __name__(self) -> str:
-        return self.detect.__name__
-
-    def __call__(self, trace: Trace) -> Symptom | None:
-        symptom = self.detect(trace)
-        if symptom is not None and symptom.name not in self.emits:  # a bug in the kit
-            raise RuntimeError(
-                f"{self.__name__} emitted {symptom.name!r}, which it does not declare "
-                f"({', '.join(self.emits)})"
-            )
-        return symptom
-
-
 DETECTORS: tuple[Detector, ...] = (
     Detector(detect_zero_gradient, ("zero_gradient",)),
     Detector(detect_zero_logits, ("zero_logits",)),
@@ -445,8 +420,6 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(detect_update_ratio, ("update_ratio_high", "update_ratio_low")),
     Detector(detect_stalled_loss, ("stalled_loss",)),
 )
-#: The finding about a configuration rather than one run: seeds disagree.
-OUTCOME_VARIANCE = "outcome_variance"
 #: Every finding's name (for instance to choose which stop a run: Monitor's
 #: ``stop_on``), from what the detectors declare.
 FINDING_NAMES: tuple[str, ...] = (*(n for d in DETECTORS for n in d.emits), OUTCOME_VARIANCE)

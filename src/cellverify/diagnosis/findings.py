@@ -5,9 +5,13 @@ diagnosis (docs/design.md, "Symptoms and severities").
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cellverify.trace import Trace
 
 __all__ = [
     "DEAD_UNIT_SHARE",
@@ -16,6 +20,7 @@ __all__ = [
     "LEARNER_DEATH_RATE",
     "LEARNER_STALL_RATE",
     "NEARLY_UNIFORM_SHARE",
+    "OUTCOME_VARIANCE",
     "PREDICTIVE_WARNINGS",
     "SATURATED_UNIT_SHARE",
     "SEED_STATES",
@@ -28,6 +33,7 @@ __all__ = [
     "VANISHING_TIME_RATIO",
     "VERDICTS",
     "Cause",
+    "Detector",
     "Finding",
     "Remedy",
     "SeedState",
@@ -218,3 +224,30 @@ class Cause:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: The finding about a configuration rather than one run: seeds disagree.
+OUTCOME_VARIANCE = "outcome_variance"
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A detector and the names of the findings it may emit: declared, so
+    that :data:`FINDING_NAMES` and the cause rules' triggers can be checked
+    against what is really emitted."""
+
+    detect: Callable[[Trace], Symptom | None]
+    emits: tuple[str, ...]
+
+    @property
+    def __name__(self) -> str:
+        return self.detect.__name__
+
+    def __call__(self, trace: Trace) -> Symptom | None:
+        symptom = self.detect(trace)
+        if symptom is not None and symptom.name not in self.emits:  # a bug in the kit
+            raise RuntimeError(
+                f"{self.__name__} emitted {symptom.name!r}, which it does not declare "
+                f"({', '.join(self.emits)})"
+            )
+        return symptom

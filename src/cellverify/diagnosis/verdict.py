@@ -8,13 +8,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from cellverify.diagnosis.detectors import (
-    OUTCOME_VARIANCE,
-)
 from cellverify.diagnosis.findings import (
     FALSE_ALARM_RISK,
     LEARNER_DEATH_RATE,
     LEARNER_STALL_RATE,
+    OUTCOME_VARIANCE,
     PREDICTIVE_WARNINGS,
     SEVERITIES,
     Finding,
