@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from hypothesis import find
 from hypothesis import strategies as st
 
 from cellverify.checks.case import Case
@@ -30,22 +29,20 @@ from cellverify.checks.coverage import RATE_ENDS, Dimension
 from cellverify.checks.regions import Region, learning_rate_range, place_of, rate_at
 from cellverify.checks.registry import Invariant
 from cellverify.checks.sizes import MAX_BATCH, MAX_STEPS
-from cellverify.checks.strategies import MAX_SEED
+from cellverify.checks.spec_strategies import (
+    SEQUENCE_INPUT_LABELS,
+    drawn_case,
+    input_label,
+    input_spec_of,
+    spec_cases,
+)
 from cellverify.config import TrainConfig
-from cellverify.contracts import OutputKind, Params
-from cellverify.data.inputs import SEQUENCE_KINDS, SEQUENCE_SCALES, InputSpec
+from cellverify.contracts import Params
 from cellverify.errors import InvalidConfig
 from cellverify.spec import CellSpec, Domain, domain_of
 
-__all__ = ["SEQUENCE_INPUT_LABELS", "SpecSpace", "default_task"]
+__all__ = ["SpecSpace"]
 
-_SCALED = "scaled"
-#: The input variants a spec's adversarial invariants reach, simplest first.
-SEQUENCE_INPUT_LABELS: tuple[str, ...] = tuple(
-    label
-    for kind in SEQUENCE_KINDS
-    for label in ([f"{_SCALED} x{s:g}" for s in SEQUENCE_SCALES] if kind == _SCALED else [kind])
-)
 #: The training fields a spec's cases draw, and that ``pinned`` may hold.
 TRAIN_KEYS = ("optimizer", "learning_rate", "batch_size", "steps", "seed")
 #: Within this relative distance a rate is taken for an end of its range
@@ -53,25 +50,8 @@ TRAIN_KEYS = ("optimizer", "learning_rate", "batch_size", "steps", "seed")
 _AT_END = 1e-9
 
 
-def default_task(spec: CellSpec) -> str:
-    """The task a spec trains on: its own, else its output's."""
-    if spec.task:
-        return spec.task
-    return "distribution" if OutputKind(spec.output) is OutputKind.SIMPLEX else "regression"
-
-
 def _label(value: Any) -> str:
     return str(value)
-
-
-def _input_label(spec: InputSpec) -> str:
-    return f"{_SCALED} x{spec.scale:g}" if spec.kind == _SCALED else spec.kind
-
-
-def _input_spec(label: str, seed: int) -> InputSpec:
-    """The inputs spelled ``label`` (``normal``, ``scaled x10000``...)."""
-    kind, _, scale = label.partition(" x")
-    return InputSpec(kind, float(scale) if scale else 1.0, seed)
 
 
 @dataclass(frozen=True)
@@ -100,7 +80,7 @@ class SpecSpace:
         return tuple(name for name, d in self._ranged().items())
 
     @cached_property
-    def _domains(self) -> dict[str, Domain]:
+    def domains(self) -> dict[str, Domain]:
         """Each parameter's domain within the region: dropout rates held to
         what the region allows."""
         domains = dict(self.spec.domains())
@@ -113,28 +93,28 @@ class SpecSpace:
                 domains[name] = Domain(name, (0.0,)) if limit == 0 else d
         return domains
 
-    def _steps_range(self) -> tuple[int, int]:
+    def steps_range(self) -> tuple[int, int]:
         return (max(1, self.invariant.min_steps), max(MAX_STEPS, self.invariant.min_steps))
 
     def _ranged(self) -> dict[str, tuple[Any, Any]]:
         """The dimensions with two ends: ranged parameters, the features,
         the learning rate, the batch and the steps."""
         ranges: dict[str, tuple[Any, Any]] = {
-            name: (d.low, d.high) for name, d in self._domains.items() if d.low is not None
+            name: (d.low, d.high) for name, d in self.domains.items() if d.low is not None
         }
         features = domain_of("features", self.spec.features_strategy())
         if features.low is not None:
             ranges["features"] = (features.low, features.high)
         ranges["learning_rate"] = RATE_ENDS
         ranges["batch"] = (self.invariant.min_batch, MAX_BATCH)
-        ranges["steps"] = self._steps_range()
+        ranges["steps"] = self.steps_range()
         return ranges
 
     # -- dimensions and labels ------------------------------------------------
 
     def dimensions(self) -> list[Dimension]:
         dims = [self._inputs_dimension()]
-        for name, d in self._domains.items():
+        for name, d in self.domains.items():
             dims.append(self._pinned_or(name, tuple(_label(v) for v in d.values()), d))
         features = domain_of("features", self.spec.features_strategy())
         dims.append(self._pinned_or("features", tuple(_label(v) for v in features.values())))
@@ -179,8 +159,8 @@ class SpecSpace:
     def labels_of(self, case: Case) -> dict[str, str]:
         params: Params = case.cell  # type: ignore[assignment]
         t = case.train
-        labels = {"inputs": _input_label(case.inputs)}
-        labels.update({name: _label(params.get(name)) for name in self._domains})
+        labels = {"inputs": input_label(case.inputs)}
+        labels.update({name: _label(params.get(name)) for name in self.domains})
         labels["features"] = str(params.features)
         labels["optimizer"] = t.optimizer
         labels["learning_rate"] = self._rate_label(t)
@@ -196,7 +176,7 @@ class SpecSpace:
         return RATE_ENDS[1] if abs(rate - high) <= _AT_END * high else "between"
 
     def _value_of(self, name: str, label: str) -> Any:
-        d = self._domains.get(name)
+        d = self.domains.get(name)
         candidates = (*d.values(), *d.choices) if d is not None else ()
         for value in candidates:
             if _label(value) == label:
@@ -207,7 +187,7 @@ class SpecSpace:
         params: Params = case.cell  # type: ignore[assignment]
         t = case.train
         if dimension == "inputs":
-            return Case(params, t, _input_spec(label, case.inputs.seed))
+            return Case(params, t, input_spec_of(label, case.inputs.seed))
         if dimension == "learning_rate":
             low, high = learning_rate_range(self.region, t.optimizer)
             rate = {RATE_ENDS[0]: low, RATE_ENDS[1]: high}.get(
@@ -229,66 +209,15 @@ class SpecSpace:
 
     def label_pins(self, case: Case) -> dict[str, Any]:
         params: Params = case.cell  # type: ignore[assignment]
-        chosen = {name: params.get(name) for name, d in self._domains.items() if d.choices}
+        chosen = {name: params.get(name) for name, d in self.domains.items() if d.choices}
         return {**self.pinned, **chosen, "optimizer": case.train.optimizer}
 
-    # -- drawing --------------------------------------------------------------
+    # -- drawing (cellverify.checks.spec_strategies) -------------------------
 
     def strategy(
         self, pinned: Mapping[str, Any] | None = None, inputs: tuple[str, float] | None = None
     ) -> st.SearchStrategy[Case]:
-        pins = dict(self.pinned if pinned is None else pinned)
-        return st.builds(
-            Case,
-            cell=self._params_strategy(pins),
-            train=self._train_strategy(pins),
-            inputs=self._inputs_strategy(inputs),
-        )
-
-    def _param_strategy(self, name: str, pins: Mapping[str, Any]) -> st.SearchStrategy[Any]:
-        if name in pins:
-            return st.just(pins[name])
-        d = self._domains[name]
-        if name in (self.spec.dropout or ()) and d.choices:
-            return st.sampled_from(d.choices)
-        return self.spec.params[name]  # type: ignore[no-any-return]
-
-    def _params_strategy(self, pins: Mapping[str, Any]) -> st.SearchStrategy[Params]:
-        values = st.fixed_dictionaries({n: self._param_strategy(n, pins) for n in self._domains})
-        features = (
-            st.just(pins["features"]) if "features" in pins else self.spec.features_strategy()
-        )
-        return st.builds(Params, values, features, st.integers(0, MAX_SEED))
-
-    def _train_strategy(self, pins: Mapping[str, Any]) -> st.SearchStrategy[TrainConfig]:
-        region = self.region
-        optimizers = sorted(region.learning_rates)
-
-        @st.composite
-        def draw(draw: Any) -> TrainConfig:
-            optimizer = pins.get("optimizer") or draw(st.sampled_from(optimizers))
-            place = draw(st.floats(0.0, 1.0))
-            rate = pins.get("learning_rate") or rate_at(region, optimizer, place)
-            low_steps, high_steps = self._steps_range()
-            return TrainConfig(
-                optimizer=optimizer,
-                learning_rate=rate,
-                batch_size=pins.get("batch_size")
-                or draw(st.integers(self.invariant.min_batch, MAX_BATCH)),
-                steps=pins.get("steps") or draw(st.integers(low_steps, high_steps)),
-                train_steps=0,
-                task=default_task(self.spec),
-                seed=pins.get("seed", draw(st.integers(0, MAX_SEED))),
-            )
-
-        return draw()
-
-    def _inputs_strategy(self, only: tuple[str, float] | None) -> st.SearchStrategy[InputSpec]:
-        if only is not None:
-            kind, scale = only
-            return st.builds(InputSpec, st.just(kind), st.just(scale), st.integers(0, MAX_SEED))
-        labels = SEQUENCE_INPUT_LABELS if self.invariant.adversarial_inputs else ("normal",)
-        return st.builds(_input_spec, st.sampled_from(labels), st.integers(0, MAX_SEED))
+        return spec_cases(self, dict(self.pinned if pinned is None else pinned), inputs)
 
     # -- covering cases -------------------------------------------------------
 
@@ -304,7 +233,7 @@ class SpecSpace:
         offsets = {d.name: rng.randrange(n if d.name in ended else len(d.values)) for d in dims}
         cases = []
         for i in range(n):
-            case = self._drawn_case(rng)
+            case = drawn_case(self, rng)
             for d in dims:
                 o = offsets[d.name]
                 if d.name not in ended:
@@ -313,48 +242,3 @@ class SpecSpace:
                     case = self.with_label(case, d.name, d.values[(i - o) % n])
             cases.append(case)
         return cases
-
-    def _drawn_case(self, rng: random.Random) -> Case:
-        values = {}
-        for name, d in self._domains.items():
-            if name in self.pinned:
-                values[name] = self.pinned[name]
-            elif d.choices:
-                values[name] = d.choices[0]
-            elif d.low is not None:
-                values[name] = _between(rng, d.low, d.high)
-            else:
-                values[name] = _simplest(self.spec.params[name])
-        features = domain_of("features", self.spec.features_strategy())
-        width = self.pinned.get("features") or (
-            _between(rng, features.low, features.high)
-            if features.low is not None
-            else features.choices[0]
-        )
-        optimizer = sorted(self.region.learning_rates)[0]
-        low_steps, high_steps = self._steps_range()
-        train = TrainConfig(
-            optimizer=self.pinned.get("optimizer", optimizer),
-            learning_rate=self.pinned.get("learning_rate")
-            or rate_at(self.region, optimizer, rng.random()),
-            batch_size=self.pinned.get("batch_size")
-            or rng.randint(self.invariant.min_batch, MAX_BATCH),
-            steps=self.pinned.get("steps") or rng.randint(low_steps, high_steps),
-            train_steps=0,
-            task=default_task(self.spec),
-            seed=self.pinned.get("seed", rng.randint(0, MAX_SEED)),
-        )
-        params = Params(values, int(width), rng.randint(0, MAX_SEED))
-        return Case(params, train, InputSpec("normal", 1.0, rng.randint(0, MAX_SEED)))
-
-
-def _between(rng: random.Random, low: Any, high: Any) -> Any:
-    if isinstance(low, int) and isinstance(high, int):
-        return rng.randint(low, high)
-    return low + (high - low) * rng.random()
-
-
-def _simplest(strategy: st.SearchStrategy[Any]) -> Any:
-    """The simplest value a strategy draws (Hypothesis's own shrink target):
-    what a covering case takes for a parameter the kit cannot see into."""
-    return find(strategy, lambda _: True)
