@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                "checks.numerics.precision", "checks.numerics",
                "checks.profiles", "checks.sizes",
                "checks.registry", "checks.strategies", "checks.coverage", "checks.covering",
-               "checks.spec_space", "checks.space",
+               "checks.spec_strategies", "checks.spec_space", "checks.space",
                "checks.invariants.harness", "checks.invariants.structure",
                "checks.invariants.gradients", "checks.invariants.learning",
                "checks.invariants.equivalence", "checks.invariants.initial",

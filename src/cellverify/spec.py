@@ -205,6 +205,14 @@ class CellSpec:
             dropout=tuple(self.dropout or ()),
         )
 
+    def keywords(self) -> set[str] | None:
+        """The keywords the factory takes; None when any is (``**kwargs``,
+        or a signature that cannot be read)."""
+        found = _keywords(self.factory)
+        if found is None or found[1]:
+            return None
+        return found[0] - {"seed"}
+
     @property
     def takes_seed(self) -> bool:
         """Whether the factory has a ``seed`` keyword (Keras's cells do)."""

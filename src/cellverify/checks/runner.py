@@ -116,7 +116,7 @@ def run_invariant(
         case,
         message,
         invariant.region.name,
-        tuple(invariant.region.outside(pinned or {})),
+        tuple(test.space.outside()),
         test.coverage.to_dict() if test.examples else None,
         error.clause if isinstance(error, InvariantViolation) else "",
         None

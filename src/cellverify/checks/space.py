@@ -55,6 +55,10 @@ class CaseSpace(Protocol):
         self, pinned: Mapping[str, Any] | None = None, inputs: tuple[str, float] | None = None
     ) -> st.SearchStrategy[Case]: ...
     def covering_cases(self, seed: int) -> list[Case]: ...
+    def outside(self) -> list[str]:
+        """``name=value`` for each pinned value outside the claim: a failure
+        there is no fault of the cell."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class PortfolioSpace:
             inputs=inputs,
             min_batch=self.min_batch,
         )
+
+    def outside(self) -> list[str]:
+        return self.region.outside(self.pinned)
 
     def covering_cases(self, seed: int) -> list[Case]:
         return covering_cases(

@@ -63,13 +63,19 @@ class SpecSpace:
     pinned: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        known = {*self.spec.params, "features", *TRAIN_KEYS}
+        keywords = self.spec.keywords()
+        known = {*self.spec.params, "features", *TRAIN_KEYS, *(keywords or ())}
         unknown = sorted(k for k in self.pinned if k not in known)
-        if unknown:
-            allowed = (
-                f"a parameter of {self.spec.name} or a training field ({', '.join(sorted(known))})"
-            )
+        if unknown and keywords is not None:
+            names = ", ".join(sorted(known))
+            allowed = f"a keyword of {self.spec.name} or a training field: {names}"
             raise InvalidConfig("pinned", unknown[0], allowed, self.pinned[unknown[0]])
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        # Pinned keywords the spec does not draw: passed on, claimed by nothing.
+        drawn = {*self.spec.params, "features", *TRAIN_KEYS}
+        return {k: v for k, v in self.pinned.items() if k not in drawn}
 
     @property
     def region(self) -> Region:
@@ -109,6 +115,20 @@ class SpecSpace:
         ranges["batch"] = (self.invariant.min_batch, MAX_BATCH)
         ranges["steps"] = self.steps_range()
         return ranges
+
+    def outside(self) -> list[str]:
+        """Pinned values outside the claim: a parameter outside what the spec
+        draws, a dropout rate the region holds at 0, a learning rate outside
+        the region's range for the optimizer."""
+        found = []
+        optimizer = self.pinned.get("optimizer")
+        declared = self.spec.domains()
+        for name, value in self.pinned.items():
+            if name in declared and not _within(declared[name], value):
+                found.append(f"{name}={value!r} (outside the spec's {name})")
+            elif _outside_region(self, name, value, optimizer):
+                found.append(f"{name}={value!r}")
+        return found
 
     # -- dimensions and labels ------------------------------------------------
 
@@ -163,25 +183,10 @@ class SpecSpace:
         labels.update({name: _label(params.get(name)) for name in self.domains})
         labels["features"] = str(params.features)
         labels["optimizer"] = t.optimizer
-        labels["learning_rate"] = self._rate_label(t)
+        labels["learning_rate"] = _rate_label(self.region, t)
         labels["batch"] = str(t.batch_size)
         labels["steps"] = str(t.steps)
         return labels
-
-    def _rate_label(self, train: TrainConfig) -> str:
-        low, high = learning_rate_range(self.region, train.optimizer)
-        rate = train.learning_rate
-        if abs(rate - low) <= _AT_END * low:
-            return RATE_ENDS[0]
-        return RATE_ENDS[1] if abs(rate - high) <= _AT_END * high else "between"
-
-    def _value_of(self, name: str, label: str) -> Any:
-        d = self.domains.get(name)
-        candidates = (*d.values(), *d.choices) if d is not None else ()
-        for value in candidates:
-            if _label(value) == label:
-                return value
-        return int(label)
 
     def with_label(self, case: Case, dimension: str, label: str) -> Case:
         params: Params = case.cell  # type: ignore[assignment]
@@ -205,7 +210,8 @@ class SpecSpace:
             return Case(params, t.replace(**{key: int(label)}), case.inputs)
         if dimension == "features":
             return Case(params.replace(features=int(label)), t, case.inputs)
-        return Case(params.replace(**{dimension: self._value_of(dimension, label)}), t, case.inputs)
+        value = _value_of(self, dimension, label)
+        return Case(params.replace(**{dimension: value}), t, case.inputs)
 
     def label_pins(self, case: Case) -> dict[str, Any]:
         params: Params = case.cell  # type: ignore[assignment]
@@ -242,3 +248,44 @@ class SpecSpace:
                     case = self.with_label(case, d.name, d.values[(i - o) % n])
             cases.append(case)
         return cases
+
+
+def _within(domain: Domain, value: Any) -> bool:
+    """Whether ``value`` is one ``domain`` draws (an opaque one: any)."""
+    if domain.choices:
+        return value in domain.choices
+    if domain.low is not None:
+        try:
+            return bool(domain.low <= value <= domain.high)
+        except TypeError:
+            return False
+    return True
+
+
+def _outside_region(space: SpecSpace, name: str, value: Any, optimizer: str | None) -> bool:
+    """A dropout rate the region holds at 0, an optimizer or a learning
+    rate the region does not claim."""
+    if name in space.domains:
+        return not _within(space.domains[name], value)
+    if name == "learning_rate":
+        return not space.region.holds(name, value, optimizer)
+    return name == "optimizer" and value not in space.region.learning_rates
+
+
+def _rate_label(region: Region, train: TrainConfig) -> str:
+    low, high = learning_rate_range(region, train.optimizer)
+    rate = train.learning_rate
+    if abs(rate - low) <= _AT_END * low:
+        return RATE_ENDS[0]
+    return RATE_ENDS[1] if abs(rate - high) <= _AT_END * high else "between"
+
+
+def _value_of(space: SpecSpace, name: str, label: str) -> Any:
+    d = space.domains.get(name)
+    candidates = (*d.values(), *d.choices) if d is not None else ()
+    if name in space.pinned:  # a pinned value outside the spec's own
+        candidates = (space.pinned[name], *candidates)
+    for value in candidates:
+        if _label(value) == label:
+            return value
+    return int(label)  # a range's end: an integer

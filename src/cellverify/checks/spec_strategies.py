@@ -85,7 +85,8 @@ def _param_strategy(space: SpecSpace, name: str, pins: Mapping[str, Any]) -> st.
 
 
 def _params_strategy(space: SpecSpace, pins: Mapping[str, Any]) -> st.SearchStrategy[Params]:
-    values = st.fixed_dictionaries({n: _param_strategy(space, n, pins) for n in space.domains})
+    drawn = {n: _param_strategy(space, n, pins) for n in space.domains}
+    values = st.fixed_dictionaries({**drawn, **{n: st.just(v) for n, v in space.fixed.items()}})
     features = st.just(pins["features"]) if "features" in pins else space.spec.features_strategy()
     return st.builds(Params, values, features, st.integers(0, MAX_SEED))
 
@@ -127,7 +128,7 @@ def _inputs_strategy(
 def drawn_case(space: SpecSpace, rng: random.Random) -> Case:
     """A case of ``space`` drawn from ``rng``, each listed parameter at its
     first value (a covering case then sets the dimensions it claims)."""
-    values = {}
+    values = dict(space.fixed)
     for name, d in space.domains.items():
         if name in space.pinned:
             values[name] = space.pinned[name]

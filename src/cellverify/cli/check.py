@@ -15,6 +15,7 @@ from cellverify.cli.options import (
     parse_sets,
     pinned_from_args,
     quiet_tensorflow,
+    validate_portfolio_pins,
 )
 from cellverify.cli.progress import Progress
 from cellverify.config import PRESETS
@@ -61,7 +62,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run every invariant through Hypothesis against a cell factory."""
     profile = _profile(args)
     named = args.cell != DEFAULT_FACTORY  # may be a spec'd cell with keywords of its own
-    pinned = pinned_from_args(args.preset, parse_sets(args.set, any_keyword=named))
+    pinned = pinned_from_args(
+        args.preset, parse_sets(args.set, any_keyword=named), validate=not named
+    )
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
@@ -78,6 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         with LocalExecutor(jobs) as executor:
             started = start_check(executor, args.cell, modules)
+            if started["spec"] is None:  # a portfolio cell: its configuration's rules
+                validate_portfolio_pins(pinned)
             regions = started["invariants"]
             total = len(select_invariants(args.select, regions))  # an unmatched -k fails first
             result = run_suite(

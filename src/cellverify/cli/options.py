@@ -204,12 +204,31 @@ def parse_sets(specs: Sequence[str] | None, *, any_keyword: bool = False) -> dic
             )
         cell_fields, train_fields = field_names()
         known = field in cell_fields | train_fields
-        pinned[field] = (
-            parse_keyword(value.strip())
-            if any_keyword and not known
-            else parse_field(field, value.strip())
-        )
+        if any_keyword and not known:
+            pinned[field] = parse_keyword(value.strip())
+            continue
+        try:
+            pinned[field] = parse_field(field, value.strip())
+        except InvalidConfig:
+            if not any_keyword:
+                raise
+            # A spec'd cell may take a keyword of that name with other values
+            # (a GRU's activation=softsign); once the cell is known to be a
+            # portfolio cell, validate_portfolio_pins judges it.
+            pinned[field] = value.strip()
     return pinned
+
+
+def validate_portfolio_pins(pinned: Mapping[str, Any]) -> None:
+    """Raise InvalidConfig for a pinned value a portfolio cell's
+    configuration does not allow, or a combination that cannot coexist."""
+    cell_fields, train_fields = field_names()
+    typed = {
+        k: parse_field(k, v) if isinstance(v, str) and k in cell_fields | train_fields else v
+        for k, v in pinned.items()
+    }
+    CellConfig().replace(**{k: v for k, v in typed.items() if k in cell_fields})
+    TrainConfig().replace(**{k: v for k, v in typed.items() if k in train_fields})
 
 
 def parse_keyword(text: str) -> Any:
@@ -228,22 +247,22 @@ def parse_keyword(text: str) -> Any:
 _PRESET_TRAIN_FIELDS = ("task",)
 
 
-def pinned_from_args(preset_name: str | None, sets: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields ``check`` holds fixed: a preset's, then each ``--set``."""
+def pinned_from_args(
+    preset_name: str | None, sets: Mapping[str, Any], *, validate: bool = True
+) -> dict[str, Any]:
+    """The fields ``check`` holds fixed: a preset's, then each ``--set``;
+    ``validate=False`` leaves it to the caller, once it knows the cell's
+    kind (:func:`validate_portfolio_pins`)."""
     pinned: dict[str, Any] = {}
     if preset_name:
         chosen = preset(preset_name)
-        cell_fields, _ = field_names()
         pinned.update({k: v for k, v in chosen.cell.to_dict().items() if k != "seed"})
         pinned["kernels"] = tuple(pinned["kernels"])
         pinned["dropout_after"] = tuple(pinned["dropout_after"])
         pinned.update({k: getattr(chosen.train, k) for k in _PRESET_TRAIN_FIELDS})
     pinned.update(sets)
-    # Validate the combination now: a shape and kernels that cannot coexist
-    # fail here (a spec'd cell's own keywords are its check's to judge).
-    cell_fields, train_fields = field_names()
-    CellConfig().replace(**{k: v for k, v in pinned.items() if k in cell_fields})
-    TrainConfig().replace(**{k: v for k, v in pinned.items() if k in train_fields})
+    if validate:  # a shape and kernels that cannot coexist fail here
+        validate_portfolio_pins(pinned)
     return pinned
 
 

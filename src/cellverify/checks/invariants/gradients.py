@@ -32,6 +32,7 @@ from cellverify.model.rnn import loss_for
 from cellverify.training.trainer import Trainer
 
 __all__ = [
+    "GRADIENTS_MIN_STEPS",
     "GRADIENT_TRAIN_STEPS",
     "SHIFT_PROBE",
     "SHIFT_UNIFORMITY",
@@ -43,6 +44,13 @@ __all__ = [
 #: Steps of training before gradients_nonzero looks (Adam kills the question's
 #: cell within 2-3 steps, docs/design.md, 'Measured facts').
 GRADIENT_TRAIN_STEPS = 10
+#: The shortest sequence gradients_nonzero draws for a spec'd cell.  From a
+#: zero state, one step's output does not depend on a recurrent kernel (it
+#: multiplies the zero state), so its gradient is exactly 0 in any cell and
+#: the claim could not tell a cut gradient from the arithmetic; from the
+#: second step the state is nonzero.  (A portfolio cell starts from the
+#: uniform portfolio, not zero: its cases keep their lengths.)
+GRADIENTS_MIN_STEPS = 2
 #: A nudge, in units of max(1, max |variable|), by which a variable with an
 #: exactly-zero gradient is moved both ways to see what depends on it: small
 #: enough to stay on one linear piece of the activations (where the zero
@@ -154,6 +162,7 @@ def _why_zero_gradient_is_wrong(
     "gradients_nonzero",
     region=ROBUST_REGION,
     clauses=("no_variables", "all_zero", "dead_units", "logits_move", "output_moves"),
+    min_steps=GRADIENTS_MIN_STEPS,
 )
 def gradients_nonzero(factory: CellFactory, case: Case) -> None:
     """After GRADIENT_TRAIN_STEPS steps, every trainable variable still gets a nonzero gradient.

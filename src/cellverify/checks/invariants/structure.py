@@ -198,6 +198,19 @@ def _two_steps(x: np.ndarray) -> np.ndarray:
     return np.stack([x[:, 0], second], axis=1)
 
 
+def _moved_step(x: np.ndarray, *, prices: bool) -> np.ndarray:
+    """One step's input changed so that no healthy cell can miss it.
+
+    Prices move by half (a zero by 1): they must stay positive, and a
+    portfolio cell reads their ratios.  Any other input goes to -2x (a zero
+    to 1): every entry changes both its sign and its magnitude, so a cell
+    that reads its input only up to a positive scale (``x / |x|``) sees the
+    change, and so does one that reads only magnitudes (``x**2``)."""
+    if prices:
+        return x + np.where(x == 0, 1.0, 0.5 * x)
+    return np.where(x == 0, 1.0, -2.0 * x)
+
+
 @invariant("state_matters", region=ROBUST_REGION, clauses=("effect", "carries"))
 def state_matters(factory: CellFactory, case: Case) -> None:
     """Changing the previous state changes the output (the feedback is wired),
@@ -216,7 +229,7 @@ def state_matters(factory: CellFactory, case: Case) -> None:
     _require_effect(out_u, out_p, change, "effect")
     pair = _two_steps(batch.inputs)
     moved = pair.copy()
-    moved[:, 0] = moved[:, 0] + np.where(moved[:, 0] == 0, 1.0, 0.5 * moved[:, 0])
+    moved[:, 0] = _moved_step(pair[:, 0], prices=isinstance(case.cell, CellConfig))
     after = outputs_of(rnn, pair, case)[:, 1]
     after_moved = outputs_of(rnn, moved, case)[:, 1]
     _require_effect(after, after_moved, "the input of the step before changed", "carries")
