@@ -1,8 +1,10 @@
-"""Running a snippet the way a user's process would: a new interpreter, the
-package installed, nothing imported beforehand."""
+"""Running a snippet, or pytest, the way a user's process would: a new
+interpreter, the package installed, nothing imported beforehand, none of
+this suite's own environment."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,3 +19,29 @@ def run_fresh(code: str, cwd: Path) -> tuple[list[str], str]:
         [sys.executable, "-c", check], cwd=cwd, capture_output=True, text=True, timeout=300
     )
     return run.stdout.split(), run.stderr[-2000:]
+
+
+#: What this suite's own run may have set that a user's shell would not: run
+#: under pytest-xdist, its workers carry their id and pinned thread pools.
+NOT_INHERITED = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+
+def run_pytest(directory: Path, *args: str, env: dict[str, str] | None = None):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    for name in NOT_INHERITED:
+        environment.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
@@ -18,6 +17,8 @@ from cellverify.checks.search import COVERAGE_EVENT
 from cellverify.cli import main
 from cellverify.mutation import MUTANTS
 from cellverify.testing import COVERAGE_PROPERTY, EXAMPLES_PROPERTY
+
+from .fresh_process import run_pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,32 +72,6 @@ USER_TEST = '''
         pinned = {"activation": "elu", "cash_bias": False}
         only = ("output_shape", "simplex_output", "state_is_output", "weights_below_one")
 '''
-
-
-#: What this suite's own run may have set that a user's shell would not: run
-#: under pytest-xdist, its workers carry their id and pinned thread pools.
-NOT_INHERITED = (
-    "PYTEST_ADDOPTS",
-    "PYTEST_XDIST_WORKER",
-    "PYTEST_XDIST_WORKER_COUNT",
-    "PYTEST_XDIST_TESTRUNUID",
-    "TF_NUM_INTRAOP_THREADS",
-    "TF_NUM_INTEROP_THREADS",
-)
-
-
-def run_pytest(directory: Path, *args: str, env: dict[str, str] | None = None):
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    for name in NOT_INHERITED:
-        environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=directory,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ validates configurations before deciding whether TensorFlow is needed at all.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import math
@@ -37,6 +38,8 @@ __all__ = [
     "field_names",
     "parse_bool",
     "parse_field",
+    "parse_keyword",
+    "parse_value",
     "preset",
 ]
 
@@ -89,6 +92,34 @@ def parse_field(field: str, text: str) -> Any:
     except ValueError:
         raise InvalidConfig("option", field, f"{type(default).__name__} values", text) from None
     return text
+
+
+def parse_keyword(text: str) -> Any:
+    """A value for a spec'd cell's own keyword, from the command line: a
+    boolean word, a Python literal (``4``, ``0.3``, ``'tanh'``), else the text."""
+    if text.lower() in BOOLEAN_WORDS and not text.isdigit():
+        return BOOLEAN_WORDS[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_value(field: str, text: str, *, any_keyword: bool = False) -> Any:
+    """``text`` as the value of ``field``: a configuration field's typed like
+    its default (:func:`parse_field`).  With ``any_keyword`` (a cell that may
+    be a spec's), another name, or a value a configuration field refuses (a
+    GRU's ``activation=softsign``), is read as a keyword's
+    (:func:`parse_keyword`) and left to the cell's own checks."""
+    cell_fields, train_fields = field_names()
+    if any_keyword and field not in cell_fields | train_fields:
+        return parse_keyword(text)
+    try:
+        return parse_field(field, text)
+    except InvalidConfig:
+        if not any_keyword:
+            raise
+        return text
 
 
 def _is_int(value: Any) -> bool:

@@ -26,9 +26,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from cellverify.config import CellConfig
 from cellverify.errors import InvalidConfig
 
-__all__ = ["MAX_FEATURES", "PORTFOLIO_PROMISES", "Contract", "OutputKind", "Params", "Promise"]
+__all__ = [
+    "MAX_FEATURES",
+    "PORTFOLIO_PROMISES",
+    "Contract",
+    "OutputKind",
+    "Params",
+    "Promise",
+    "cell_from_dict",
+]
 
 #: The most input features a spec may draw: a step's input is a vector, and
 #: the gate's cases are small (docs/design.md, "Cost of an example").
@@ -168,3 +177,10 @@ PORTFOLIO_PROMISES = Contract(
     equivariant_axis=0,
     dropout=("dropout",),
 )
+
+
+def cell_from_dict(data: Mapping[str, Any]) -> CellConfig | Params:
+    """A cell's configuration read back from its dict: a spec's
+    :class:`Params` (it has ``params``), else a portfolio
+    :class:`~cellverify.CellConfig`."""
+    return Params.from_dict(data) if "params" in data else CellConfig.from_dict(data)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import find
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -44,6 +45,7 @@ __all__ = [
     "Domain",
     "contract_of",
     "domain_of",
+    "simplest",
     "spec_from_class",
 ]
 
@@ -101,6 +103,20 @@ def domain_of(name: str, strategy: SearchStrategy[Any]) -> Domain:
     return Domain(name)
 
 
+def simplest(strategy: SearchStrategy[Any]) -> Any:
+    """The simplest value a strategy draws (Hypothesis's own shrink target)."""
+    return find(strategy, lambda _: True)
+
+
+def _defaults(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The factory's keyword defaults (none when its signature cannot be read)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in signature.parameters.values() if p.default is not p.empty}
+
+
 def _as_strategy(owner: str, name: str, value: Any) -> SearchStrategy[Any]:
     if isinstance(value, SearchStrategy):
         return value
@@ -110,13 +126,34 @@ def _as_strategy(owner: str, name: str, value: Any) -> SearchStrategy[Any]:
     raise InvalidConfig(owner, f"params[{name!r}]", allowed, value)
 
 
+#: What a Keras layer's ``**kwargs`` may carry besides its named keywords
+#: (``keras.layers.Layer`` refuses anything else).
+_LAYER_EXTRA_KEYWORDS = frozenset(
+    {"input_dim", "input_shape", "batch_input_shape", "batch_size", "weights"}
+)
+
+
 def _keywords(factory: Callable[..., Any]) -> tuple[set[str], bool] | None:
-    """The factory's keyword names and whether it takes ``**kwargs``; None
-    when its signature cannot be read."""
+    """The factory's keyword names and whether it takes any other keyword;
+    None when its signature cannot be read.  A Keras layer class's
+    ``**kwargs`` end at ``keras.layers.Layer``, which refuses what it does
+    not know: its keywords are the named ones along the classes up to it."""
+    if isinstance(factory, type) and _is_keras_layer(factory):
+        names: set[str] = set(_LAYER_EXTRA_KEYWORDS)
+        for cls in factory.__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is not None:
+                names |= _keywords_of(init)[0] - {"self"}
+            if _is_layer_base(cls):
+                return names, False
+    return _keywords_of(factory)
+
+
+def _keywords_of(function: Callable[..., Any]) -> tuple[set[str], bool]:
     try:
-        signature = inspect.signature(factory)
+        signature = inspect.signature(function)
     except (TypeError, ValueError):
-        return None
+        return set(), True
     names = {
         p.name
         for p in signature.parameters.values()
@@ -124,6 +161,14 @@ def _keywords(factory: Callable[..., Any]) -> tuple[set[str], bool] | None:
     }
     open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     return names, open_ended
+
+
+def _is_layer_base(cls: type) -> bool:
+    return cls.__name__ == "Layer" and cls.__module__.startswith("keras")
+
+
+def _is_keras_layer(cls: type) -> bool:
+    return any(_is_layer_base(base) for base in cls.__mro__)
 
 
 @dataclass(frozen=True)
@@ -235,6 +280,29 @@ class CellSpec:
     def domains(self) -> dict[str, Domain]:
         """What can be said of each drawn parameter's values (:class:`Domain`)."""
         return {name: domain_of(name, s) for name, s in self.params.items()}
+
+    @property
+    def training_task(self) -> str:
+        """The task it trains on: its own, else its output's (``regression``
+        for a real output, ``distribution`` for a simplex)."""
+        if self.task:
+            return self.task
+        return "distribution" if OutputKind(self.output) is OutputKind.SIMPLEX else "regression"
+
+    def params_for(self, pinned: Mapping[str, Any], seed: int = 0) -> Params:
+        """One configuration to train (``diagnose``, ``sweep``): the pinned
+        keywords as given; every other keyword the spec draws at the
+        factory's default when it has one, else at its simplest value; the
+        input size pinned (``features``) or its simplest."""
+        defaults = _defaults(self.factory)
+        values = {
+            name: simplest(strategy)
+            for name, strategy in self.params.items()
+            if name not in pinned and name not in defaults
+        }
+        values.update({k: v for k, v in pinned.items() if k != "features"})
+        features = pinned.get("features") or simplest(self.features_strategy())
+        return Params(values, int(features), seed)
 
     def features_strategy(self) -> SearchStrategy[int]:
         f = self.features

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
-from cellverify.contracts import Params
+from cellverify.contracts import Params, cell_from_dict
 from cellverify.data.inputs import InputSpec
 from cellverify.data.market import batch_from_spec
 from cellverify.data.sequences import SequenceBatch, sequence_batch
@@ -48,7 +48,7 @@ class Case:
     def from_dict(cls, data: Mapping[str, Any]) -> Case:
         cell = data["cell"]
         return cls(
-            Params.from_dict(cell) if "params" in cell else CellConfig.from_dict(cell),
+            cell_from_dict(cell),
             TrainConfig.from_dict(data["train"]),
             InputSpec(**data.get("inputs", {})),
         )

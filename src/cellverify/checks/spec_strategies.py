@@ -7,26 +7,42 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from hypothesis import find
 from hypothesis import strategies as st
 
 from cellverify.checks.case import Case
-from cellverify.checks.regions import rate_at
+from cellverify.checks.regions import Region, rate_at
+from cellverify.checks.registry import Invariant
 from cellverify.checks.sizes import MAX_BATCH
 from cellverify.checks.strategies import MAX_SEED
 from cellverify.config import TrainConfig
-from cellverify.contracts import OutputKind, Params
+from cellverify.contracts import Params
 from cellverify.data.inputs import SEQUENCE_KINDS, SEQUENCE_SCALES, InputSpec
-from cellverify.spec import CellSpec, domain_of
+from cellverify.spec import CellSpec, Domain, domain_of, simplest
 
-if TYPE_CHECKING:
-    from cellverify.checks.spec_space import SpecSpace
+
+class SpecSpace(Protocol):
+    """What drawing needs of a :class:`~cellverify.checks.spec_space.SpecSpace`
+    (a protocol, so that the space may import this module)."""
+
+    @property
+    def spec(self) -> CellSpec: ...
+    @property
+    def invariant(self) -> Invariant: ...
+    @property
+    def pinned(self) -> Mapping[str, Any]: ...
+    @property
+    def region(self) -> Region: ...
+    @property
+    def domains(self) -> dict[str, Domain]: ...
+    @property
+    def fixed(self) -> dict[str, Any]: ...
+    def steps_range(self) -> tuple[int, int]: ...
+
 
 __all__ = [
     "SEQUENCE_INPUT_LABELS",
-    "default_task",
     "drawn_case",
     "input_label",
     "input_spec_of",
@@ -40,13 +56,6 @@ SEQUENCE_INPUT_LABELS: tuple[str, ...] = tuple(
     for kind in SEQUENCE_KINDS
     for label in ([f"{_SCALED} x{s:g}" for s in SEQUENCE_SCALES] if kind == _SCALED else [kind])
 )
-
-
-def default_task(spec: CellSpec) -> str:
-    """The task a spec trains on: its own, else its output's."""
-    if spec.task:
-        return spec.task
-    return "distribution" if OutputKind(spec.output) is OutputKind.SIMPLEX else "regression"
 
 
 def input_label(spec: InputSpec) -> str:
@@ -108,7 +117,7 @@ def _train_strategy(space: SpecSpace, pins: Mapping[str, Any]) -> st.SearchStrat
             or draw(st.integers(space.invariant.min_batch, MAX_BATCH)),
             steps=pins.get("steps") or draw(st.integers(low_steps, high_steps)),
             train_steps=0,
-            task=default_task(space.spec),
+            task=space.spec.training_task,
             seed=pins.get("seed", draw(st.integers(0, MAX_SEED))),
         )
 
@@ -137,7 +146,7 @@ def drawn_case(space: SpecSpace, rng: random.Random) -> Case:
         elif d.low is not None:
             values[name] = _between(rng, d.low, d.high)
         else:
-            values[name] = _simplest(space.spec.params[name])
+            values[name] = simplest(space.spec.params[name])
     features = domain_of("features", space.spec.features_strategy())
     width = space.pinned.get("features") or (
         _between(rng, features.low, features.high)
@@ -154,7 +163,7 @@ def drawn_case(space: SpecSpace, rng: random.Random) -> Case:
         or rng.randint(space.invariant.min_batch, MAX_BATCH),
         steps=space.pinned.get("steps") or rng.randint(low_steps, high_steps),
         train_steps=0,
-        task=default_task(space.spec),
+        task=space.spec.training_task,
         seed=space.pinned.get("seed", rng.randint(0, MAX_SEED)),
     )
     params = Params(values, int(width), rng.randint(0, MAX_SEED))
@@ -165,9 +174,3 @@ def _between(rng: random.Random, low: Any, high: Any) -> Any:
     if isinstance(low, int) and isinstance(high, int):
         return rng.randint(low, high)
     return low + (high - low) * rng.random()
-
-
-def _simplest(strategy: st.SearchStrategy[Any]) -> Any:
-    """The simplest value a strategy draws (Hypothesis's own shrink target):
-    what a covering case takes for a parameter the kit cannot see into."""
-    return find(strategy, lambda _: True)

@@ -11,6 +11,7 @@ from cellverify.checks.profiles import PROFILES
 from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from cellverify.cli.options import (
     add_cell_option,
+    add_set_option,
     check_outputs,
     parse_sets,
     pinned_from_args,
@@ -165,12 +166,7 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="pin the preset's cell and task; seeds, inputs, optimizer and rate stay drawn",
     )
-    check.add_argument(
-        "--set",
-        action="append",
-        metavar="FIELD=VALUE",
-        help="pin a configuration field (repeatable; overrides --preset), e.g. kernels=5-20-1",
-    )
+    add_set_option(check)
     check.add_argument(
         "--jobs",
         type=int,

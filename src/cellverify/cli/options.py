@@ -7,7 +7,6 @@ any work starts: values, presets, ``--set`` fields, output paths.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,8 +19,10 @@ from cellverify.config import (
     field_names,
     parse_bool,
     parse_field,
+    parse_value,
     preset,
 )
+from cellverify.contracts import Params
 from cellverify.errors import InvalidConfig
 from cellverify.model.factory import DEFAULT_FACTORY
 from cellverify.render.outputs import check_writable, require_matplotlib
@@ -112,6 +113,18 @@ def add_config_options(parser: argparse.ArgumentParser, default_preset: str) -> 
         group.add_argument("--" + field.replace("_", "-"), dest=field, default=None, **kwargs)
 
 
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set NAME=VALUE``, repeatable: a configuration field, or any
+    keyword of a spec's factory."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="pin a configuration field, or any keyword of a spec's factory (repeatable; "
+        "overrides --preset), e.g. kernels=5-20-1 or units=4",
+    )
+
+
 def add_cell_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--cell", default=DEFAULT_FACTORY, metavar="MODULE:FACTORY", help=help_text)
 
@@ -187,13 +200,11 @@ def fit_to_data(
 
 
 def parse_sets(specs: Sequence[str] | None, *, any_keyword: bool = False) -> dict[str, Any]:
-    """``["activation=relu", "kernels=5-20-1"]`` -> ``{field: typed value}``.
-
-    A configuration field is typed like its default; with ``any_keyword``
-    (a cell named by ``--cell``, which may be a spec'd cell with keywords of
-    its own) any other name is kept, its value read as a Python literal
-    (``units=4``, ``dropout=0.3``), a boolean word, or else the text itself;
-    the cell's own check says whether it has that keyword."""
+    """``["activation=relu", "kernels=5-20-1"]`` -> ``{field: typed value}``
+    (:func:`cellverify.config.parse_value`).  With ``any_keyword`` (a cell
+    named by ``--cell``, which may be a spec's with keywords of its own), any
+    name is kept; once the cell is known to be a portfolio cell,
+    :func:`validate_portfolio_pins` judges the values."""
     pinned: dict[str, Any] = {}
     for spec in specs or ():
         field, sep, value = spec.partition("=")
@@ -202,43 +213,57 @@ def parse_sets(specs: Sequence[str] | None, *, any_keyword: bool = False) -> dic
             raise InvalidConfig(
                 "check", "set", "FIELD=VALUE, such as activation=relu or kernels=5-20-1", spec
             )
-        cell_fields, train_fields = field_names()
-        known = field in cell_fields | train_fields
-        if any_keyword and not known:
-            pinned[field] = parse_keyword(value.strip())
-            continue
-        try:
-            pinned[field] = parse_field(field, value.strip())
-        except InvalidConfig:
-            if not any_keyword:
-                raise
-            # A spec'd cell may take a keyword of that name with other values
-            # (a GRU's activation=softsign); once the cell is known to be a
-            # portfolio cell, validate_portfolio_pins judges it.
-            pinned[field] = value.strip()
+        pinned[field] = parse_value(field, value.strip(), any_keyword=any_keyword)
     return pinned
 
 
-def validate_portfolio_pins(pinned: Mapping[str, Any]) -> None:
-    """Raise InvalidConfig for a pinned value a portfolio cell's
-    configuration does not allow, or a combination that cannot coexist."""
+def validate_portfolio_pins(pinned: Mapping[str, Any]) -> dict[str, Any]:
+    """``pinned`` typed as a portfolio cell's configuration fields; raises
+    InvalidConfig for a name that is no field, a value a field does not
+    allow, or a combination that cannot coexist."""
     cell_fields, train_fields = field_names()
     typed = {
-        k: parse_field(k, v) if isinstance(v, str) and k in cell_fields | train_fields else v
+        k: parse_field(k, str(v)) if isinstance(v, str) or k not in cell_fields | train_fields
+        else v
         for k, v in pinned.items()
-    }
+    }  # fmt: skip
     CellConfig().replace(**{k: v for k, v in typed.items() if k in cell_fields})
     TrainConfig().replace(**{k: v for k, v in typed.items() if k in train_fields})
+    return typed
 
 
-def parse_keyword(text: str) -> Any:
-    """A ``--set`` value for a spec'd cell's own keyword (:func:`parse_sets`)."""
-    if text.lower() in BOOLEAN_WORDS and not text.isdigit():
-        return BOOLEAN_WORDS[text.lower()]
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+def configs_for_cell(
+    executor: Any,
+    args: argparse.Namespace,
+    cell: CellConfig,
+    train: TrainConfig,
+    sets: Mapping[str, Any],
+) -> tuple[CellConfig | Params, TrainConfig]:
+    """The configurations ``diagnose`` and ``sweep`` run ``args.cell`` with,
+    asked of the executor's workers as they start (this process never
+    imports the cell): a portfolio cell's ``cell`` and ``train`` with
+    ``sets`` applied; a spec's own configuration (``sets`` pinning its
+    keywords, :meth:`cellverify.CellSpec.params_for`) on its own task."""
+    from cellverify.training.runs import start_here, start_worker
+
+    _, train_fields = field_names()
+    own = {k: v for k, v in sets.items() if k not in train_fields}
+    started = executor.start(start_worker, args.cell, own, here=start_here)
+    if started is None:  # a portfolio cell
+        typed = validate_portfolio_pins(sets)
+        train_sets = {k: v for k, v in typed.items() if k in train_fields}
+        cell_sets = {k: v for k, v in typed.items() if k not in train_fields}
+        return cell.replace(**cell_sets), train.replace(**train_sets)
+    given = [name for name in CELL_OPTIONS if getattr(args, name, None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        allowed = "--set NAME=VALUE for a spec's own keywords (its cell has no portfolio fields)"
+        raise InvalidConfig(args.cell, flag, allowed, getattr(args, given[0]))
+    if train.data != DataSource.SYNTHETIC:
+        allowed = "synthetic: a spec's cell trains on sequences of its own inputs"
+        raise InvalidConfig(args.cell, "data", allowed, train.data)
+    train_sets = {k: v for k, v in sets.items() if k in train_fields}
+    return Params.from_dict(started["params"]), train.replace(task=started["task"], **train_sets)
 
 
 #: Fields a preset pins for ``check --preset``: its cell (shape, kernels,

@@ -11,15 +11,19 @@ from cellverify.cli.options import (
     TRAIN_OPTIONS,
     add_config_options,
     add_fast_options,
+    add_set_option,
     add_training_options,
     check_outputs,
+    configs_for_cell,
     configs_from_args,
     fit_to_data,
+    parse_sets,
     progress,
     quiet_tensorflow,
 )
-from cellverify.config import PRESETS, preset
+from cellverify.config import PRESETS, CellConfig, preset
 from cellverify.errors import InvalidConfig
+from cellverify.model.factory import DEFAULT_FACTORY
 from cellverify.render.outputs import check_writable, write_json
 from cellverify.vocabulary import TASKS
 
@@ -62,6 +66,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     """Train across seeds, report symptoms and causes, verify remedies by re-running
     (:func:`cellverify.experiments.verify.diagnose_and_verify`)."""
     cell, train_cfg = configs_from_args(args)
+    sets = parse_sets(args.set, any_keyword=args.cell != DEFAULT_FACTORY)
     if args.seeds < 1:
         raise InvalidConfig("diagnose", "seeds", "at least 1", args.seeds)
     check_outputs(args)
@@ -72,8 +77,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from cellverify.render.report import render_diagnosis
 
     with make_executor(args.scheduler, args.jobs) as executor:
+        config, train_cfg = configs_for_cell(executor, args, cell, train_cfg, sets)
         result = diagnose_and_verify(
-            args.cell, cell, train_cfg, seeds, executor=executor, fast=args.fast,
+            args.cell, config, train_cfg, seeds, executor=executor, fast=args.fast,
             verify=not args.no_verify, on_progress=progress("diagnose"),
         )  # fmt: skip
     report = result.to_dict()
@@ -126,27 +132,40 @@ def _merged(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _sweep_run(args: argparse.Namespace) -> dict[str, Any]:
     """This shard's runs (raw, not aggregated), every option checked first."""
-    from cellverify.experiments.sweep import DEFAULT_GRID, parse_grid, parse_shard, sweep_tasks
+    from cellverify.experiments.sweep import (
+        DEFAULT_GRID,
+        DEFAULT_SPEC_GRID,
+        parse_grid,
+        parse_shard,
+        sweep_tasks,
+    )
 
     cell, train_cfg = configs_from_args(args)
-    grid = parse_grid(args.grid or DEFAULT_GRID)
+    named = args.cell != DEFAULT_FACTORY  # may be a spec's cell, with keywords of its own
+    sets = parse_sets(args.set, any_keyword=named)
+    grid = parse_grid(args.grid or DEFAULT_GRID, any_keyword=named)
     shard = parse_shard(args.shard)
     if args.seeds < 1:
         raise InvalidConfig("sweep", "seeds", "at least 1", args.seeds)
     seeds = list(range(args.seeds))
-    sweep_tasks(grid, cell, train_cfg, seeds, shard=shard)  # validates every point
+    if not named:
+        sweep_tasks(grid, cell, train_cfg, seeds, shard=shard)  # validates every point
     if args.checkpoint:
         check_writable(args.checkpoint, "--checkpoint")
     quiet_tensorflow()
     from cellverify.execution import make_executor
     from cellverify.experiments.sweep import run_sweep
-    from cellverify.training.runs import start_here, start_worker
 
     with make_executor(args.scheduler, args.jobs) as executor:
-        # A bad factory fails here, before any run.
-        executor.start(start_worker, args.cell, here=start_here)
+        # A bad factory fails here, before any run; so does a bad grid.
+        config, train_cfg = configs_for_cell(executor, args, cell, train_cfg, sets)
+        if isinstance(config, CellConfig):
+            grid = parse_grid(args.grid or DEFAULT_GRID)
+        elif not args.grid:  # a spec's cell has no output_activation
+            grid = parse_grid(DEFAULT_SPEC_GRID)
+        sweep_tasks(grid, config, train_cfg, seeds, shard=shard)
         raw = run_sweep(
-            args.cell, grid, cell, train_cfg, seeds, shard=shard, executor=executor,
+            args.cell, grid, config, train_cfg, seeds, shard=shard, executor=executor,
             fast=args.fast, checkpoint=args.checkpoint, on_done=progress("sweep"),
         )  # fmt: skip
     if raw["resumed"]:
@@ -197,6 +216,7 @@ def _add_diagnose(sub: Any) -> None:
     add_config_options(diagnose, "as-asked")
     diagnose.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
     diagnose.add_argument("--no-verify", action="store_true", help="skip re-running the remedies")
+    add_set_option(diagnose)
     add_training_options(diagnose, plot="PNG of loss and gradient norms per seed")
     diagnose.set_defaults(func=cmd_diagnose)
 
@@ -214,6 +234,7 @@ def _add_sweep(sub: Any) -> None:
         "default: optimizer x learning rate x output activation",
     )
     sweep.add_argument("--seeds", type=int, default=5, help="seeds per grid point (default 5)")
+    add_set_option(sweep)
     sweep.add_argument(
         "--shard",
         default="1/1",

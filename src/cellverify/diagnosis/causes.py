@@ -15,7 +15,7 @@ from cellverify.diagnosis.findings import (
 )
 from cellverify.vocabulary import ADAPTIVE_OPTIMIZERS, GRADIENT_SCALED_OPTIMIZERS
 
-__all__ = ["CAUSE_RULES", "REMEDIES", "CauseRule", "likely_causes"]
+__all__ = ["CAUSE_RULES", "REMEDIES", "CauseRule", "likely_causes", "remedy_applies"]
 
 # -- causes and remedies ---------------------------------------------------------
 
@@ -55,6 +55,14 @@ REMEDIES: dict[str, Remedy] = {
         Remedy("lower_learning_rate", "a learning rate 10x lower", train={"learning_rate": 0.1}),
         Remedy("higher_learning_rate", "a learning rate 10x higher", train={"learning_rate": 10.0}),
         Remedy("glorot_init", "Glorot-uniform init", cell={"initializer": "glorot_uniform"}),
+        # For any cell whose factory takes these keywords (a spec's cell, a
+        # Keras cell): Keras's own defaults, and its own activation.
+        Remedy(
+            "keras_default_init",
+            "Keras's default initializers: Glorot-uniform kernels, orthogonal recurrent kernels",
+            cell={"kernel_initializer": "glorot_uniform", "recurrent_initializer": "orthogonal"},
+        ),
+        Remedy("tanh_activation", "a tanh activation", cell={"activation": "tanh"}),
     )
 }
 """Known remedies.  ``learning_rate`` values in ``train`` are *factors*."""
@@ -88,6 +96,33 @@ def _not_gradient_scaled(cell: dict[str, Any], train: dict[str, Any]) -> bool:
     return not _gradient_scaled(cell, train)
 
 
+def _own(cell: dict[str, Any]) -> dict[str, Any]:
+    """A spec'd cell's keyword arguments (its diagnosis's ``cell`` is
+    ``{"params": ..., "features": ..., "seed": ...}``); a portfolio cell: none."""
+    params = cell.get("params")
+    return dict(params) if isinstance(params, dict) else {}
+
+
+def _zero_kernels(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return any(
+        k.endswith("initializer") and not k.startswith("bias") and v == "zeros"
+        for k, v in _own(cell).items()
+    )
+
+
+def _relu_activation(cell: dict[str, Any], train: dict[str, Any]) -> bool:
+    return _own(cell).get("activation") == "relu"
+
+
+def remedy_applies(remedy: Remedy, cell: dict[str, Any]) -> bool:
+    """Whether ``remedy`` can be tried on this configuration: any on a
+    portfolio cell; on a spec'd cell, one that changes only training, or
+    only keywords its configuration sets (a GRU has no ``output_activation``)."""
+    if "params" not in cell:
+        return not set(remedy.cell) & {"kernel_initializer", "recurrent_initializer"}
+    return set(remedy.cell) <= set(_own(cell))
+
+
 @dataclass(frozen=True)
 class CauseRule:
     """A likely cause: it applies when any of its ``triggers`` was found and
@@ -106,7 +141,8 @@ class CauseRule:
         if not (found and self.when(cell, train)):
             return None
         text = self.explanation.format(optimizer=train.get("optimizer"))
-        return Cause(self.name, text, found, list(self.remedies))
+        remedies = [r for r in self.remedies if remedy_applies(REMEDIES[r], cell)]
+        return Cause(self.name, text, found, remedies)
 
 
 _STEP_INDEPENDENT = (
@@ -146,6 +182,22 @@ CAUSE_RULES: tuple[CauseRule, ...] = (
         "no gradient; with few kernels a whole layer can die at birth",
         ("elu_convs", "leaky_relu_convs"),
         when=_relu_convs,
+    ),
+    CauseRule(
+        "zero_initial_kernels",
+        frozenset({"zero_gradient", "dead_units", "zero_gradient_entries"}),
+        "kernels that start at exactly 0 make every unit compute the same thing, and a "
+        "candidate through a ReLU at exactly 0 passes no gradient: nothing ever moves",
+        ("keras_default_init", "tanh_activation"),
+        when=_zero_kernels,
+    ),
+    CauseRule(
+        "relu_activation",
+        frozenset({"zero_gradient", "dead_units", "zero_gradient_entries"}),
+        "ReLU units whose pre-activation is negative (or exactly 0) on every input output "
+        "0 and get no gradient",
+        ("tanh_activation",),
+        when=_relu_activation,
     ),
     CauseRule(
         "vanishing_gradient",

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from cellverify.config import CellConfig, TrainConfig, parse_field
+from cellverify.config import CellConfig, TrainConfig, parse_value
+from cellverify.contracts import Params
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of, wilson_interval
 from cellverify.errors import InvalidConfig
 from cellverify.execution import Executor, LocalExecutor
@@ -29,6 +30,7 @@ from cellverify.training.runs import RunJob, run_job, run_job_here
 
 __all__ = [
     "DEFAULT_GRID",
+    "DEFAULT_SPEC_GRID",
     "aggregate",
     "parse_grid",
     "parse_shard",
@@ -45,23 +47,28 @@ DEFAULT_GRID = (
     "learning_rate=0.001,0.01,0.1,1.0",
     "output_activation=relu,linear",
 )
+#: A spec's cell has its own keywords, not the portfolio cell's: optimizer x
+#: learning rate.
+DEFAULT_SPEC_GRID = DEFAULT_GRID[:2]
 
 _CELL_FIELDS = {f.name: f for f in dataclasses.fields(CellConfig)}
 _TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _NOT_SWEPT = {"seed"}  # seeds are the replicate axis, not a grid axis
 
 
-def _grid_value(field: str, text: str) -> Any:
+def _grid_value(field: str, text: str, any_keyword: bool) -> Any:
     try:
-        return parse_field(field, text)
+        return parse_value(field, text, any_keyword=any_keyword)
     except InvalidConfig as exc:
         raise InvalidConfig("sweep", "grid", exc.allowed + f" for {field}", text) from None
 
 
-def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
+def parse_grid(specs: Sequence[str], *, any_keyword: bool = False) -> dict[str, list[Any]]:
     """``["optimizer=adam,sgd", "kernels=5-20-1,5-25-1"]`` -> ``{field: [values]}``.
 
-    Tuples (kernels, dropout_after) are written with dashes.
+    Tuples (kernels, dropout_after) are written with dashes.  With
+    ``any_keyword`` (a cell that may be a spec's) any keyword is an axis too,
+    its values read as :func:`cellverify.config.parse_keyword` reads them.
     """
     grid: dict[str, list[Any]] = {}
     for spec in specs:
@@ -69,12 +76,15 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
         field = field.strip().replace("-", "_")
         if not sep or not values:
             raise InvalidConfig("sweep", "grid", "FIELD=V1,V2,... such as optimizer=adam,sgd", spec)
-        if field in _NOT_SWEPT or (field not in _CELL_FIELDS and field not in _TRAIN_FIELDS):
+        known = field in _CELL_FIELDS or field in _TRAIN_FIELDS
+        if field in _NOT_SWEPT or not (known or any_keyword):
             allowed = sorted((set(_CELL_FIELDS) | set(_TRAIN_FIELDS)) - _NOT_SWEPT)
             raise InvalidConfig("sweep", "grid", f"a field among {', '.join(allowed)}", field)
         if field in grid:
             raise InvalidConfig("sweep", "grid", "each field once", field)
-        grid[field] = [_grid_value(field, v.strip()) for v in values.split(",") if v.strip()]
+        grid[field] = [
+            _grid_value(field, v.strip(), any_keyword) for v in values.split(",") if v.strip()
+        ]
     return grid
 
 
@@ -90,20 +100,25 @@ def parse_shard(text: str) -> tuple[int, int]:
     return shard, shards
 
 
-def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    cell = {k: v for k, v in values.items() if k in _CELL_FIELDS}
+def _split(
+    values: Mapping[str, Any], cell: CellConfig | Params
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A grid point's changes to the cell and to the training: a spec's
+    cell takes every name that is not a training field."""
     train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
-    return cell, train
+    if isinstance(cell, Params):
+        return {k: v for k, v in values.items() if k not in _TRAIN_FIELDS}, train
+    return {k: v for k, v in values.items() if k in _CELL_FIELDS}, train
 
 
 def sweep_tasks(
     grid: Mapping[str, Sequence[Any]],
-    cell: CellConfig,
+    cell: CellConfig | Params,
     train: TrainConfig,
     seeds: Sequence[int],
     *,
     shard: tuple[int, int] = (1, 1),
-) -> list[tuple[dict[str, Any], int, CellConfig, TrainConfig]]:
+) -> list[tuple[dict[str, Any], int, CellConfig | Params, TrainConfig]]:
     """Every (grid point, seed) of this shard, with its validated configurations."""
     names = list(grid)
     tasks = []
@@ -114,7 +129,7 @@ def sweep_tasks(
             continue
         point, seed = combo
         values = dict(zip(names, point, strict=True))
-        cell_changes, train_changes = _split(values)
+        cell_changes, train_changes = _split(values, cell)
         tasks.append(
             (
                 values,
@@ -134,7 +149,7 @@ def run_key(values: Mapping[str, Any], seed: int) -> str:
 def sweep_header(
     factory: str,
     grid: Mapping[str, Sequence[Any]],
-    cell: CellConfig,
+    cell: CellConfig | Params,
     train: TrainConfig,
     seeds: Sequence[int],
     shard: tuple[int, int],
@@ -174,7 +189,7 @@ def _execute(
 def run_sweep(
     factory: str,
     grid: Mapping[str, Sequence[Any]],
-    cell: CellConfig,
+    cell: CellConfig | Params,
     train: TrainConfig,
     seeds: Sequence[int],
     *,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
+from cellverify.contracts import Params, cell_from_dict
 from cellverify.diagnosis import Diagnosis, Remedy, diagnose
 from cellverify.diagnosis.outcome import count_outcomes
 from cellverify.execution import Executor, LocalExecutor
@@ -81,8 +82,8 @@ class RemedyResult:
 
 
 def apply_remedy(
-    remedy: Remedy, cell: CellConfig, train: TrainConfig
-) -> tuple[CellConfig, TrainConfig]:
+    remedy: Remedy, cell: CellConfig | Params, train: TrainConfig
+) -> tuple[CellConfig | Params, TrainConfig]:
     """The configurations with ``remedy``'s changes (learning-rate entries are factors)."""
     changes = dict(remedy.train)
     if "learning_rate" in changes:
@@ -99,7 +100,7 @@ DIAGNOSE_PROBE_EVERY = 10
 
 def run_seeds(
     factory: str,
-    cell: CellConfig,
+    cell: CellConfig | Params,
     train: TrainConfig,
     seeds: Sequence[int],
     *,
@@ -115,7 +116,7 @@ def run_seeds(
 
 
 def run_seeds_of(
-    jobs: Sequence[tuple[str, CellConfig, TrainConfig]],
+    jobs: Sequence[tuple[str, CellConfig | Params, TrainConfig]],
     executor: Executor | None,
     workers: int,
     fast: bool,
@@ -146,7 +147,7 @@ def verify_remedies(
 ) -> list[RemedyResult]:
     """Re-run every proposed remedy over the diagnosis's seeds, all the runs
     of all the remedies as one batch of jobs."""
-    cell = CellConfig.from_dict(diagnosis.cell).replace(seed=0)
+    cell = cell_from_dict(diagnosis.cell).replace(seed=0)
     train = TrainConfig.from_dict(diagnosis.train).replace(seed=0)
     remedies = diagnosis.remedies()
     jobs = []
@@ -184,7 +185,7 @@ class DiagnosisReport:
 
 def diagnose_and_verify(
     factory: str,
-    cell: CellConfig,
+    cell: CellConfig | Params,
     train: TrainConfig,
     seeds: Sequence[int],
     *,

@@ -297,6 +297,19 @@ def _remedy_lines(remedies: Sequence[Mapping[str, Any]], n: int) -> list[str]:
     return ["", f"remedies, re-run on the same {n} seeds:", format_table(header, rows)]
 
 
+def _cell_line(c: Mapping[str, Any]) -> str:
+    """The diagnosed configuration: a spec's keywords and input size, or the
+    portfolio cell's fields."""
+    if "params" in c:
+        own = ", ".join(f"{k}={v!r}" for k, v in sorted(c["params"].items()))
+        return f"cell: {own or 'its defaults'}; {c['features']} input features"
+    return (
+        f"cell: kernels {c['kernels']}, {c['activation']} convs, {c['output_activation']} last "
+        f"conv, {c['initializer']}, {c['assets']}x{c['window']}x{c['features']}, dropout "
+        f"{c['dropout']} after {c['dropout_after'] or 'none'}, cash bias {c['cash_bias']}"
+    )
+
+
 def render_diagnosis(report: Mapping[str, Any]) -> str:
     """The ``cellverify diagnose`` report: the verdict first, then outcomes,
     findings by severity, causes and verified remedies."""
@@ -308,9 +321,7 @@ def render_diagnosis(report: Mapping[str, Any]) -> str:
     lines = [
         *_verdict_lines(d),
         "",
-        f"cell: kernels {c['kernels']}, {c['activation']} convs, {c['output_activation']} last "
-        f"conv, {c['initializer']}, {c['assets']}x{c['window']}x{c['features']}, dropout "
-        f"{c['dropout']} after {c['dropout_after'] or 'none'}, cash bias {c['cash_bias']}",
+        _cell_line(c),
         f"run:  {t['optimizer']} lr {t['learning_rate']:g}, {t['task']} task, batch "
         f"{t['batch_size']} x {t['steps']} steps, {t['train_steps']} updates, seeds {d['seeds']}",
         "",

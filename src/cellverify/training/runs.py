@@ -10,11 +10,12 @@ and gives the traces back in order.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cellverify.config import CellConfig, TrainConfig
+from cellverify.contracts import Params, cell_from_dict
 from cellverify.execution import Executor, LocalExecutor, pin_tensorflow_threads
 from cellverify.trace import Trace
 
@@ -38,7 +39,7 @@ class RunJob:
         cls,
         key: str,
         factory: str,
-        cell: CellConfig,
+        cell: CellConfig | Params,
         train: TrainConfig,
         *,
         probe_every: int = 1,
@@ -47,22 +48,30 @@ class RunJob:
         return cls(key, factory, cell.to_dict(), train.to_dict(), probe_every, fast)
 
 
-def start_worker(factory: str) -> None:
+def start_worker(factory: str, pinned: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """A worker's start-up for training runs: the factory's name checked
     before TensorFlow starts (a typo fails at once), TensorFlow pinned to
-    one thread, the factory loaded (a bad one raises here)."""
+    one thread, the factory loaded (a bad one raises here).  Returns what
+    :func:`start_here` returns."""
     from cellverify.model.factory import check_factory_name
 
     check_factory_name(factory)
     pin_tensorflow_threads()
-    start_here(factory)
+    return start_here(factory, pinned)
 
 
-def start_here(factory: str) -> None:
-    """:func:`start_worker` in the caller's process: its threads left as they are."""
+def start_here(factory: str, pinned: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """:func:`start_worker` in the caller's process: its threads left as
+    they are.  For a spec's cell, the configuration to run with ``pinned``
+    and its task (:meth:`cellverify.CellSpec.params_for`), as plain data;
+    for a portfolio cell factory, None."""
     from cellverify.model.factory import load_factory
+    from cellverify.spec import CellSpec
 
-    load_factory(factory)
+    loaded = load_factory(factory)
+    if not isinstance(loaded, CellSpec):
+        return None
+    return {"params": loaded.params_for(pinned or {}).to_dict(), "task": loaded.training_task}
 
 
 @functools.cache
@@ -87,7 +96,7 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
     fresh_session()
     trace = train(
         load_factory(job.factory),
-        CellConfig.from_dict(job.cell),
+        cell_from_dict(job.cell),
         TrainConfig.from_dict(job.train),
         probe_every=job.probe_every,
         fast=job.fast,
@@ -97,7 +106,7 @@ def run_job(job: RunJob, *, single_thread: bool = True) -> dict[str, Any]:
 
 
 def run_jobs(
-    jobs: Sequence[tuple[str, CellConfig, TrainConfig]],
+    jobs: Sequence[tuple[str, CellConfig | Params, TrainConfig]],
     *,
     workers: int = 1,
     probe_every: int = 1,
