@@ -302,3 +302,23 @@ class LSTMScorer(keras.layers.Layer):
 
 def lstm_scorer(config: CellConfig) -> LSTMScorer:
     return LSTMScorer(config)
+
+
+#: The example of the README and docs/gating.md, verbatim: a spec of Keras's
+#: GRU cell and a test class, as a user's module (``mymodule.py``) or test file.
+GRU_EXAMPLE = """
+import keras
+from hypothesis import strategies as st
+from cellverify import CellSpec
+from cellverify.testing import CellInvariants
+
+GRU = CellSpec(
+    factory=keras.layers.GRUCell,
+    params={"units": st.integers(1, 16), "activation": st.sampled_from(["tanh", "elu"]), "dropout": st.sampled_from([0.0, 0.3])},
+    features=st.integers(1, 6),
+    output="real",
+)
+
+class TestGRU(CellInvariants):
+    spec = GRU
+"""  # noqa: E501

@@ -31,27 +31,10 @@ from cellverify.data import InputSpec
 from cellverify.errors import InvalidConfig
 
 from .fresh_process import run_pytest
-from .generic_cells import BROKEN, CLASSIFIER, FORECASTER, lstm_scorer
+from .generic_cells import BROKEN, CLASSIFIER, FORECASTER, GRU_EXAMPLE, lstm_scorer
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
 
-#: The issue's example, verbatim: a spec and a test class.
-GRU_EXAMPLE = """
-import keras
-from hypothesis import strategies as st
-from cellverify import CellSpec
-from cellverify.testing import CellInvariants
-
-GRU = CellSpec(
-    factory=keras.layers.GRUCell,
-    params={"units": st.integers(1, 16), "activation": st.sampled_from(["tanh", "elu"]), "dropout": st.sampled_from([0.0, 0.3])},
-    features=st.integers(1, 6),
-    output="real",
-)
-
-class TestGRU(CellInvariants):
-    spec = GRU
-"""  # noqa: E501
 #: What a real output that is not its state promises nothing of.
 NOT_FOR_A_REAL_OUTPUT = {
     "simplex_output",
@@ -101,7 +84,7 @@ def test_the_gru_example_runs_from_the_command_line_and_prints_its_spec(tmp_path
     report = tmp_path / "check.json"
     selected = "output_shape or state_matters or simplex_output or mixed_precision"
     run = subprocess.run(
-        [sys.executable, "-m", "cellverify", "check", "--cell", "mymodule:GRU", "--profile",
+        [sys.executable, "-m", "cellverify.cli", "check", "--cell", "mymodule:GRU", "--profile",
          "ci", "-k", selected, "--jobs", "1", "--json", str(report)],
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
