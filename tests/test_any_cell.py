@@ -21,7 +21,12 @@ from cellverify.checks.case import Case
 from cellverify.checks.catalog import check
 from cellverify.checks.invariants import INVARIANTS
 from cellverify.checks.invariants.gradients import GRADIENTS_MIN_STEPS
-from cellverify.checks.invariants.learning import LOSS_TRAIN_STEPS, _needed, loss_drop
+from cellverify.checks.invariants.learning import (
+    LOSS_EXTENDED_STEPS,
+    LOSS_TRAIN_STEPS,
+    _needed,
+    loss_drop,
+)
 from cellverify.checks.results import CheckStatus
 from cellverify.checks.runner import run_invariant
 from cellverify.checks.spec_space import SpecSpace
@@ -42,8 +47,13 @@ NOT_FOR_A_REAL_OUTPUT = {
     "asset_permutation_equivariance",
     "init_near_uniform",
 }
-#: What a simplex output that is not its state promises nothing of.
-NOT_FOR_A_CLASSIFIER = {"state_is_output", "asset_permutation_equivariance"}
+#: What a simplex output that is not its state, with no dropout rate among
+#: its parameters, promises nothing of.
+NOT_FOR_A_CLASSIFIER = {
+    "state_is_output",
+    "asset_permutation_equivariance",
+    "dropout_zero_is_identity",
+}
 KERAS_CELLS = (keras.layers.SimpleRNNCell, keras.layers.GRUCell, keras.layers.LSTMCell)
 #: The invariant each twin's defect breaks, and the clause that says so.
 TWIN_TARGETS = {
@@ -82,10 +92,11 @@ def test_the_gru_example_passes_as_a_test_file_in_an_empty_directory(tmp_path):
 def test_the_gru_example_runs_from_the_command_line_and_prints_its_spec(tmp_path):
     (tmp_path / "mymodule.py").write_text(GRU_EXAMPLE)
     report = tmp_path / "check.json"
-    selected = "output_shape or state_matters or simplex_output or mixed_precision"
+    selected = ["output_shape", "state_matters", "simplex_output", "mixed_precision"]
     run = subprocess.run(
         [sys.executable, "-m", "cellverify.cli", "check", "--cell", "mymodule:GRU", "--profile",
-         "ci", "-k", selected, "--jobs", "1", "--json", str(report)],
+         "ci", *(a for name in selected for a in ("-k", name)), "--jobs", "1",
+         "--json", str(report)],
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
@@ -249,7 +260,7 @@ def test_loss_decreases_passes_the_lstm_scorer_that_is_slow_but_not_dead_at_its_
     """The corner the ci gate found: 3 assets, window 5, 1 feature, LSTM width
     4, RMSprop at 3e-3, batch 1, one step, supervised.  Its loss falls by
     less than asked in 20 steps (the issue's reading: 9.5e-7 against 2.1e-6)
-    and by far more in LOSS_EXTENDED_STEPS."""
+    and by far more in LOSS_EXTENDED_STEPS (the issue's reading: 1.1e-5)."""
     cell = CellConfig(
         assets=3, window=5, features=1, kernels=(2, 4, 1), activation="elu",
         output_activation="linear",
@@ -259,7 +270,11 @@ def test_loss_decreases_passes_the_lstm_scorer_that_is_slow_but_not_dead_at_its_
     )
     case = Case(cell, train, InputSpec("market", 1.0, 0))
     start, best, gap = loss_drop(lstm_scorer, case, LOSS_TRAIN_STEPS)
-    assert 0 <= start - best <= _needed(start, gap)  # short in 20 steps, yet moving
+    # At the line in 20 steps (0.9-1.1 of it: the drop is 17 ulps of the
+    # loss, and thread counts move it), well past it in 200: slow, not dead.
+    assert start - best < 2 * _needed(start, gap)
+    start, best, gap = loss_drop(lstm_scorer, case, LOSS_EXTENDED_STEPS)
+    assert start - best > 2 * _needed(start, gap)
     check("loss_decreases", lstm_scorer, case)
 
 

@@ -80,6 +80,10 @@ class Task:
     batch."""
 
     name: str = ""
+    #: Whether an example's loss may be negative (the portfolio reward's log
+    #: return), so that the mean can cancel; the others are means of
+    #: nonnegative terms, rounded at their own magnitude.
+    signed: bool = False
 
     def target(self, batch: Any, outputs: int | None = None) -> np.ndarray:
         """What the loss compares the output with."""
@@ -114,6 +118,7 @@ def _cash_padded(weights: np.ndarray, target: np.ndarray, fill: float) -> np.nda
 
 class PortfolioTask(Task):
     name = "portfolio"
+    signed = True
 
     def target(self, batch: Any, outputs: int | None = None) -> np.ndarray:
         return np.asarray(batch.relatives)

@@ -10,12 +10,14 @@ from cellverify.checks.invariants.harness import (
 from cellverify.checks.numerics.tolerances import FLOAT32_EPS
 from cellverify.checks.regions import LEARNABLE_REGION
 from cellverify.checks.registry import fail, invariant
+from cellverify.data.tasks import task as task_of
 from cellverify.model.factory import CellFactory
 
 __all__ = [
     "LOSS_DECREASE_MARGIN",
     "LOSS_DROP_FLOOR_ULPS",
     "LOSS_EXTENDED_STEPS",
+    "LOSS_MIN_STEPS",
     "LOSS_TRAIN_STEPS",
     "loss_decreases",
     "loss_drop",
@@ -48,10 +50,21 @@ LOSS_EXTENDED_STEPS = 200
 #: few dozen terms can move it.  The smallest drop measured above, 7.3e-5,
 #: is 560 ulps of a loss near 1.1; the shrunk case of the note above, 83.
 LOSS_DROP_FLOOR_ULPS = 16
+#: The shortest sequence loss_decreases draws for a spec's cell: at one step
+#: the regression task's target is 0 everywhere (there is no previous step),
+#: so nothing that needs memory is asked and the gap is 0.
+LOSS_MIN_STEPS = 2
 
 
-def _needed(start: float, gap: float) -> float:
-    floor = LOSS_DROP_FLOOR_ULPS * FLOAT32_EPS * max(1.0, abs(start))
+def _needed(start: float, gap: float, *, signed: bool = True) -> float:
+    """The drop asked (module constants).  The floor's ulps are of the
+    magnitude the loss is rounded at: its own for a mean of nonnegative terms
+    (a regression's squared errors, a cross-entropy), at least 1 for a
+    signed one whose terms may cancel (the portfolio's log returns).  A
+    regression loss that starts at 1.5e-7 and falls to 1e-18 has dropped;
+    16 ulps of 1 (1.9e-6) would have called it dead."""
+    scale = max(1.0, abs(start)) if signed else abs(start)
+    floor = LOSS_DROP_FLOOR_ULPS * FLOAT32_EPS * scale
     return max(LOSS_DECREASE_MARGIN * gap, floor)
 
 
@@ -93,20 +106,21 @@ def _drops(
     return found
 
 
-@invariant("loss_decreases", region=LEARNABLE_REGION, clauses=("drop",))
+@invariant("loss_decreases", region=LEARNABLE_REGION, clauses=("drop",), min_steps=LOSS_MIN_STEPS)
 def loss_decreases(factory: CellFactory, case: Case) -> None:
     """On one fixed batch the loss falls by more than LOSS_DECREASE_MARGIN of
     the uniform-to-reference gap, and by more than LOSS_DROP_FLOOR_ULPS
     float32 ulps of the initial loss: within LOSS_TRAIN_STEPS steps, or, for
     a cell too slow to show it there, within LOSS_EXTENDED_STEPS (a dead
     cell's loss does not move at all, however long it trains)."""
+    signed = task_of(case.train.task).signed
     start, best, gap = loss_drop(factory, case)
-    needed = _needed(start, gap)
+    needed = _needed(start, gap, signed=signed)
     steps = LOSS_TRAIN_STEPS
     if not start - best > needed and best <= start:  # moving, but slowly: train longer
         steps = LOSS_EXTENDED_STEPS
         start, best, gap = loss_drop(factory, case, steps)
-        needed = _needed(start, gap)
+        needed = _needed(start, gap, signed=signed)
     if not start - best > needed:
         fail(
             f"{case.train.task} loss on a fixed batch of {case.train.batch_size}x"
