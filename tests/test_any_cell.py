@@ -255,11 +255,12 @@ def test_a_spec_builds_the_same_weights_from_the_same_seed():
 
 
 @pytest.mark.slow
-def test_loss_decreases_passes_the_lstm_scorer_that_is_slow_but_not_dead_at_its_corner():
+def test_loss_decreases_passes_the_lstm_scorer_that_is_slow_at_its_corner():
     """The corner the ci gate found: 3 assets, window 5, 1 feature, LSTM width
     4, RMSprop at 3e-3, batch 1, one step, supervised.  Its loss falls by
-    less than asked in 20 steps (the issue's reading: 9.5e-7 against 2.1e-6)
-    and by far more in LOSS_EXTENDED_STEPS (the issue's reading: 1.1e-5)."""
+    16-19 ulps in 20 steps, which the 16-ulp floor of before called dead
+    (docs/invariants.md, "loss_decreases on any cell"), and a little more
+    in LOSS_EXTENDED_STEPS: slow, near the line, not dead."""
     cell = CellConfig(
         assets=3, window=5, features=1, kernels=(2, 4, 1), activation="elu",
         output_activation="linear",
@@ -269,11 +270,10 @@ def test_loss_decreases_passes_the_lstm_scorer_that_is_slow_but_not_dead_at_its_
     )
     case = Case(cell, train, InputSpec("market", 1.0, 0))
     start, best, gap = loss_drop(lstm_scorer, case, LOSS_TRAIN_STEPS)
-    # At the line in 20 steps (0.9-1.1 of it: the drop is 17 ulps of the
-    # loss, and thread counts move it), well past it in 200: slow, not dead.
-    assert start - best < 2 * _needed(start, gap)
-    start, best, gap = loss_drop(lstm_scorer, case, LOSS_EXTENDED_STEPS)
-    assert start - best > 2 * _needed(start, gap)
+    needed = _needed(start, gap, signed=False)
+    assert start - best < 4 * needed  # the corner is near the line
+    _, longer, _ = loss_drop(lstm_scorer, case, LOSS_EXTENDED_STEPS)
+    assert longer < best  # still moving down after 20 steps, however slowly
     check("loss_decreases", lstm_scorer, case)
 
 
