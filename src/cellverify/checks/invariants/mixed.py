@@ -64,6 +64,7 @@ from cellverify.checks.registry import NON_FINITE, fail, invariant
 from cellverify.errors import describe_exception
 from cellverify.model.factory import CellFactory
 from cellverify.model.rnn import loss_for
+from cellverify.training.notices import spend_float16_notice
 
 __all__ = [
     "FLOAT16_EPS",
@@ -95,7 +96,11 @@ NOISE_SIGMAS = 8
 
 @contextlib.contextmanager
 def mixed_float16() -> Iterator[None]:
-    """Build and run Keras layers under the ``mixed_float16`` policy inside the block."""
+    """Build and run Keras layers under the ``mixed_float16`` policy inside the block.
+
+    TensorFlow's float16 notice is spent first, without its error line
+    (cellverify.training.notices)."""
+    spend_float16_notice()
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
