@@ -322,3 +322,47 @@ GRU = CellSpec(
 class TestGRU(CellInvariants):
     spec = GRU
 """  # noqa: E501
+
+
+#: A spec with a task of its own (docs/gating.md, "A loss of your own"): the
+#: regression's target, scored by log-cosh, on Keras's GRU cell.
+OWN_TASK_EXAMPLE = '''
+import keras
+import numpy as np
+from hypothesis import strategies as st
+from keras import ops
+
+from cellverify import CellSpec, RegressionTask
+
+
+class LogCosh(RegressionTask):
+    """The regression's target, scored by log(cosh(error)): squared near 0,
+    absolute far from it."""
+
+    name = "log_cosh"
+
+    def loss(self, outputs, target):
+        error = ops.mean(outputs, axis=-1) - ops.cast(target, outputs.dtype)
+        return ops.mean(ops.log(ops.cosh(error)))
+
+    def example_losses(self, weights, target):
+        error = np.asarray(weights, np.float64).mean(axis=-1) - target
+        return np.mean(np.log(np.cosh(error)), axis=-1)
+
+    def uniform_loss(self, batch, outputs=None):
+        # A dead cell's best: the constant c with sum(tanh(t - c)) = 0.
+        t = self.target(batch).astype(np.float64).ravel()
+        low, high = t.min(), t.max()
+        for _ in range(60):
+            c = (low + high) / 2
+            low, high = (c, high) if np.tanh(t - c).sum() > 0 else (low, c)
+        return float(np.mean(np.log(np.cosh(t - (low + high) / 2))))
+
+
+GRU = CellSpec(
+    factory=keras.layers.GRUCell,
+    params={"units": st.integers(1, 8)},
+    output="real",
+    task=LogCosh(),
+)
+'''

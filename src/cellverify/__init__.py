@@ -33,6 +33,7 @@ from cellverify.config import (
 )
 from cellverify.contracts import Contract, OutputKind, Params
 from cellverify.data.inputs import InputSpec
+from cellverify.data.tasks import DistributionTask, RegressionTask, Task
 from cellverify.errors import (
     BadCellFactory,
     CellVerifyError,
@@ -101,6 +102,7 @@ __all__ = [
     "CheckCrashed",
     "Contract",
     "ConvRNNCell",
+    "DistributionTask",
     "FastConvRNN",
     "InputSpec",
     "InvalidConfig",
@@ -112,6 +114,8 @@ __all__ = [
     "Params",
     "Preset",
     "Region",
+    "RegressionTask",
+    "Task",
     "Trace",
     "TrainConfig",
     "Trainer",

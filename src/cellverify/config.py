@@ -23,8 +23,8 @@ from cellverify.vocabulary import (
     DROPOUT_LAYERS,
     INITIALIZERS,
     OPTIMIZERS,
-    TASKS,
     DataSource,
+    task_names,
 )
 
 __all__ = [
@@ -305,7 +305,7 @@ class TrainConfig:
         _check_int(owner, "batch_size", self.batch_size, 1, 65536)
         _check_int(owner, "steps", self.steps, 1, 10000)
         _check_int(owner, "train_steps", self.train_steps, 0, 10_000_000)
-        _check_choice(owner, "task", self.task, TASKS)
+        _check_choice(owner, "task", self.task, task_names())
         _check_int(owner, "seed", self.seed, 0, _MAX_SEED)
         if not isinstance(self.data, str) or not self.data.strip():
             allowed = "synthetic, sp500 or the path of a CSV file or directory"

@@ -20,6 +20,7 @@ __all__ = [
     "INITIALIZER_CLASSES",
     "OPTIMIZERS",
     "OPTIMIZER_CLASSES",
+    "OWN_TASKS",
     "PORTFOLIO_TASKS",
     "SEQUENCE_TASKS",
     "TASKS",
@@ -28,6 +29,7 @@ __all__ = [
     "Initializer",
     "Optimizer",
     "TaskName",
+    "task_names",
 ]
 
 
@@ -128,6 +130,19 @@ DATA_SOURCES: tuple[str, ...] = tuple(d.value for d in DataSource)
 SEQUENCE_TASKS: tuple[str, ...] = (TaskName.REGRESSION.value, TaskName.DISTRIBUTION.value)
 #: Every built-in training task.
 TASKS: tuple[str, ...] = PORTFOLIO_TASKS + SEQUENCE_TASKS
+
+#: Tasks that specs brought (``CellSpec(task=...)``), by name: the task
+#: vocabulary a user extends.  A spec registers its task when it is made, so
+#: every process that imports the spec (a worker, a printed reproduction)
+#: knows the name a configuration carries (docs/design.md, "Tasks").
+OWN_TASKS: dict[str, object] = {}
+
+
+def task_names() -> tuple[str, ...]:
+    """Every task a configuration may name: the built-in ones, then the
+    specs' own."""
+    return TASKS + tuple(OWN_TASKS)
+
 
 #: The convs a dropout layer may follow (``dropout_after``), by number.
 DROPOUT_LAYERS: tuple[int, ...] = (1, 2, 3)

@@ -23,8 +23,13 @@ target that depends on the previous step, so that memory matters:
   targets' entropy.
 
 :func:`task` gives the :class:`Task` of a name in
-:data:`cellverify.config.TASKS`; :data:`cellverify.model.LOSSES` holds the
+:data:`cellverify.vocabulary.TASKS`; :data:`cellverify.model.LOSSES` holds the
 differentiable losses, in Keras ops, under the same names.
+
+A spec may bring its own task (``CellSpec(task=MyTask())``): a subclass of
+:class:`Task` with a name of its own and a :meth:`Task.loss` in Keras ops
+beside the NumPy methods; :func:`task` finds it by that name
+(:data:`cellverify.vocabulary.OWN_TASKS`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cellverify.errors import InvalidConfig
-from cellverify.vocabulary import TASKS
+from cellverify.vocabulary import OWN_TASKS, task_names
 
 __all__ = [
     "CROSS_ENTROPY_EPSILON",
@@ -84,6 +89,12 @@ class Task:
     #: return), so that the mean can cancel; the others are means of
     #: nonnegative terms, rounded at their own magnitude.
     signed: bool = False
+
+    def loss(self, outputs: Any, target: Any) -> Any:
+        """The differentiable loss, in Keras ops, averaged over the batch and
+        the steps: what training minimizes.  The built-in tasks' live in
+        :data:`cellverify.model.LOSSES`; a spec's own task defines it here."""
+        raise NotImplementedError(f"the task {self.name!r} defines no loss")
 
     def target(self, batch: Any, outputs: int | None = None) -> np.ndarray:
         """What the loss compares the output with."""
@@ -235,14 +246,15 @@ class DistributionTask(Task):
         return np.asarray(-np.mean(np.sum(y * np.log(w), axis=-1), axis=-1))
 
 
-#: Each task of :data:`cellverify.config.TASKS` by name.
+#: Each task of :data:`cellverify.vocabulary.TASKS` by name.
 TASK_OBJECTS: dict[str, Task] = {
     t.name: t for t in (PortfolioTask(), SupervisedTask(), RegressionTask(), DistributionTask())
 }
 
 
 def task(name: str) -> Task:
-    """The :class:`Task` called ``name``."""
-    if name not in TASK_OBJECTS:
-        raise InvalidConfig("TrainConfig", "task", f"one of {', '.join(TASKS)}", name)
-    return TASK_OBJECTS[name]
+    """The :class:`Task` called ``name``: a built-in one, or a spec's own."""
+    found = TASK_OBJECTS.get(name) or OWN_TASKS.get(name)
+    if not isinstance(found, Task):
+        raise InvalidConfig("TrainConfig", "task", f"one of {', '.join(task_names())}", name)
+    return found

@@ -140,10 +140,10 @@ def example_losses(task: str, weights: np.ndarray, target: np.ndarray) -> np.nda
 
 
 def loss_for(task: str) -> Callable[[Any, Any], Any]:
-    """The loss of ``task`` (``portfolio`` or ``supervised``), called as
-    ``loss(weights, target)``."""
-    task_of(task)  # an unknown task is an InvalidConfig, not a KeyError
-    return LOSSES[task]
+    """The loss of ``task`` (a built-in one, or a spec's own task's
+    :meth:`~cellverify.data.tasks.Task.loss`), called as ``loss(weights, target)``."""
+    found = task_of(task)  # an unknown task is an InvalidConfig, not a KeyError
+    return LOSSES.get(task) or found.loss
 
 
 def keras_loss(task: str) -> Callable[[Any, Any], Any]:

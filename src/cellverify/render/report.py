@@ -139,7 +139,8 @@ def _spec_lines(spec: Mapping[str, Any] | None) -> list[str]:
         f"  spec {spec['name']}: draws {drawn}; features {spec['features']}",
         f"  contract: output {promises['output']}, state is output: "
         f"{promises['state_is_output']}, equivariant axis: {promises['equivariant_axis']}, "
-        f"dropout rates: {', '.join(promises['dropout']) or 'none'}",
+        f"dropout rates: {', '.join(promises['dropout']) or 'none'}"
+        + (f"; trains on task {spec['task']}" if spec.get("task") else ""),
     ]
     left = spec.get("left_at_default") or {}
     if left:
