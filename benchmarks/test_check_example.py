@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.catalog import registered
+from cellverify.checks.judges.catalog import registered
 from cellverify.model import fresh_session
 from cellverify.mutation import DEFAULT_CASE
 

@@ -18,15 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from hypothesis import strategies as st
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.case import Case
-from cellverify.checks.covering import covering_cases
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.profiles import CI_EXAMPLES
-from cellverify.checks.regions import Region
-from cellverify.checks.registry import Invariant
-from cellverify.checks.runner import run_invariant
-from cellverify.checks.search import search_seed
-from cellverify.checks.strategies import cell_configs, train_configs
+from cellverify.checks.cases.case import Case
+from cellverify.checks.cases.regions import Region
+from cellverify.checks.draws.covering_cases import covering_cases
+from cellverify.checks.draws.profiles import CI_EXAMPLES
+from cellverify.checks.draws.strategies import cell_configs, train_configs
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.judges.registry import Invariant
+from cellverify.checks.runs.search import search_seed
+from cellverify.checks.runs.suite import run_invariant
 from cellverify.data import InputSpec
 
 #: The ci profile's examples per invariant in each of the two runs (oneDNN
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from hypothesis import settings
 
-    from cellverify.checks.profiles import register_profiles
+    from cellverify.checks.draws.profiles import register_profiles
 
     register_profiles()
     settings.register_profile(

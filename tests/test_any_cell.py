@@ -16,19 +16,19 @@ import pytest
 from hypothesis import strategies as st
 
 from cellverify import CellSpec, spec_from_class
-from cellverify.checks.case import Case
-from cellverify.checks.catalog import check
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.invariants.gradients import GRADIENTS_MIN_STEPS
-from cellverify.checks.invariants.learning import (
+from cellverify.checks.cases.case import Case
+from cellverify.checks.draws.spec_space import SpecSpace
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.judges.invariants.gradients import GRADIENTS_MIN_STEPS
+from cellverify.checks.judges.invariants.learning import (
     LOSS_EXTENDED_STEPS,
     LOSS_TRAIN_STEPS,
     _needed,
     loss_drop,
 )
-from cellverify.checks.results import CheckStatus
-from cellverify.checks.runner import run_invariant
-from cellverify.checks.spec_space import SpecSpace
+from cellverify.checks.runs.results import CheckStatus
+from cellverify.checks.runs.suite import run_invariant
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.contracts import Params
 from cellverify.data import InputSpec

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.case import Case
-from cellverify.checks.catalog import check
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.runner import run_invariant, run_suite
-from cellverify.checks.strategies import any_cases
+from cellverify.checks.cases.case import Case
+from cellverify.checks.draws.strategies import any_cases
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.runs.suite import run_invariant, run_suite
 from cellverify.cli import main
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
@@ -126,8 +126,8 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
     to its simplest value, and what is left standing is the cause - a ReLU,
     before the softmax or in a conv with one kernel (docs/design.md, 'Measured facts')."""
     from cellverify.cell import conv_rnn_cell
-    from cellverify.checks.case import Case
-    from cellverify.checks.invariants import gradients_nonzero
+    from cellverify.checks.cases.case import Case
+    from cellverify.checks.judges.invariants import gradients_nonzero
 
     result = run_invariant(
         INVARIANTS["gradients_nonzero"], conv_rnn_cell, profile="ci", strategy=any_cases()
@@ -151,7 +151,7 @@ def test_hypothesis_finds_the_questions_fragility_and_shrinks_it_to_a_relu():
 def test_check_and_the_property_suite_draw_from_the_same_strategy_under_each_profile():
     """A case one of them can find, the other can find: ``check --profile P``
     and ``pytest --hypothesis-profile P`` search the same space."""
-    from cellverify.checks.search import cases_for, strategy_for
+    from cellverify.checks.runs.search import cases_for, strategy_for
 
     for profile in ("dev", "ci", "thorough"):
         for name, invariant in INVARIANTS.items():
@@ -162,7 +162,7 @@ def test_thorough_draws_the_questions_full_shape_and_ci_does_not():
     from hypothesis import find
     from hypothesis.errors import NoSuchExample
 
-    from cellverify.checks.search import strategy_for
+    from cellverify.checks.runs.search import strategy_for
 
     full = (15, 100, 3)
 
@@ -228,7 +228,7 @@ def test_loss_decreases_still_fails_an_ascent():
 
 @pytest.mark.parametrize("min_batch", [0, 5, 2.0])
 def test_an_invariant_with_a_least_batch_outside_the_drawn_batches_is_rejected(min_batch):
-    from cellverify.checks.registry import invariant
+    from cellverify.checks.judges.registry import invariant
     from cellverify.errors import InvalidConfig
 
     with pytest.raises(InvalidConfig, match=r"min_batch must be an integer from 1 to 4"):

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from cellverify import InvalidConfig
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.results import InvariantResult, SuiteResult
-from cellverify.checks.runner import run_invariant
-from cellverify.checks.strategies import any_cases
+from cellverify.checks.draws.strategies import any_cases
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.runs.results import InvariantResult, SuiteResult
+from cellverify.checks.runs.suite import run_invariant
 from cellverify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser, main
 from cellverify.config import parse_bool
 
@@ -80,7 +80,7 @@ def test_an_unwritable_output_exits_2_before_any_work(argv, capsys, monkeypatch)
     for target in (
         "cellverify.experiments.verify.run_seeds",
         "cellverify.experiments.sweep.run_sweep",
-        "cellverify.checks.runner.run_suite",
+        "cellverify.checks.runs.suite.run_suite",
         "cellverify.training.trainer.train",
     ):
         monkeypatch.setattr(target, no_work)
@@ -115,7 +115,7 @@ def _stub_work(monkeypatch):
     """Replace the training and searching behind each command with instant,
     plausible results, so that generated command lines exercise the parsing,
     validation and reporting around them."""
-    from cellverify.checks.runner import select_invariants
+    from cellverify.checks.runs.suite import select_invariants
 
     def run_suite(factory, *, cell, profile, select=None, **kwargs):
         return SuiteResult(
@@ -147,7 +147,7 @@ def _stub_work(monkeypatch):
     def train(factory, cell, train_config, **kwargs):
         return healthy_trace(cell=cell, train=train_config)
 
-    monkeypatch.setattr("cellverify.checks.runner.run_suite", run_suite)
+    monkeypatch.setattr("cellverify.checks.runs.suite.run_suite", run_suite)
     monkeypatch.setattr("cellverify.experiments.verify.run_seeds", run_seeds)
     monkeypatch.setattr("cellverify.experiments.verify.verify_remedies", lambda *a, **k: [])
     monkeypatch.setattr("cellverify.experiments.sweep.run_sweep", run_sweep)
@@ -159,7 +159,7 @@ def _stub_work(monkeypatch):
         names = list(invariants or [])
         return KillMatrix(names, ["M"], {"M": tuple(names)}, {("M", n): "killed" for n in names})
 
-    monkeypatch.setattr("cellverify.checks.kill_matrix.kill_matrix", kill_matrix)
+    monkeypatch.setattr("cellverify.checks.mutants.kill_matrix.kill_matrix", kill_matrix)
 
 
 _VALUES = st.sampled_from(
@@ -283,7 +283,7 @@ def test_every_option_of_every_command_refuses_a_wrong_value_naming_it(
 def test_a_crash_of_the_search_after_a_failure_is_an_error_not_that_failure(monkeypatch):
     """The shrinker's own bug must not pass off the last failure seen as the
     search's verdict: the user would be shown a case nobody shrank."""
-    from cellverify.checks import space
+    from cellverify.checks.draws import space
     from cellverify.mutation import WrongOutputShape, mutant_factory
 
     def broken(*args, **kwargs):

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import strategies as st
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.case import Case
-from cellverify.checks.coverage import Coverage, dimensions, labels_of, with_label
-from cellverify.checks.covering import covering_cases
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.regions import ROBUST_REGION, WHOLE_SPACE, learning_rate_range
-from cellverify.checks.registry import Invariant, fail
-from cellverify.checks.results import SuiteResult
-from cellverify.checks.runner import run_invariant
-from cellverify.checks.search import search_seed, search_test
-from cellverify.checks.sizes import size_ranges
+from cellverify.checks.cases.case import Case
+from cellverify.checks.cases.regions import ROBUST_REGION, WHOLE_SPACE, learning_rate_range
+from cellverify.checks.cases.sizes import size_ranges
+from cellverify.checks.draws.coverage import Coverage, dimensions, labels_of, with_label
+from cellverify.checks.draws.covering_cases import covering_cases
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.judges.registry import Invariant, fail
+from cellverify.checks.runs.results import SuiteResult
+from cellverify.checks.runs.search import search_seed, search_test
+from cellverify.checks.runs.suite import run_invariant
 from cellverify.errors import InvariantViolation
 from cellverify.render.report import render_check
 from cellverify.vocabulary import DROPOUT_LAYERS

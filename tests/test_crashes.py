@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from cellverify.cell import ConvRNNCell, conv_rnn_cell
-from cellverify.checks.crashes import crash_site
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.kill_matrix import kill_result
-from cellverify.checks.registry import Invariant
-from cellverify.checks.runner import run_invariant
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.judges.registry import Invariant
+from cellverify.checks.mutants.kill_matrix import kill_result
+from cellverify.checks.runs.crashes import crash_site
+from cellverify.checks.runs.suite import run_invariant
 from cellverify.mutation import CRASHED, KILLED
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
@@ -73,9 +73,11 @@ def _raise_in(module: str) -> BaseException:
 @pytest.mark.parametrize(
     ("module", "owner"),
     [
-        ("cellverify.checks.invariants.harness", "the kit's code"),
+        ("cellverify.checks.judges.invariants.harness", "the kit's code"),
         ("cellverify.model.cell", "the cell's code"),
         ("cellverify.checks.mutants.wiring", "the cell's code"),
+        ("cellverify.checks.mutants.mutation", "the kit's code"),
+        ("cellverify.checks.mutants.kill_matrix", "the kit's code"),
         ("mypackage.cells", "the cell's code"),
         ("myinvariants", "the invariant's code"),
     ],

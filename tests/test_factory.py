@@ -128,14 +128,14 @@ def test_a_factory_that_exists_passes_the_name_check_with_its_parts():
             "cannot import module 'no_such_module_xyz'",
         ),
         (
-            "cellverify.checks.runner",
+            "cellverify.checks.runs.suite",
             "_init_worker",
             ([], "no_such_module_xyz:f"),
             BadCellFactory,
             "cannot import module 'no_such_module_xyz'",
         ),
         (
-            "cellverify.checks.runner",
+            "cellverify.checks.runs.suite",
             "_init_worker",
             (["no.such.module"], "cellverify.cell:conv_rnn_cell"),
             BadInvariantModule,

@@ -15,10 +15,10 @@ import tensorflow as tf
 from hypothesis import given, settings
 
 from cellverify import ConvRNNCell
-from cellverify.checks.coverage import labels_of
-from cellverify.checks.covering import covering_cases
-from cellverify.checks.regions import WHOLE_SPACE
-from cellverify.checks.strategies import any_cases
+from cellverify.checks.cases.regions import WHOLE_SPACE
+from cellverify.checks.draws.coverage import labels_of
+from cellverify.checks.draws.covering_cases import covering_cases
+from cellverify.checks.draws.strategies import any_cases
 from cellverify.model import fresh_session, loss_for
 from cellverify.model.fast import FastConvRNN
 
@@ -54,7 +54,7 @@ def _outputs_and_gradients(layer, x, y, task, variables):
 
 
 #: Every input kind and every value of each categorical field of the whole
-#: space, in 7 cases (:mod:`cellverify.checks.covering`).  Any fixed seed:
+#: space, in 7 cases (:mod:`cellverify.checks.draws.covering_cases`).  Any fixed seed:
 #: the same cases on every run.
 COVERING = covering_cases(region=WHOLE_SPACE, adversarial_inputs=True, seed=17)
 #: Drawn after them, for the rest of the ci profile's 25.

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.case import Case
-from cellverify.checks.catalog import check
-from cellverify.checks.numerics.gradcheck import (
+from cellverify.checks.cases.case import Case
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.numerics.gradcheck import (
     GRADIENT_CHECK_STEPS,
     NoisyLoss,
     check_variable,

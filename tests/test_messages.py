@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from cellverify import Case, CellConfig, TrainConfig
-from cellverify.checks.catalog import check
-from cellverify.checks.invariants.harness import require_close, require_identical
-from cellverify.checks.invariants.learning import (
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.invariants.harness import require_close, require_identical
+from cellverify.checks.judges.invariants.learning import (
     LOSS_DECREASE_MARGIN,
     LOSS_DROP_FLOOR_ULPS,
     loss_drop,
 )
-from cellverify.checks.numerics.gradcheck import Mismatch, NoisyLoss
-from cellverify.checks.numerics.tolerances import FLOAT32_EPS
+from cellverify.checks.judges.numerics.gradcheck import Mismatch, NoisyLoss
+from cellverify.checks.judges.numerics.tolerances import FLOAT32_EPS
 from cellverify.errors import InvariantViolation
 from cellverify.mutation import DEFAULT_CASE, GradientSignFlipped
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.invariants import INVARIANTS
+from cellverify.checks.judges.invariants import INVARIANTS
 from cellverify.errors import InvariantViolation
 from cellverify.mutation import DEFAULT_CASE, KILLED, MUTANTS, KillMatrix, Mutant, kill_matrix
 
@@ -119,7 +119,7 @@ def test_mutant_is_caught_by_the_clause_it_targets(mutant, invariant):
 def test_mutant_is_caught_by_its_invariant_under_the_ci_gate(mutant, invariant):
     """Not just on the case the mutant was written with: the gate's own
     search (covering cases, then the random search) finds and shrinks it."""
-    from cellverify.checks.runner import run_invariant
+    from cellverify.checks.runs.suite import run_invariant
 
     result = run_invariant(INVARIANTS[invariant], MUTANTS[mutant].factory, profile="ci")
     assert result.status == "failed", result.message
@@ -137,9 +137,9 @@ def test_shipped_cell_passes_every_invariant_on_the_mutants_case(invariant):
 @pytest.mark.parametrize("invariant", sorted(INVARIANTS))
 def test_the_healthy_cell_of_another_kind_passes_every_applicable_invariant(invariant, simplex):
     """So that a kill of its twins is the twin's doing, not the case's."""
-    from cellverify.checks.case import Case
+    from cellverify.checks.cases.case import Case
     from cellverify.checks.mutants import sequence
-    from cellverify.checks.mutation import SEQUENCE_CASE
+    from cellverify.checks.mutants.mutation import SEQUENCE_CASE
 
     spec = sequence.classifier_spec() if simplex else sequence.sequence_spec()
     task = "distribution" if simplex else "regression"

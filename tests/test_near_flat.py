@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cellverify import Case, CellConfig, InputSpec, TrainConfig
-from cellverify.checks.catalog import check
-from cellverify.checks.registry import NON_FINITE
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.registry import NON_FINITE
 from cellverify.data.inputs import INPUT_KINDS, NEAR_FLAT_RANGE, SCALES
 from cellverify.data.market import batch_from_spec
 from cellverify.errors import InvariantViolation

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellverify.checks.case import Case
-from cellverify.checks.catalog import check
+from cellverify.checks.cases.case import Case
+from cellverify.checks.judges.catalog import check
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cellverify.checks.registry import INVARIANTS
-from cellverify.checks.search import COVERAGE_EVENT
+from cellverify.checks.judges.registry import INVARIANTS
+from cellverify.checks.runs.search import COVERAGE_EVENT
 from cellverify.cli import main
 from cellverify.mutation import MUTANTS
 from cellverify.testing import COVERAGE_PROPERTY, EXAMPLES_PROPERTY
@@ -152,7 +152,7 @@ def test_the_cell_option_beats_the_ini_key_which_beats_the_environment(tmp_path)
 
 def test_hypothesis_profile_option_wins_over_the_plugins_default(tmp_path):
     (tmp_path / "test_profile.py").write_text(
-        "from cellverify.checks.profiles import current_profile\n"
+        "from cellverify.checks.draws.profiles import current_profile\n"
         "def test_profile():\n    print('PROFILE', current_profile())\n"
     )
     default = run_pytest(tmp_path, "-s", env={"CI": "true"})

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import settings
 
 from cellverify import InvalidConfig
-from cellverify.checks.profiles import CI_EXAMPLES, default_profile, register_profiles
+from cellverify.checks.draws.profiles import CI_EXAMPLES, default_profile, register_profiles
 
 
 def test_ci_profile_is_derandomized_without_database_or_deadline():

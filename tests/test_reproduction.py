@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cellverify import Case, CellConfig, InputSpec, TrainConfig
-from cellverify.checks.reproduction import factory_path, reproduction
+from cellverify.checks.runs.reproduction import factory_path, reproduction
 from cellverify.errors import InvariantViolation
 from cellverify.mutation import PaddedSoftmax
 

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 
 from cellverify import Case, CellConfig, InputSpec, TrainConfig
-from cellverify.checks.catalog import check
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.invariants.harness import require_close, require_finite, require_identical
-from cellverify.checks.registry import NON_FINITE
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.judges.invariants.harness import (
+    require_close,
+    require_finite,
+    require_identical,
+)
+from cellverify.checks.judges.registry import NON_FINITE
 from cellverify.errors import InvariantViolation
 
 from .outside_cells import minmax_scaled_cell

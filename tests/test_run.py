@@ -295,8 +295,8 @@ def test_an_unrolled_rnn_asks_for_a_fixed_sequence_length(small_cell):
 
 @pytest.mark.parametrize("steps", [3, 17])
 def test_the_invariants_unroll_a_short_sequence_and_loop_over_a_long_one(small_cell, steps):
-    from cellverify.checks.case import Case
-    from cellverify.checks.invariants.harness import make_trainer
+    from cellverify.checks.cases.case import Case
+    from cellverify.checks.judges.invariants.harness import make_trainer
     from cellverify.model.fast import UNROLL_MAX_STEPS
 
     run = TrainConfig(batch_size=2, steps=steps, train_steps=2)

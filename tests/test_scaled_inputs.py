@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from cellverify.checks.coverage import dimensions, input_label, labels_of
-from cellverify.checks.invariants import INVARIANTS
+from cellverify.checks.draws.coverage import dimensions, input_label, labels_of
+from cellverify.checks.judges.invariants import INVARIANTS
 from cellverify.data import InputSpec
 
 from .scaled_inputs import EXAMPLES, SCALES, claimed_on_any_inputs, scaled_covering_cases

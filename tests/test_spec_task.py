@@ -15,9 +15,9 @@ import pytest
 from keras import ops
 
 from cellverify import CellSpec, Params, RegressionTask, Task, TrainConfig
-from cellverify.checks.invariants import INVARIANTS
-from cellverify.checks.results import CheckStatus
-from cellverify.checks.runner import run_invariant
+from cellverify.checks.judges.invariants import INVARIANTS
+from cellverify.checks.runs.results import CheckStatus
+from cellverify.checks.runs.suite import run_invariant
 from cellverify.data.sequences import training_sequences
 from cellverify.errors import InvalidConfig
 from cellverify.model.rnn import loss_for

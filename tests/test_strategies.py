@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 
 from cellverify import InvalidConfig
-from cellverify.checks.case import Case
-from cellverify.checks.regions import LEARNABLE_REGION, ROBUST_REGION, WHOLE_SPACE
-from cellverify.checks.strategies import (
+from cellverify.checks.cases.case import Case
+from cellverify.checks.cases.regions import LEARNABLE_REGION, ROBUST_REGION, WHOLE_SPACE
+from cellverify.checks.draws.strategies import (
     cell_configs,
     input_specs,
     robust_cases,

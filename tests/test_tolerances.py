@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from cellverify.cell import conv_rnn_cell
-from cellverify.checks.case import Case
-from cellverify.checks.catalog import check
-from cellverify.checks.invariants import PERMUTATION_FLOOR
-from cellverify.checks.numerics.precision import (
+from cellverify.checks.cases.case import Case
+from cellverify.checks.draws.strategies import cases
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.invariants import PERMUTATION_FLOOR
+from cellverify.checks.judges.numerics.precision import (
     _spread,
     _through_layer,
     float64_keras,
@@ -21,14 +22,13 @@ from cellverify.checks.numerics.precision import (
     sequence_logits,
     states_of,
 )
-from cellverify.checks.numerics.tolerances import (
+from cellverify.checks.judges.numerics.tolerances import (
     FLOAT32_EPS,
     ROUNDING_DEPTH,
     SIMPLEX_SUM_FLOOR,
     probability_tolerance,
     simplex_sum_tolerance,
 )
-from cellverify.checks.strategies import cases
 from cellverify.config import CellConfig, TrainConfig
 from cellverify.data import InputSpec
 from cellverify.errors import InvariantViolation

@@ -10,9 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cellverify.checks.case import Case
-from cellverify.checks.catalog import check
-from cellverify.checks.regions import (
+from cellverify.checks.cases.case import Case
+from cellverify.checks.cases.regions import (
     INIT_REGION,
     LEARNABLE_REGION,
     REGIONS,
@@ -20,7 +19,8 @@ from cellverify.checks.regions import (
     WHOLE_SPACE,
     Region,
 )
-from cellverify.checks.registry import Invariant, fail, invariant
+from cellverify.checks.judges.catalog import check
+from cellverify.checks.judges.registry import Invariant, fail, invariant
 from cellverify.config import (
     AS_ASKED,
     PGPORTFOLIO,
@@ -45,10 +45,10 @@ from cellverify.spec import CellSpec, spec_from_class
 from cellverify.trace import Trace
 
 if TYPE_CHECKING:
-    from cellverify.checks.invariants import INVARIANTS
-    from cellverify.checks.kill_matrix import kill_matrix
-    from cellverify.checks.mutation import Mutant
-    from cellverify.checks.testing import CellInvariants
+    from cellverify.checks.judges.invariants import INVARIANTS
+    from cellverify.checks.mutants.kill_matrix import kill_matrix
+    from cellverify.checks.mutants.mutation import Mutant
+    from cellverify.checks.runs.testing import CellInvariants
     from cellverify.data.market import Batch, Market, batch_for, synthetic_market
     from cellverify.diagnosis import diagnose
     from cellverify.experiments.verify import diagnose_and_verify
@@ -70,10 +70,10 @@ _LAZY: dict[str, str] = {
     "diagnose": "cellverify.diagnosis",
     "diagnose_and_verify": "cellverify.experiments.verify",
     "FastConvRNN": "cellverify.model.fast",
-    "INVARIANTS": "cellverify.checks.invariants",
-    "CellInvariants": "cellverify.checks.testing",
-    "Mutant": "cellverify.checks.mutation",
-    "kill_matrix": "cellverify.checks.kill_matrix",
+    "INVARIANTS": "cellverify.checks.judges.invariants",
+    "CellInvariants": "cellverify.checks.runs.testing",
+    "Mutant": "cellverify.checks.mutants.mutation",
+    "kill_matrix": "cellverify.checks.mutants.kill_matrix",
     "build_model": "cellverify.model",
     "cross_entropy_loss": "cellverify.model",
     "portfolio_loss": "cellverify.model",

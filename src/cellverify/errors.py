@@ -51,7 +51,7 @@ class InvalidConfig(CellVerifyError, ValueError):
 
 
 class InvariantViolation(CellVerifyError, AssertionError):
-    """A cell broke one of the invariants of :mod:`cellverify.checks.invariants`.
+    """A cell broke one of the invariants of :mod:`cellverify.checks.judges.invariants`.
 
     ``invariant`` is the stable name (``"simplex_output"``, ...); the message
     starts with ``[invariant]`` and names the tensors, shapes and tolerance.

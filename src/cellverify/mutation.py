@@ -1,21 +1,10 @@
 """``cellverify.mutation``, a public path: the mutant record and registry live
-in :mod:`cellverify.checks.mutation`, the built-in mutant cells in
+in :mod:`cellverify.checks.mutants.mutation`, the built-in mutant cells in
 :mod:`cellverify.checks.mutants`, the kill matrix in
-:mod:`cellverify.checks.kill_matrix`."""
+:mod:`cellverify.checks.mutants.kill_matrix`."""
 
 from __future__ import annotations
 
-from cellverify.checks.kill_matrix import (
-    CRASHED,
-    KILL_RESULTS,
-    KILLED,
-    NOT_APPLICABLE,
-    SURVIVED,
-    KillMatrix,
-    KillResult,
-    kill_matrix,
-    kill_result,
-)
 from cellverify.checks.mutants.gradients import (
     DeadAtBirth,
     DeadConv1,
@@ -28,6 +17,24 @@ from cellverify.checks.mutants.gradients import (
     StopGradientConv1Opaque,
     WrongGradientAtKink,
     ZeroPortfolio,
+)
+from cellverify.checks.mutants.kill_matrix import (
+    CRASHED,
+    KILL_RESULTS,
+    KILLED,
+    NOT_APPLICABLE,
+    SURVIVED,
+    KillMatrix,
+    KillResult,
+    kill_matrix,
+    kill_result,
+)
+from cellverify.checks.mutants.mutation import (
+    DEFAULT_CASE,
+    MUTANTS,
+    Mutant,
+    mutant_factory,
+    register_mutant,
 )
 from cellverify.checks.mutants.reproducibility import (
     ConfigForgetsActivation,
@@ -57,13 +64,6 @@ from cellverify.checks.mutants.wiring import (
     StateNotFedBack,
     StepCounter,
     WrongOutputShape,
-)
-from cellverify.checks.mutation import (
-    DEFAULT_CASE,
-    MUTANTS,
-    Mutant,
-    mutant_factory,
-    register_mutant,
 )
 
 __all__ = [

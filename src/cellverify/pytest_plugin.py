@@ -12,7 +12,7 @@
   ``cell_factory``: the named factory, by default the shipped cell.
 
 So a user's repository needs no conftest: subclass
-:class:`cellverify.checks.testing.CellInvariants` in a test file and run pytest.
+:class:`cellverify.checks.runs.testing.CellInvariants` in a test file and run pytest.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(xdist_worker_threads(os.environ, os.cpu_count() or 1))
     from hypothesis import settings
 
-    from cellverify.checks.profiles import default_profile, register_profiles
+    from cellverify.checks.draws.profiles import default_profile, register_profiles
 
     register_profiles()
     # Hypothesis's own plugin loads --hypothesis-profile; leave that choice alone.
@@ -85,7 +85,7 @@ def factory_spec(config: pytest.Config) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from cellverify.checks.profiles import current_profile
+    from cellverify.checks.draws.profiles import current_profile
 
     return f"cellverify: cell {factory_spec(config)}, Hypothesis profile {current_profile()}"
 

@@ -1,8 +1,9 @@
-"""``cellverify.testing``, a public path: everything lives in :mod:`cellverify.checks.testing`."""
+"""``cellverify.testing``, a public path: everything lives in
+:mod:`cellverify.checks.runs.testing`."""
 
 from __future__ import annotations
 
-from cellverify.checks.testing import (
+from cellverify.checks.runs.testing import (
     COVERAGE_PROPERTY,
     EXAMPLES_PROPERTY,
     CellInvariants,

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from cellverify.checks.profiles import PROFILES
+from cellverify.checks.draws.profiles import PROFILES
 from cellverify.cli.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from cellverify.cli.options import (
     add_cell_option,
@@ -28,7 +28,7 @@ __all__ = ["add_parsers"]
 
 
 def _profile(args: argparse.Namespace) -> str:
-    from cellverify.checks.profiles import default_profile
+    from cellverify.checks.draws.profiles import default_profile
 
     profile = args.profile or default_profile()
     if profile not in PROFILES:  # argparse checks --profile; this is the env var
@@ -69,7 +69,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     check_outputs(args)
     quiet_tensorflow()
-    from cellverify.checks.runner import run_suite, select_invariants, start_check
+    from cellverify.checks.runs.suite import run_suite, select_invariants, start_check
     from cellverify.execution import LocalExecutor
     from cellverify.model.factory import load_factory
     from cellverify.render.report import render_check
@@ -114,9 +114,9 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     profile = _profile(args) if args.profile else None
     check_outputs(args)
     quiet_tensorflow()
-    from cellverify.checks.catalog import load_invariant_modules
-    from cellverify.checks.kill_matrix import kill_matrix
-    from cellverify.checks.runner import select_invariants
+    from cellverify.checks.judges.catalog import load_invariant_modules
+    from cellverify.checks.mutants.kill_matrix import kill_matrix
+    from cellverify.checks.runs.suite import select_invariants
     from cellverify.render.report import render_kill_matrix
 
     load_invariant_modules(args.invariants or ())

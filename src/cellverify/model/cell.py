@@ -72,7 +72,7 @@ class ConvRNNCell(keras.layers.Layer):  # type: ignore[misc]
     returns ``(output, [output])``.  :meth:`step_activations` exposes the
     intermediate tensors for diagnosis.
 
-    Subclasses (the fast path, the mutants of :mod:`cellverify.checks.mutation`, a
+    Subclasses (the fast path, the mutants of :mod:`cellverify.checks.mutants.mutation`, a
     user's variant) change one stage by overriding its hook:
     :meth:`apply_dropout`, :meth:`logits` and :meth:`portfolio`.
     """

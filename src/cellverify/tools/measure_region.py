@@ -5,7 +5,7 @@ records, for each, the quantities the robustness invariants threshold: whether
 any variable's gradient is exactly 0 after training, the loss drop on a fixed
 batch as a share of the uniform-to-reference gap, and the untrained output's
 largest distance from uniform.  This is how :data:`ROBUST_REGION` and the
-constants of :mod:`cellverify.checks.invariants` were chosen.
+constants of :mod:`cellverify.checks.judges.invariants` were chosen.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def measure_case(factory: Any, case: Any) -> dict[str, Any]:
     """The robustness quantities of one case, as plain numbers."""
     import keras
 
-    from cellverify.checks.invariants import gradients_nonzero, init_near_uniform, loss_drop
+    from cellverify.checks.judges.invariants import gradients_nonzero, init_near_uniform, loss_drop
     from cellverify.errors import InvariantViolation
 
     keras.backend.clear_session(free_memory=False)
@@ -63,7 +63,7 @@ def _sample(region: Any, samples: int) -> list[dict[str, Any]]:
     """Measure ``samples`` derandomized draws from ``region`` (a line each on stderr)."""
     from hypothesis import HealthCheck, given, settings
 
-    from cellverify.checks.strategies import cases
+    from cellverify.checks.draws.strategies import cases
     from cellverify.model.cell import conv_rnn_cell
 
     rows: list[dict[str, Any]] = []
@@ -100,7 +100,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cellverify.checks.regions import REGIONS
+    from cellverify.checks.cases.regions import REGIONS
 
     parser = argparse.ArgumentParser(
         prog="python -m cellverify.tools.measure_region", description=__doc__

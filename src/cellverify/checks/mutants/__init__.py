@@ -1,2 +1,4 @@
-"""The built-in mutant cells, grouped by what they break
-(:mod:`cellverify.checks.mutation` registers them with their targets)."""
+"""Deliberately broken cells: the built-in mutants, grouped by what they
+break; :mod:`cellverify.checks.mutants.mutation` registers them with their
+targets and :mod:`cellverify.checks.mutants.kill_matrix` runs them.  Reads
+every room below it."""

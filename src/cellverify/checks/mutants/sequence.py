@@ -42,7 +42,7 @@ __all__ = [
     "sequence_spec",
 ]
 
-#: The parameters the twins are run with (see cellverify.checks.mutation).
+#: The parameters the twins are run with (see cellverify.checks.mutants.mutation).
 SEQUENCE_CASE_PARAMS = {"units": 4, "dropout": 0.0}
 
 
