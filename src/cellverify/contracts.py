@@ -13,7 +13,9 @@ cell"), not squeezed into the portfolio cell's configuration:
 * :class:`Params` - one configuration of a :class:`cellverify.CellSpec`'s
   cell: the factory's keyword arguments, the size of one step's input, the
   seed.  The counterpart of :class:`cellverify.CellConfig` for the portfolio
-  contract, and plain data like it.
+  contract, and plain data like it;
+* :func:`adopt_task` - what a spec's own task must define, and its name
+  registered, so that a configuration can carry it (docs/design.md, "Tasks").
 
 No TensorFlow, no Hypothesis.
 """
@@ -28,14 +30,17 @@ from typing import Any
 
 from cellverify.config import CellConfig
 from cellverify.errors import InvalidConfig
+from cellverify.vocabulary import OWN_TASKS, TASKS, task_names
 
 __all__ = [
     "MAX_FEATURES",
     "PORTFOLIO_PROMISES",
+    "TASK_METHODS",
     "Contract",
     "OutputKind",
     "Params",
     "Promise",
+    "adopt_task",
     "cell_from_dict",
 ]
 
@@ -184,3 +189,44 @@ def cell_from_dict(data: Mapping[str, Any]) -> CellConfig | Params:
     :class:`Params` (it has ``params``), else a portfolio
     :class:`~cellverify.CellConfig`."""
     return Params.from_dict(data) if "params" in data else CellConfig.from_dict(data)
+
+
+#: What a spec's own task defines (cellverify.data.tasks.Task): the loss
+#: training minimizes, in Keras ops, and the NumPy side the diagnosis reads.
+TASK_METHODS = ("loss", "target", "example_losses", "uniform_loss", "reference_loss")
+
+
+def _undefined(task: Any, method: str) -> bool:
+    # Task's own methods only raise NotImplementedError: a subclass that
+    # does not define one has not given it.
+    found = getattr(type(task), method, None)
+    return not callable(found) or getattr(found, "__qualname__", "") == f"Task.{method}"
+
+
+def adopt_task(owner: str, task: Any) -> None:
+    """Check ``task`` (a name, or a task of the spec's own) and register an
+    own task under its name (docs/design.md, "Tasks")."""
+    if task is None:
+        return
+    names = task_names()
+    if isinstance(task, str):
+        if task not in names:
+            allowed = f"one of {', '.join(names)}, or an instance of a cellverify.Task subclass"
+            raise InvalidConfig(owner, "task", allowed, task)
+        return
+    name = getattr(task, "name", None)
+    missing = [m for m in TASK_METHODS if _undefined(task, m)]
+    if isinstance(task, type) or not isinstance(name, str) or not name.strip() or missing:
+        allowed = (
+            "a task's name, or an instance of a cellverify.Task subclass with a name and "
+            f"{', '.join(TASK_METHODS)}" + (f" (it lacks {', '.join(missing)})" if missing else "")
+        )
+        raise InvalidConfig(owner, "task", allowed, task)
+    if name in TASKS:
+        allowed = f"a name other than a built-in task's ({', '.join(TASKS)})"
+        raise InvalidConfig(owner, "task.name", allowed, name)
+    known = OWN_TASKS.get(name)
+    if known is not None and type(known).__qualname__ != type(task).__qualname__:
+        allowed = f"one task per name ({name!r} is {type(known).__qualname__}'s)"
+        raise InvalidConfig(owner, "task.name", allowed, type(task).__qualname__)
+    OWN_TASKS[name] = task

@@ -32,9 +32,15 @@ from hypothesis import find
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from cellverify.contracts import MAX_FEATURES, PORTFOLIO_PROMISES, Contract, OutputKind, Params
+from cellverify.contracts import (
+    MAX_FEATURES,
+    PORTFOLIO_PROMISES,
+    Contract,
+    OutputKind,
+    Params,
+    adopt_task,
+)
 from cellverify.errors import InvalidConfig
-from cellverify.vocabulary import OWN_TASKS, TASKS, task_names
 
 __all__ = [
     "DERIVED_ACTIVATIONS",
@@ -172,47 +178,6 @@ def _is_keras_layer(cls: type) -> bool:
     return any(_is_layer_base(base) for base in cls.__mro__)
 
 
-#: What a spec's own task defines (cellverify.data.tasks.Task): the loss
-#: training minimizes, in Keras ops, and the NumPy side the diagnosis reads.
-TASK_METHODS = ("loss", "target", "example_losses", "uniform_loss", "reference_loss")
-
-
-def _undefined(task: Any, method: str) -> bool:
-    # Task's own methods only raise NotImplementedError: a subclass that
-    # does not define one has not given it.
-    found = getattr(type(task), method, None)
-    return not callable(found) or getattr(found, "__qualname__", "") == f"Task.{method}"
-
-
-def _adopt_task(owner: str, task: Any) -> None:
-    """Check ``task`` (a name, or a task of the spec's own) and register an
-    own task under its name (docs/design.md, "Tasks")."""
-    if task is None:
-        return
-    names = task_names()
-    if isinstance(task, str):
-        if task not in names:
-            allowed = f"one of {', '.join(names)}, or an instance of a cellverify.Task subclass"
-            raise InvalidConfig(owner, "task", allowed, task)
-        return
-    name = getattr(task, "name", None)
-    missing = [m for m in TASK_METHODS if _undefined(task, m)]
-    if isinstance(task, type) or not isinstance(name, str) or not name.strip() or missing:
-        allowed = (
-            "a task's name, or an instance of a cellverify.Task subclass with a name and "
-            f"{', '.join(TASK_METHODS)}" + (f" (it lacks {', '.join(missing)})" if missing else "")
-        )
-        raise InvalidConfig(owner, "task", allowed, task)
-    if name in TASKS:
-        allowed = f"a name other than a built-in task's ({', '.join(TASKS)})"
-        raise InvalidConfig(owner, "task.name", allowed, name)
-    known = OWN_TASKS.get(name)
-    if known is not None and type(known).__qualname__ != type(task).__qualname__:
-        allowed = f"one task per name ({name!r} is {type(known).__qualname__}'s)"
-        raise InvalidConfig(owner, "task.name", allowed, type(task).__qualname__)
-    OWN_TASKS[name] = task
-
-
 @dataclass(frozen=True)
 class CellSpec:
     """The contract of a cell under test (module doc).
@@ -259,7 +224,7 @@ class CellSpec:
             allowed = f"one of {', '.join(k.value for k in OutputKind)}"
             raise InvalidConfig(owner, "output", allowed, self.output) from None
         self._check_features()
-        _adopt_task(owner, self.task)
+        adopt_task(owner, self.task)
         if self.dropout is None:
             rates = tuple(k for k in strategies if k.endswith("dropout"))
             object.__setattr__(self, "dropout", rates)
