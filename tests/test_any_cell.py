@@ -94,7 +94,7 @@ def test_the_gru_example_runs_from_the_command_line_and_prints_its_spec(tmp_path
     selected = ["output_shape", "state_matters", "simplex_output", "mixed_precision"]
     run = subprocess.run(
         [sys.executable, "-m", "cellverify.cli", "check", "--cell", "mymodule:GRU", "--profile",
-         "ci", *(a for name in selected for a in ("-k", name)), "--jobs", "1",
+         "dev", *(a for name in selected for a in ("-k", name)), "--jobs", "1",
          "--json", str(report)],
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """Every invariant claimed on any inputs holds on the shipped cell for raw
-prices scaled by 1e-4 and 1e4, with the ci profile's examples in each of two runs,
+prices scaled by 1e-4 and 1e4, with 16 examples in each of two runs,
 under both of TensorFlow's CPU kernel families: oneDNN's and the plain Eigen
 ones (``TF_ENABLE_ONEDNN_OPTS=0``), which round differently.  At each scale
 the examples reach every value of every dimension the invariant's region
