@@ -115,6 +115,30 @@ def test_workers_know_the_own_task_of_a_spec_named_on_the_command_line(tmp_path:
     assert statuses["gradients_nonzero"] == statuses["loss_decreases"] == CheckStatus.PASSED
 
 
+@pytest.mark.slow
+def test_diagnose_trains_a_spec_on_its_own_task_though_this_process_never_imports_it(tmp_path):
+    """The command line's process never imports the cell: it knows the
+    spec's task by the name its workers report."""
+    (tmp_path / "mymodule.py").write_text(OWN_TASK_EXAMPLE)
+    run = subprocess.run(
+        [sys.executable, "-m", "cellverify.cli", "diagnose", "--cell", "mymodule:GRU",
+         "--seeds", "2", "--train-steps", "20", "--jobs", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-2000:]
+    assert "log_cosh task" in run.stdout and "verdict:" in run.stdout, run.stdout[-3000:]
+
+
+def test_a_task_known_here_by_name_only_says_where_it_is_defined():
+    from cellverify.data.tasks import task
+    from cellverify.vocabulary import know_task_name
+
+    know_task_name("defined_in_workers")
+    assert TrainConfig(task="defined_in_workers").task == "defined_in_workers"
+    with pytest.raises(InvalidConfig, match="import the module of the spec that brings it"):
+        task("defined_in_workers")
+
+
 class _NoLoss(RegressionTask):
     name = "no_loss"
 

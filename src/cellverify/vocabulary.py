@@ -29,6 +29,7 @@ __all__ = [
     "Initializer",
     "Optimizer",
     "TaskName",
+    "know_task_name",
     "task_names",
 ]
 
@@ -136,6 +137,14 @@ TASKS: tuple[str, ...] = PORTFOLIO_TASKS + SEQUENCE_TASKS
 #: every process that imports the spec (a worker, a printed reproduction)
 #: knows the name a configuration carries (docs/design.md, "Tasks").
 OWN_TASKS: dict[str, object] = {}
+
+
+def know_task_name(name: str) -> None:
+    """Let configurations here carry ``name``: a spec's own task that the
+    workers define (they import the spec) and this process, which never
+    imports the cell, knows by name only."""
+    if name not in TASKS:
+        OWN_TASKS.setdefault(name, None)
 
 
 def task_names() -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from cellverify.vocabulary import (
     OPTIMIZERS,
     PORTFOLIO_TASKS,
     DataSource,
+    know_task_name,
 )
 
 __all__ = [
@@ -263,6 +264,7 @@ def configs_for_cell(
         allowed = "synthetic: a spec's cell trains on sequences of its own inputs"
         raise InvalidConfig(args.cell, "data", allowed, train.data)
     train_sets = {k: v for k, v in sets.items() if k in train_fields}
+    know_task_name(started["task"])  # a spec's own task: its workers define it
     return Params.from_dict(started["params"]), train.replace(task=started["task"], **train_sets)
 
 

@@ -255,6 +255,9 @@ TASK_OBJECTS: dict[str, Task] = {
 def task(name: str) -> Task:
     """The :class:`Task` called ``name``: a built-in one, or a spec's own."""
     found = TASK_OBJECTS.get(name) or OWN_TASKS.get(name)
+    if name in OWN_TASKS and not isinstance(found, Task):
+        allowed = "a task defined in this process (import the module of the spec that brings it)"
+        raise InvalidConfig("TrainConfig", "task", allowed, name)
     if not isinstance(found, Task):
         raise InvalidConfig("TrainConfig", "task", f"one of {', '.join(task_names())}", name)
     return found
