@@ -366,3 +366,38 @@ GRU = CellSpec(
     task=LogCosh(),
 )
 '''
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LateInit(keras.layers.Layer):
+    """A minimal gated cell that names its initializers in ``build()``, the
+    usual Keras pattern: its weights come from the global seed at its first
+    call, not at its construction."""
+
+    def __init__(self, units: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape: Any) -> None:
+        features = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(features, 2 * self.units), initializer="glorot_uniform"
+        )
+        self.recurrent = self.add_weight(
+            shape=(self.units, 2 * self.units), initializer="orthogonal"
+        )
+
+    def call(self, inputs: Any, states: Any, training: Any = None) -> Any:
+        h = states[0] if isinstance(states, (list, tuple)) else states
+        z, c = ops.split(ops.matmul(inputs, self.kernel) + ops.matmul(h, self.recurrent), 2, -1)
+        gate = ops.sigmoid(z)
+        h = gate * h + (1.0 - gate) * ops.tanh(c)
+        return h, [h]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units}
+
+
+LATE_INIT = CellSpec(LateInit, params={"units": st.integers(1, 4)}, features=st.integers(1, 3))

@@ -35,7 +35,7 @@ from cellverify.data import InputSpec
 from cellverify.errors import InvalidConfig
 
 from .fresh_process import run_pytest
-from .generic_cells import BROKEN, CLASSIFIER, FORECASTER, GRU_EXAMPLE, lstm_scorer
+from .generic_cells import BROKEN, CLASSIFIER, FORECASTER, GRU_EXAMPLE, LATE_INIT, lstm_scorer
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
 
@@ -288,3 +288,12 @@ def test_the_docs_show_the_example_this_file_runs():
     root = Path(__file__).resolve().parents[1]
     for page in (root / "docs" / "gating.md", root / "README.md"):
         assert spec in bare(page.read_text()), page
+
+
+def test_a_cell_that_makes_its_weights_at_its_first_call_is_deterministic():
+    """Its initializers draw from the global seed when it is built, at its
+    first call: two cells built one after the other agree; built side by
+    side before either is called, the second would draw from the state the
+    first moved (a false failure a user met)."""
+    result = run_invariant(INVARIANTS["deterministic"], LATE_INIT, profile="dev")
+    assert result.status == CheckStatus.PASSED, result.message

@@ -147,17 +147,28 @@ class _Clash(_OutputIgnored):
     name = "regression"
 
 
+class _Unnamed(_OutputIgnored):
+    name = ""
+
+
 @pytest.mark.parametrize(
     ("task", "field", "words"),
     [
         ("nonesuch", "task", "one of portfolio, supervised, regression, distribution"),
-        (RegressionTask, "task", "an instance of a cellverify.Task subclass"),
+        (RegressionTask, "task", "(RegressionTask(), not the class)"),
         (_NoLoss(), "task", "it lacks loss"),
-        (Task(), "task", "it lacks loss, target, example_losses, uniform_loss"),
+        (Task(), "task.name", "a non-empty string"),
+        (_Unnamed(), "task.name", "a non-empty string"),
+        (42, "task", "a task's name (a string) or an instance of a cellverify.Task subclass"),
         (_Clash(), "task.name", "a name other than a built-in task's"),
+        ("distribution", "task", "regression for a real output, or a task of the spec's own"),
+        ("portfolio", "task", "regression for a real output"),
     ],
-    ids=["unknown-name", "a-class", "no-loss", "bare-task", "built-in-name"],
-)
+    ids=[
+        "unknown-name", "a-class", "no-loss", "bare-task", "empty-name", "a-number",
+        "built-in-name", "another-outputs-task", "a-portfolio-task",
+    ],
+)  # fmt: skip
 def test_a_mistaken_task_names_what_is_wrong_allowed_and_received(task, field, words):
     with pytest.raises(InvalidConfig) as caught:
         CellSpec(keras.layers.GRUCell, task=task)
@@ -172,11 +183,34 @@ def test_two_different_tasks_under_one_name_are_refused():
         name = "twice_named"
 
     CellSpec(keras.layers.GRUCell, task=First())
-    with pytest.raises(InvalidConfig, match="one task per name"):
+    with pytest.raises(InvalidConfig) as caught:
         CellSpec(keras.layers.GRUCell, task=Second())
+    assert "a name no other task has ('twice_named' names " in str(caught.value)
+    assert "Received: task.name='twice_named'" in str(caught.value)
 
 
 def test_the_docs_show_the_own_task_example_as_it_is_tested():
     gating = (Path(__file__).resolve().parents[1] / "docs" / "gating.md").read_text()
     missing = [line for line in OWN_TASK_EXAMPLE.strip().splitlines() if line not in gating]
     assert not missing, missing
+
+
+def test_a_module_whose_spec_is_mistaken_is_named_as_such_not_as_unimportable(
+    tmp_path, monkeypatch
+):
+    from cellverify.errors import BadCellFactory
+    from cellverify.model.factory import load_factory
+
+    (tmp_path / "mistaken_spec.py").write_text(
+        "import keras\nfrom cellverify import CellSpec, RegressionTask\n"
+        "SPEC = CellSpec(keras.layers.GRUCell, task=RegressionTask)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BadCellFactory) as caught:
+        load_factory("mistaken_spec:SPEC")
+    message = str(caught.value)
+    assert (
+        "module 'mistaken_spec' of cell factory 'mistaken_spec:SPEC' makes a mistaken spec"
+        in message
+    )
+    assert "(RegressionTask(), not the class)" in message and "cannot import" not in message

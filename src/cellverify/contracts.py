@@ -208,25 +208,36 @@ def adopt_task(owner: str, task: Any) -> None:
     own task under its name (docs/design.md, "Tasks")."""
     if task is None:
         return
-    names = task_names()
     if isinstance(task, str):
+        names = task_names()
         if task not in names:
             allowed = f"one of {', '.join(names)}, or an instance of a cellverify.Task subclass"
             raise InvalidConfig(owner, "task", allowed, task)
         return
+    _check_task_object(owner, task)
+    OWN_TASKS[task.name] = task
+
+
+def _check_task_object(owner: str, task: Any) -> None:
+    """A spec's own task: an instance, with a name of its own and every method."""
+    if isinstance(task, type):
+        allowed = f"an instance of a cellverify.Task subclass ({task.__name__}(), not the class)"
+        raise InvalidConfig(owner, "task", allowed, task)
+    if not any(callable(getattr(task, m, None)) for m in TASK_METHODS):
+        allowed = "a task's name (a string) or an instance of a cellverify.Task subclass"
+        raise InvalidConfig(owner, "task", allowed, task)
     name = getattr(task, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        allowed = "a non-empty string: the name configurations and reports carry"
+        raise InvalidConfig(owner, "task.name", allowed, name)
     missing = [m for m in TASK_METHODS if _undefined(task, m)]
-    if isinstance(task, type) or not isinstance(name, str) or not name.strip() or missing:
-        allowed = (
-            "a task's name, or an instance of a cellverify.Task subclass with a name and "
-            f"{', '.join(TASK_METHODS)}" + (f" (it lacks {', '.join(missing)})" if missing else "")
-        )
+    if missing:
+        allowed = f"a task that defines {', '.join(TASK_METHODS)} (it lacks {', '.join(missing)})"
         raise InvalidConfig(owner, "task", allowed, task)
     if name in TASKS:
         allowed = f"a name other than a built-in task's ({', '.join(TASKS)})"
         raise InvalidConfig(owner, "task.name", allowed, name)
     known = OWN_TASKS.get(name)
     if known is not None and type(known).__qualname__ != type(task).__qualname__:
-        allowed = f"one task per name ({name!r} is {type(known).__qualname__}'s)"
-        raise InvalidConfig(owner, "task.name", allowed, type(task).__qualname__)
-    OWN_TASKS[name] = task
+        allowed = f"a name no other task has ({name!r} names {type(known).__qualname__})"
+        raise InvalidConfig(owner, "task.name", allowed, name)

@@ -41,6 +41,7 @@ from cellverify.contracts import (
     adopt_task,
 )
 from cellverify.errors import InvalidConfig
+from cellverify.vocabulary import TASKS
 
 __all__ = [
     "DERIVED_ACTIVATIONS",
@@ -225,6 +226,7 @@ class CellSpec:
             raise InvalidConfig(owner, "output", allowed, self.output) from None
         self._check_features()
         adopt_task(owner, self.task)
+        self._check_task_fits_output()
         if self.dropout is None:
             rates = tuple(k for k in strategies if k.endswith("dropout"))
             object.__setattr__(self, "dropout", rates)
@@ -241,6 +243,14 @@ class CellSpec:
         if unknown and not open_ended:
             allowed = f"keywords of {self.factory!r} ({', '.join(sorted(names))})"
             raise InvalidConfig("CellSpec", "params", allowed, unknown[0])
+
+    def _check_task_fits_output(self) -> None:
+        # A built-in task is the one of its output kind; the portfolio
+        # tasks need market batches a spec's cell does not read.
+        own = "regression" if OutputKind(self.output) is OutputKind.REAL else "distribution"
+        if isinstance(self.task, str) and self.task in TASKS and self.task != own:
+            allowed = f"{own} for a {self.output} output, or a task of the spec's own"
+            raise InvalidConfig("CellSpec", "task", allowed, self.task)
 
     def _check_features(self) -> None:
         f = self.features

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cellverify.config import CellConfig
-from cellverify.errors import BadCellFactory, describe_exception
+from cellverify.errors import BadCellFactory, InvalidConfig, describe_exception
 
 __all__ = [
     "DEFAULT_FACTORY",
@@ -75,6 +75,8 @@ def missing_package(module_name: str) -> ModuleNotFoundError | None:
 
 
 def _cannot_import(module_name: str, spec: str, exc: BaseException) -> str:
+    if isinstance(exc, InvalidConfig):  # the module ran, and a spec in it is mistaken
+        return f"module {module_name!r} of cell factory {spec!r} makes a mistaken spec: {exc}"
     return (
         f"cannot import module {module_name!r} of cell factory {spec!r}: {describe_exception(exc)}"
     )
