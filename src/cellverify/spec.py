@@ -247,7 +247,7 @@ class CellSpec:
     def _check_task_fits_output(self) -> None:
         # A built-in task is the one of its output kind; the portfolio
         # tasks need market batches a spec's cell does not read.
-        own = "regression" if OutputKind(self.output) is OutputKind.REAL else "distribution"
+        own = self.output_task
         if isinstance(self.task, str) and self.task in TASKS and self.task != own:
             allowed = f"{own} for a {self.output} output, or a task of the spec's own"
             raise InvalidConfig("CellSpec", "task", allowed, self.task)
@@ -310,6 +310,12 @@ class CellSpec:
             return self.task
         if self.task is not None:
             return str(self.task.name)
+        return self.output_task
+
+    @property
+    def output_task(self) -> str:
+        """The built-in task of its output kind: ``regression`` for a real
+        output, ``distribution`` for a simplex."""
         return "distribution" if OutputKind(self.output) is OutputKind.SIMPLEX else "regression"
 
     def params_for(self, pinned: Mapping[str, Any], seed: int = 0) -> Params:
