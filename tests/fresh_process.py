@@ -5,6 +5,7 @@ this suite's own environment."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,30 @@ def run_pytest(directory: Path, *args: str, env: dict[str, str] | None = None):
         text=True,
         timeout=900,
     )
+
+
+def run_cli(
+    directory: Path, *args: str, module: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m cellverify.cli ARGS`` in ``directory``, as a user runs it
+    there; ``module``, if given, is written first as ``mymodule.py``."""
+    if module is not None:
+        (directory / "mymodule.py").write_text(module)
+    return subprocess.run(
+        [sys.executable, "-m", "cellverify.cli", *args],
+        cwd=directory, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+#: An absl error line, as TensorFlow's C++ writes one to stderr.
+ERROR_LINE = re.compile(r"^E\d{4} ", re.M)
+
+
+def stderr_of(*args: str, env: dict[str, str] | None = None) -> str:
+    """The stderr of ``python ARGS`` (which must exit 0), ``env`` added to
+    this process's environment."""
+    run = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=600, check=True,
+        env={**os.environ, **env} if env else None,
+    )  # fmt: skip
+    return run.stderr

@@ -7,8 +7,6 @@ reported as such; coverage counts only the spec's own fields."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -34,7 +32,7 @@ from cellverify.contracts import Params
 from cellverify.data import InputSpec
 from cellverify.errors import InvalidConfig
 
-from .fresh_process import run_pytest
+from .fresh_process import run_cli, run_pytest
 from .generic_cells import BROKEN, CLASSIFIER, FORECASTER, GRU_EXAMPLE, LATE_INIT, lstm_scorer
 
 pytestmark = pytest.mark.usefixtures("fresh_keras")
@@ -89,14 +87,12 @@ def test_the_gru_example_passes_as_a_test_file_in_an_empty_directory(tmp_path):
 
 @pytest.mark.slow
 def test_the_gru_example_runs_from_the_command_line_and_prints_its_spec(tmp_path):
-    (tmp_path / "mymodule.py").write_text(GRU_EXAMPLE)
     report = tmp_path / "check.json"
     selected = ["output_shape", "state_matters", "simplex_output", "mixed_precision"]
-    run = subprocess.run(
-        [sys.executable, "-m", "cellverify.cli", "check", "--cell", "mymodule:GRU", "--profile",
-         "dev", *(a for name in selected for a in ("-k", name)), "--jobs", "1",
-         "--json", str(report)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    run = run_cli(
+        tmp_path, "check", "--cell", "mymodule:GRU", "--profile", "dev",
+        *(a for name in selected for a in ("-k", name)), "--jobs", "1", "--json", str(report),
+        module=GRU_EXAMPLE,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "spec GRUCell: draws units 1..16; activation tanh, elu; dropout 0.0, 0.3" in run.stdout

@@ -4,15 +4,12 @@ fails on run without it (cellverify.training.compiled)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("fresh_keras")
+from .fresh_process import ERROR_LINE, stderr_of
 
-#: An absl error line, as TensorFlow's C++ writes one to stderr.
-ERROR_LINE = re.compile(r"^E\d{4} ", re.M)
+pytestmark = pytest.mark.usefixtures("fresh_keras")
 
 #: Two compiled updates of a leaky-ReLU cell, optionally with the guard off.
 _TRAIN = """
@@ -31,27 +28,20 @@ for _ in range(2):
 """
 
 
-def _stderr_of(*args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=600, check=True
-    )
-    return run.stderr
-
-
 def test_training_a_leaky_relu_cell_prints_no_tensorflow_error_line():
-    assert not ERROR_LINE.search(_stderr_of("-c", _TRAIN, "guarded")), "an E line on stderr"
+    assert not ERROR_LINE.search(stderr_of("-c", _TRAIN, "guarded")), "an E line on stderr"
 
 
 def test_the_same_training_compiled_plainly_prints_the_remapper_error():
     """The control: without the guard the line is there, so the test above can fail."""
-    stderr = _stderr_of("-c", _TRAIN, "plain")
+    stderr = stderr_of("-c", _TRAIN, "plain")
     assert re.search(r"^E\d{4} .*remapper failed: .*BiasAdd", stderr, re.M), stderr
 
 
 def test_check_on_the_shipped_cell_prints_no_tensorflow_error_line():
     """loss_decreases trains compiled, on leaky-ReLU cells among others (its
     covering cases reach every activation of its region)."""
-    stderr = _stderr_of("-m", "cellverify.cli", "check", "--jobs", "1", "--profile", "dev",
+    stderr = stderr_of("-m", "cellverify.cli", "check", "--jobs", "1", "--profile", "dev",
                         "-k", "loss_decreases")  # fmt: skip
     assert not ERROR_LINE.search(stderr), stderr[-3000:]
 

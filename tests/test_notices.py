@@ -4,16 +4,12 @@ float16 on a CPU whose oneDNN has no float16 (cellverify.training.notices)."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 
 import pytest
 
 from cellverify.training.notices import stderr_caught, without_float16_notice
 
-#: An absl error line, as TensorFlow's C++ writes one to stderr.
-ERROR_LINE = re.compile(r"^E\d{4} ", re.M)
+from .fresh_process import ERROR_LINE, stderr_of
 
 #: TensorFlow's notice, as this machine's TensorFlow 2.21 printed it.
 NOTICE = (
@@ -33,11 +29,7 @@ print(tf.add(tf.ones((1,), tf.float16), 1.0).numpy())
 
 
 def _stderr_of(*args: str) -> str:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    run = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=600, check=True, env=env
-    )
-    return run.stderr
+    return stderr_of(*args, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def test_float16_notice_is_dropped_and_every_other_line_kept():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +13,7 @@ from cellverify.config import parse_value
 from cellverify.errors import InvalidConfig
 from cellverify.experiments.sweep import parse_grid
 
+from .fresh_process import run_cli
 from .generic_cells import GRU_EXAMPLE
 
 #: A gated cell with a ReLU candidate and zero kernels: every gradient is
@@ -25,11 +25,7 @@ DEAD_GRU = [
 
 
 def _cellverify(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "mymodule.py").write_text(GRU_EXAMPLE)
-    return subprocess.run(
-        [sys.executable, "-m", "cellverify.cli", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+    return run_cli(tmp_path, *args, module=GRU_EXAMPLE)
 
 
 @pytest.mark.slow

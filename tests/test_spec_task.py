@@ -5,8 +5,6 @@ mistake in it named (cellverify.data.tasks, docs/design.md "Tasks")."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -23,6 +21,7 @@ from cellverify.errors import InvalidConfig
 from cellverify.model.rnn import loss_for
 from cellverify.vocabulary import OWN_TASKS
 
+from .fresh_process import run_cli
 from .generic_cells import OWN_TASK_EXAMPLE
 
 
@@ -99,13 +98,11 @@ def test_a_loss_the_output_does_not_reach_fails_gradients_nonzero():
 
 @pytest.mark.slow
 def test_workers_know_the_own_task_of_a_spec_named_on_the_command_line(tmp_path: Path):
-    (tmp_path / "mymodule.py").write_text(OWN_TASK_EXAMPLE)
     report = tmp_path / "check.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "cellverify.cli", "check", "--cell", "mymodule:GRU", "--profile",
-         "dev", "-k", "gradients_nonzero", "-k", "loss_decreases", "--jobs", "2",
-         "--json", str(report)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    run = run_cli(
+        tmp_path, "check", "--cell", "mymodule:GRU", "--profile", "dev",
+        "-k", "gradients_nonzero", "-k", "loss_decreases", "--jobs", "2", "--json", str(report),
+        module=OWN_TASK_EXAMPLE,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "trains on task log_cosh" in run.stdout
@@ -119,11 +116,9 @@ def test_workers_know_the_own_task_of_a_spec_named_on_the_command_line(tmp_path:
 def test_diagnose_trains_a_spec_on_its_own_task_though_this_process_never_imports_it(tmp_path):
     """The command line's process never imports the cell: it knows the
     spec's task by the name its workers report."""
-    (tmp_path / "mymodule.py").write_text(OWN_TASK_EXAMPLE)
-    run = subprocess.run(
-        [sys.executable, "-m", "cellverify.cli", "diagnose", "--cell", "mymodule:GRU",
-         "--seeds", "2", "--train-steps", "20", "--jobs", "2"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    run = run_cli(
+        tmp_path, "diagnose", "--cell", "mymodule:GRU", "--seeds", "2", "--train-steps", "20",
+        "--jobs", "2", module=OWN_TASK_EXAMPLE,
     )  # fmt: skip
     assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-2000:]
     assert "log_cosh task" in run.stdout and "verdict:" in run.stdout, run.stdout[-3000:]
