@@ -67,8 +67,27 @@ def test_a_dead_start_on_a_learner_is_reported_apart_from_a_false_will_not_learn
     assert one_run["of_which_dead_start"] == len(PORTFOLIO_TASKS)
     assert one_run["of_which_run_learned"] == len(PORTFOLIO_TASKS)
     assert one_run["called_will_not_learn_of_failing"] == 2 * len(PORTFOLIO_TASKS)
+    tasks = len(PORTFOLIO_TASKS)
+    # Label runs' first 20 updates: the failure's 5 and the learner's one dead
+    # seed showed uniform rows; the learner's 4 that learned did not.
+    early = result["predictive_warnings"]["supervised"]["20 updates"]
+    assert early == {
+        "label_runs": 10,
+        "showed": 6,
+        "showed_of_learning_configs": 1,
+        "showed_and_run_learned": 0,
+        "quiet": 4,
+        "quiet_of_learning_configs": 4,
+    }
+    assert one_run["recall_by_seed"] == {"100": f"{tasks}/{tasks}", "101": f"{tasks}/{tasks}"}
     one_seed = result["summary"]["1 seeds, 20 updates"]
     assert (one_seed["will_not_learn_recall"], one_seed["false_will_not_learn"]) == (1.0, 2)
+    # The failure never learned on its label seeds; the learner did on 4 of 5.
+    assert (one_seed["never_learned_configs"], one_seed["flagged_of_never_learned"]) == (
+        tasks,
+        tasks,
+    )
+    assert one_seed["always_learned_configs"] == 0
 
 
 def test_real_price_runs_are_keyed_apart_and_synthetic_keys_keep_their_form():

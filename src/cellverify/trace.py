@@ -191,6 +191,23 @@ class Trace:
                 return False
         return True
 
+    def first(self, updates: int) -> Trace:
+        """The run as it stood after its first ``updates`` updates: every
+        per-step row up to then, and no evaluation (none was made then)."""
+        rows = updates + 1
+        cut: dict[str, Any] = {
+            name: getattr(self, name)[: updates if name == "update_ratio" else rows]
+            for name in _ARRAYS
+            if name != "eval_example_loss"
+        }
+        return dataclasses.replace(
+            self,
+            **cut,
+            train={**self.train, "train_steps": min(updates, self.steps)},
+            eval_loss=(float("nan"), float("nan")),
+            eval_example_loss=np.zeros((2, 0)),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; arrays become nested lists (NaN as null)."""
         out: dict[str, Any] = {}

@@ -36,6 +36,7 @@ from typing import Any
 
 from cellverify.diagnosis.outcome import count_outcomes, outcome_of
 from cellverify.tools.labelled import LABELLED_SET, REAL_PRICE_EXTRA, Labelled
+from cellverify.tools.tables import column, one_run_summary, summary
 from cellverify.trace import Trace
 from cellverify.vocabulary import DATA_SOURCES, PORTFOLIO_TASKS, DataSource
 
@@ -194,17 +195,22 @@ def score(
             runs += [scored.run(seed, budgets) for seed in seeds]
     early = [b for b in budgets if b < LABEL_BUDGET]
     return {
+        "predictive_warnings": {
+            task: _early_warnings(traces, data, task, early) for task in PORTFOLIO_TASKS
+        },
         "data": data,
         "seeds": list(seeds),
         "budgets": budgets,
         "rows": rows,
         "runs": runs,
-        "summary": _summary(rows, counts, budgets),
-        "one_run": _one_run_summary(runs, early),
+        "summary": summary(rows, counts, budgets),
+        "one_run": one_run_summary(runs, early, len(LABEL_SEEDS)),
         "by_task": {
             task: {
-                "summary": _summary([r for r in rows if r["task"] == task], counts, budgets),
-                "one_run": _one_run_summary([r for r in runs if r["task"] == task], early),
+                "summary": summary([r for r in rows if r["task"] == task], counts, budgets),
+                "one_run": one_run_summary(
+                    [r for r in runs if r["task"] == task], early, len(LABEL_SEEDS)
+                ),
             }
             for task in PORTFOLIO_TASKS
         },
@@ -247,7 +253,7 @@ class _Scored:
         for budget in budgets:
             for n in counts:
                 diag = [self.trace("diagnose", budget, s) for s in seeds[:n]]
-                row[_column(n, budget)] = diagnose(diag, list(seeds[:n])).verdict.name
+                row[column(n, budget)] = diagnose(diag, list(seeds[:n])).verdict.name
         return row
 
     def run(self, seed: int, budgets: Sequence[int]) -> dict[str, Any]:
@@ -270,6 +276,43 @@ class _Scored:
         return run
 
 
+def _early_warnings(
+    traces: Mapping[str, Trace], data: str, task: str, budgets: Sequence[int]
+) -> dict[str, Any]:
+    """How the label runs' first updates foretold their configuration: at
+    each early budget, how many label runs showed a warning of
+    PREDICTIVE_WARNINGS by then, of what configurations, and how many of
+    those runs learned all the same (the measurement behind
+    :data:`cellverify.diagnosis.findings.PREDICTIVE_WARNINGS`)."""
+    from cellverify.diagnosis import DETECTORS, PREDICTIVE_WARNINGS
+
+    detectors = [d for d in DETECTORS if set(d.emits) & PREDICTIVE_WARNINGS]
+    majority = len(LABEL_SEEDS) / 2
+    out: dict[str, Any] = {}
+    for budget in budgets:
+        showed: list[tuple[int, bool]] = []
+        quiet: list[tuple[int, bool]] = []
+        for labelled in labelled_set(data):
+            scored = _Scored(traces, data, labelled.name, task)
+            learned = count_outcomes(outcome_of(t) for t in scored.labels).learned
+            for trace in scored.labels:
+                early = trace.first(budget)
+                seen = any(
+                    (sym := d(early)) is not None and sym.name in PREDICTIVE_WARNINGS
+                    for d in detectors
+                )
+                (showed if seen else quiet).append((learned, outcome_of(trace).learned))
+        out[f"{budget} updates"] = {
+            "label_runs": len(showed) + len(quiet),
+            "showed": len(showed),
+            "showed_of_learning_configs": sum(c > majority for c, _ in showed),
+            "showed_and_run_learned": sum(r for _, r in showed),
+            "quiet": len(quiet),
+            "quiet_of_learning_configs": sum(c > majority for c, _ in quiet),
+        }
+    return out
+
+
 def _failed(trace: Trace) -> bool:
     """A label run that died, or stalled: alive, not learned, and falling too
     slowly to learn within the horizon (the diagnosis's own stalled_loss).
@@ -278,84 +321,6 @@ def _failed(trace: Trace) -> bool:
     from cellverify.diagnosis import detect_stalled_loss
 
     return outcome_of(trace).died or detect_stalled_loss(trace) is not None
-
-
-def _column(seeds: int, budget: int) -> str:
-    return f"verdict_{seeds}s_{budget}"
-
-
-def _summary(
-    rows: Sequence[Mapping[str, Any]], counts: Sequence[int], budgets: Sequence[int]
-) -> dict[str, Any]:
-    """Per number of seeds and budget: precision and recall of "will not
-    learn" over configurations, and what the learners were called."""
-    out: dict[str, Any] = {}
-    learns = [r for r in rows if r["learns"]]
-    fails = [r for r in rows if not r["learns"]]
-    always = [r for r in rows if r["learned"] == r["of"]]
-    for n in counts:
-        for budget in budgets:
-            key = _column(n, budget)
-            called = [r for r in rows if r[key] == "will not learn"]
-            hit = [r for r in called if not r["learns"]]
-            verdicts: dict[str, dict[str, int]] = {"learns": {}, "does not learn": {}}
-            for r in rows:
-                group = verdicts["learns" if r["learns"] else "does not learn"]
-                group[r[key]] = group.get(r[key], 0) + 1
-            failed = [r for r in fails if r["fails"]]
-            out[f"{n} seeds, {budget} updates"] = {
-                "will_not_learn_precision": len(hit) / len(called) if called else None,
-                "will_not_learn_recall": len(hit) / len(fails) if fails else None,
-                "flagged": len(hit),
-                "failed_configs": len(failed),
-                "flagged_of_failed": sum(r[key] == "will not learn" for r in failed),
-                "undetermined_configs": len(fails) - len(failed),
-                "false_will_not_learn": sum(r[key] == "will not learn" for r in learns),
-                "will_not_learn_on_always_learned": sum(r[key] == "will not learn" for r in always),
-                "learners_called_at_risk": sum(r[key] == "at risk" for r in learns),
-                "learners_too_early": sum(r[key] == "too early to tell" for r in learns),
-                "learning_configs": len(learns),
-                "always_learned_configs": len(always),
-                "failing_configs": len(fails),
-                "verdicts": verdicts,
-            }
-    return out
-
-
-def _one_run_summary(runs: Sequence[Mapping[str, Any]], budgets: Sequence[int]) -> dict[str, Any]:
-    """Each diagnosis seed's short run judged as itself, against its
-    configuration's label and against its own run to LABEL_BUDGET updates:
-    a "will not learn" on a configuration that learns is a dead start when
-    that run did not learn either, a false alarm when it did."""
-    out: dict[str, Any] = {}
-    majority = len(LABEL_SEEDS) / 2
-    for budget in budgets:
-        key = f"verdict_{budget}"
-        learns = [r for r in runs if r["config_learned"] > majority]
-        fails = [r for r in runs if r["config_learned"] <= majority]
-        called_learner = [r for r in learns if r[key] == "will not learn"]
-        out[f"{budget} updates"] = {
-            "runs": len(runs),
-            "runs_of_failing_configs": len(fails),
-            "called_will_not_learn_of_failing": sum(r[key] == "will not learn" for r in fails),
-            "runs_of_learning_configs": len(learns),
-            "will_not_learn_on_learning_config": len(called_learner),
-            "of_which_dead_start": sum(r["run_learned"] is False for r in called_learner),
-            "of_which_run_learned": sum(r["run_learned"] is True for r in called_learner),
-            "will_not_learn_on_always_learned": sum(
-                r[key] == "will not learn"
-                for r in learns
-                if r["config_learned"] == len(LABEL_SEEDS)
-            ),
-            "runs_that_learned_called_will_not_learn": sum(
-                r["run_learned"] is True and r[key] == "will not learn" for r in runs
-            ),
-            "runs_that_did_not_learn": sum(r["run_learned"] is False for r in runs),
-            "runs_that_did_not_learn_called_will_not_learn": sum(
-                r["run_learned"] is False and r[key] == "will not learn" for r in runs
-            ),
-        }
-    return out
 
 
 def _print_table(result: Mapping[str, Any]) -> None:
@@ -368,7 +333,7 @@ def _print_table(result: Mapping[str, Any]) -> None:
     ]
     header = ["configuration", "task", "learned", *(c.removeprefix("verdict_") for c in columns)]
     print(format_table(header, rows))
-    keys = ("summary", "one_run", "by_task")
+    keys = ("summary", "one_run", "by_task", "predictive_warnings")
     print(json.dumps({key: result[key] for key in keys}, indent=1))
 
 
