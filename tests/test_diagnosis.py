@@ -418,7 +418,7 @@ def test_one_run_whose_rows_stay_nearly_uniform_is_called_will_not_learn():
     assert f"at every step from {start}: too few rows carry a gradient" in logits.detail
 
 
-def test_nearly_uniform_rows_held_one_update_too_few_are_too_early_to_tell():
+def test_nearly_uniform_rows_held_one_update_too_few_are_not_dead_but_predict_failure():
     start = EARLY - dx.UNIFORM_HOLD_UPDATES + 1
     trace = uniform_from(noisy_flat_trace(EARLY), start, dx.NEARLY_UNIFORM_SHARE)
     symptom = dx.detect_zero_logits(trace)
@@ -426,7 +426,59 @@ def test_nearly_uniform_rows_held_one_update_too_few_are_too_early_to_tell():
         "warning",
         dx.UNIFORM_HOLD_UPDATES - 1,
     )
-    assert dx.diagnose([trace], [0]).verdict.name == "too early to tell"
+    verdict = dx.diagnose([trace], [0]).verdict
+    assert (verdict.name, verdict.states) == ("will not learn", {0: "failing"})
+
+
+def test_one_run_not_learned_with_one_uniform_row_will_not_learn_on_its_warning():
+    """The question's cell under Adagrad 1e-3 on real prices, seed 100: one
+    row of 200 exactly uniform once in 20 updates, the loss barely moving."""
+    rows = np.zeros(EARLY + 1)
+    rows[7] = 1 / 200
+    trace = noisy_flat_trace(EARLY, uniform_rows=rows)
+    result = dx.diagnose([trace], [100])
+    logits = next(f for f in result.findings if f.name == "zero_logits")
+    assert logits.severity == "warning"
+    assert "only configurations that do not learn showed this" in logits.detail
+    assert result.verdict.name == "will not learn"
+    assert result.verdict.reason == (
+        "1 of 1 seeds have not learned and show zero_logits, which only configurations "
+        "that do not learn showed on the labelled sets"
+    )
+
+
+def test_the_same_run_without_a_uniform_row_is_too_early_to_tell():
+    """The control: nothing but a slow loss says nothing about the configuration
+    (the remedied cell under Adagrad 1e-3, which learns, looks the same at 20)."""
+    result = dx.diagnose([noisy_flat_trace(EARLY)], [100])
+    assert result.verdict.name == "too early to tell"
+
+
+def test_a_run_that_learned_with_uniform_rows_is_at_risk_not_will_not_learn():
+    trace = uniform_from(healthy_trace(EARLY), 3, 0.3)
+    assert outcome_of(trace).learned
+    verdict = dx.diagnose([trace], [0]).verdict
+    assert (verdict.name, verdict.states) == ("at risk", {0: "learned"})
+    assert "shows zero_logits" in verdict.reason
+
+
+def test_failing_seeds_count_against_the_configuration_as_dead_ones_do():
+    failing = uniform_from(noisy_flat_trace(EARLY), 5, 0.1)
+    dead = dead_from(healthy_trace(EARLY), 0)
+    all_failed = dx.diagnose([dead, dead, failing], [0, 1, 2]).verdict
+    assert all_failed.name == "will not learn"
+    assert all_failed.reason.startswith(
+        "fatal on 2 of 3 seeds (zero_gradient, zero_logits); 1 of 3 seeds have not learned"
+    )
+    beside_a_learner = dx.diagnose([healthy_trace(EARLY), failing, dead], [0, 1, 2]).verdict
+    assert beside_a_learner.name == "at risk"
+    assert beside_a_learner.states == {0: "learned", 1: "failing", 2: "dead"}
+
+
+def test_a_cell_without_activation_statistics_never_shows_uniform_rows():
+    """A user's cell that does not expose its activations records NaN rows."""
+    trace = noisy_flat_trace(EARLY, uniform_rows=np.full(EARLY + 1, np.nan))
+    assert dx.detect_zero_logits(trace) is None
 
 
 def test_nearly_uniform_rows_in_a_run_that_already_learned_are_a_warning():
@@ -467,3 +519,25 @@ def test_a_monitor_probing_every_few_steps_holds_uniform_rows_between_its_probes
     nearly = uniform_from(noisy_flat_trace(every), 0, dx.NEARLY_UNIFORM_SHARE)
     symptom = dx.detect_zero_logits(probed_every(nearly, every))
     assert (symptom.severity, symptom.evidence["held"]) == ("fatal", every)
+
+
+def test_the_first_updates_of_a_run_keep_their_rows_and_drop_the_evaluation():
+    """How the calibration reads a label run's early updates (Trace.first)."""
+    trace = uniform_from(healthy_trace(EARLY), 15, 0.5)
+    early = trace.first(10)
+    assert (early.steps, early.train["train_steps"]) == (10, 10)
+    assert early.update_ratio.shape[0] == 10
+    np.testing.assert_array_equal(early.loss, trace.loss[:11])
+    assert np.isnan(early.eval_loss).all() and not outcome_of(early).learned
+    assert dx.detect_zero_logits(early) is None  # the rows went uniform at step 15
+    assert dx.detect_zero_logits(trace.first(15)) is not None
+
+
+def test_a_monitor_run_with_a_uniform_row_at_one_probe_will_not_learn():
+    """The monitor has no evaluation batch: it judges on the evidence alone."""
+    every = 10
+    rows = np.zeros(EARLY + 1)
+    rows[every] = 0.305
+    trace = probed_every(healthy_trace(EARLY, uniform_rows=rows, eval_loss=(np.nan, np.nan)), every)
+    verdict = dx.diagnose([trace], [0]).verdict
+    assert (verdict.name, verdict.states) == ("will not learn", {0: "failing"})

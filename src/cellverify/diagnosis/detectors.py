@@ -143,6 +143,11 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
             f", and at least {NEARLY_UNIFORM_SHARE:.0%} at every step from {start}: too few "
             "rows carry a gradient to bring the rest back"
         )
+    elif end < 1.0:
+        message += (
+            "; not dead, but only configurations that do not learn showed this on the "
+            "labelled sets (docs/verdicts.md, 'One run')"
+        )
     return Symptom(
         "zero_logits",
         message,

@@ -32,11 +32,14 @@ __all__ = ["binomial_tail", "outcome_variance", "rules_out_learning", "seed_stat
 
 
 def seed_state(symptoms: Sequence[Symptom], outcome: Outcome) -> SeedState:
-    """``dead`` (a fatal symptom), ``learned``, ``stalled`` or ``undecided``."""
+    """``dead`` (a fatal symptom), ``learned``, ``failing`` (a warning that
+    predicts failure, not learned), ``stalled`` or ``undecided``."""
     if any(sym.severity == "fatal" for sym in symptoms):
         return SeedState.DEAD
     if outcome.learned:
         return SeedState.LEARNED
+    if any(sym.name in PREDICTIVE_WARNINGS for sym in symptoms):
+        return SeedState.FAILING
     if any(sym.name == "stalled_loss" for sym in symptoms):
         return SeedState.STALLED
     return SeedState.UNDECIDED
@@ -87,26 +90,42 @@ def _too_few(failed: int, n: int, rate: float) -> str:
     )
 
 
+def _failure_reason(count: dict[SeedState, int], n: int, findings: Sequence[Finding]) -> str:
+    """Dead seeds with their fatal findings, then failing ones with the
+    warnings that predict failure, each named as the findings above name it."""
+    parts = []
+    if count[SeedState.DEAD]:
+        fatal = ", ".join(f.name for f in findings if f.severity == "fatal")
+        parts.append(f"fatal on {count[SeedState.DEAD]} of {n} seeds ({fatal})")
+    if count[SeedState.FAILING]:
+        signs = ", ".join(f.name for f in findings if f.name in PREDICTIVE_WARNINGS)
+        parts.append(
+            f"{count[SeedState.FAILING]} of {n} seeds have not learned and show {signs}, which "
+            "only configurations that do not learn showed on the labelled sets"
+        )
+    return "; ".join(parts)
+
+
 def verdict_of(states: dict[int, SeedState], findings: Sequence[Finding], updates: int) -> Verdict:
     """The rules of docs/design.md, "Verdicts", in order."""
     n = len(states)
-    count = {name: sum(s == name for s in states.values()) for name in ("dead", "learned")}
-    stalled = sum(s == "stalled" for s in states.values())
-    fatal = ", ".join(f.name for f in findings if f.severity == "fatal")
-    if count["dead"]:
-        reason = f"fatal on {count['dead']} of {n} seeds ({fatal})"
-        if rules_out_learning(count["dead"], n, LEARNER_DEATH_RATE):
+    count = {name: sum(s == name for s in states.values()) for name in SeedState}
+    stalled = count[SeedState.STALLED]
+    failed = count[SeedState.DEAD] + count[SeedState.FAILING]
+    if failed:
+        reason = _failure_reason(count, n, findings)
+        if rules_out_learning(failed, n, LEARNER_DEATH_RATE):
             return Verdict(VerdictName.WILL_NOT_LEARN, reason, states)
-        if count["dead"] > n / 2:
-            reason += _too_few(count["dead"], n, LEARNER_DEATH_RATE)
+        if failed > n / 2:
+            reason += _too_few(failed, n, LEARNER_DEATH_RATE)
         return Verdict(VerdictName.AT_RISK, reason, states)
-    if count["learned"] and stalled:
+    if count[SeedState.LEARNED] and stalled:
         return Verdict(
             VerdictName.AT_RISK,
-            f"learned on {count['learned']} seeds, stalled on {stalled}",
+            f"learned on {count[SeedState.LEARNED]} seeds, stalled on {stalled}",
             states,
         )
-    if stalled and not count["learned"] and updates >= DECISION_HORIZON:
+    if stalled and not count[SeedState.LEARNED] and updates >= DECISION_HORIZON:
         reason = (
             f"stalled on {stalled} of {n} seeds at {updates} updates, learned on none: the "
             f"loss falls too slowly to close {LEARNED_GAP_FRACTION:.0%} of the gap within "
@@ -126,14 +145,17 @@ def verdict_of(states: dict[int, SeedState], findings: Sequence[Finding], update
     predictive = sorted({f.name for f in findings} & PREDICTIVE_WARNINGS)
     if predictive:
         return Verdict(
-            VerdictName.AT_RISK, f"warnings that predict failure: {', '.join(predictive)}", states
+            VerdictName.AT_RISK,
+            f"learned, but shows {', '.join(predictive)}, which only configurations that do not "
+            "learn showed on the labelled sets",
+            states,
         )
-    if count["learned"]:
-        undecided = n - count["learned"]
+    if count[SeedState.LEARNED]:
+        undecided = n - count[SeedState.LEARNED]
         rest = f"; {undecided} not yet decided" if undecided else ""
         return Verdict(
             VerdictName.HEALTHY,
-            f"nothing fatal; learned on {count['learned']} of {n} seeds{rest}",
+            f"nothing fatal; learned on {count[SeedState.LEARNED]} of {n} seeds{rest}",
             states,
         )
     return Verdict(
