@@ -297,3 +297,9 @@ def test_a_crash_of_the_search_after_a_failure_is_an_error_not_that_failure(monk
     assert "ZeroDivisionError" in result.message
     assert "the failure seen last" in result.message
     assert result.falsifying is None
+
+
+def test_a_prefix_of_an_option_is_a_usage_error_not_that_option(capsys):
+    """`--seed 100` is not `--seeds 100`: a hundred seeds, unasked."""
+    assert main(["diagnose", "--seed", "100"]) == EXIT_USAGE
+    assert "unrecognized arguments: --seed 100" in capsys.readouterr().err

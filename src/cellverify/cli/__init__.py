@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     check.add_parsers(sub)
     train.add_parsers(sub)
+    # `--seed 100` must not pass for `--seeds 100` (a hundred seeds): a
+    # prefix of an option is a usage error that names the options.
+    for command in sub.choices.values():
+        command.allow_abbrev = False
     return parser
 
 
