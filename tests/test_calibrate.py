@@ -9,7 +9,7 @@ import pytest
 from cellverify.tools import calibrate
 from cellverify.vocabulary import PORTFOLIO_TASKS
 
-from .traces import dead_from, healthy_trace
+from .traces import dead_from, healthy_trace, noisy_flat_trace, uniform_from
 
 LEARNER, FAILURE = calibrate.Labelled("learner"), calibrate.Labelled("failure")
 SEEDS = (100, 101)
@@ -76,9 +76,13 @@ def test_a_dead_start_on_a_learner_is_reported_apart_from_a_false_will_not_learn
         "showed": 6,
         "showed_of_learning_configs": 1,
         "showed_and_run_learned": 0,
+        "failing": 0,  # each of them dead, none failing
+        "failing_of_learning_configs": 0,
+        "failing_and_run_learned": 0,
         "quiet": 4,
         "quiet_of_learning_configs": 4,
     }
+    assert result["predictive_warnings"]["supervised"]["200 updates"] == early
     assert one_run["recall_by_seed"] == {"100": f"{tasks}/{tasks}", "101": f"{tasks}/{tasks}"}
     one_seed = result["summary"]["1 seeds, 20 updates"]
     assert (one_seed["will_not_learn_recall"], one_seed["false_will_not_learn"]) == (1.0, 2)
@@ -112,3 +116,22 @@ def test_real_prices_keep_closes_only_and_at_most_their_assets():
     pytest.importorskip("skfolio")
     cell, train = calibrate.Labelled("as-asked").configs("supervised", "sp500")
     assert (cell.features, cell.assets, train.data) == (1, 15, "sp500")
+
+
+def test_a_label_run_failing_early_is_counted_apart_from_a_dead_one():
+    """Read at 20 updates: a uniform row without a death is failing; a
+    uniform row that comes only at update 25 is not seen yet."""
+    failing = uniform_from(noisy_flat_trace(30), 5, 0.1)
+    late = uniform_from(noisy_flat_trace(30), 25, 0.1)
+    dead = dead_from(healthy_trace(30), 0)
+    assert calibrate._early_state(failing, 20) == (True, "failing")
+    assert calibrate._early_state(late, 20) == (False, "undecided")
+    assert calibrate._early_state(dead, 20) == (True, "dead")
+    counts = calibrate._warning_counts(
+        [
+            (0, calibrate._early_state(failing, 20), True),
+            (4, calibrate._early_state(dead, 20), False),
+        ]
+    )
+    assert (counts["showed"], counts["failing"], counts["failing_and_run_learned"]) == (2, 1, 1)
+    assert (counts["showed_of_learning_configs"], counts["failing_of_learning_configs"]) == (1, 0)

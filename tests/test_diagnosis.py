@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -439,11 +441,11 @@ def test_one_run_not_learned_with_one_uniform_row_will_not_learn_on_its_warning(
     result = dx.diagnose([trace], [100])
     logits = next(f for f in result.findings if f.name == "zero_logits")
     assert logits.severity == "warning"
-    assert "only configurations that do not learn showed this" in logits.detail
+    assert "these rows alone do not make the run dead" in logits.detail
     assert result.verdict.name == "will not learn"
     assert result.verdict.reason == (
-        "1 of 1 seeds have not learned and show zero_logits, which only configurations "
-        "that do not learn showed on the labelled sets"
+        "failing on 1 of 1 seeds (not learned, showing zero_logits, which no configuration "
+        "that learns showed on the labelled sets)"
     )
 
 
@@ -468,7 +470,7 @@ def test_failing_seeds_count_against_the_configuration_as_dead_ones_do():
     all_failed = dx.diagnose([dead, dead, failing], [0, 1, 2]).verdict
     assert all_failed.name == "will not learn"
     assert all_failed.reason.startswith(
-        "fatal on 2 of 3 seeds (zero_gradient, zero_logits); 1 of 3 seeds have not learned"
+        "fatal on 2 of 3 seeds (zero_gradient, zero_logits); failing on 1 of 3 seeds"
     )
     beside_a_learner = dx.diagnose([healthy_trace(EARLY), failing, dead], [0, 1, 2]).verdict
     assert beside_a_learner.name == "at risk"
@@ -523,14 +525,19 @@ def test_a_monitor_probing_every_few_steps_holds_uniform_rows_between_its_probes
 
 def test_the_first_updates_of_a_run_keep_their_rows_and_drop_the_evaluation():
     """How the calibration reads a label run's early updates (Trace.first)."""
-    trace = uniform_from(healthy_trace(EARLY), 15, 0.5)
+    every = 5
+    probed = probed_every(uniform_from(healthy_trace(EARLY), 15, 0.5), every)
+    trace = dataclasses.replace(probed, eval_example_loss=np.ones((2, 8)))
     early = trace.first(10)
     assert (early.steps, early.train["train_steps"]) == (10, 10)
-    assert early.update_ratio.shape[0] == 10
-    np.testing.assert_array_equal(early.loss, trace.loss[:11])
-    assert np.isnan(early.eval_loss).all() and not outcome_of(early).learned
+    for name in ("loss", "grad_norm", "grad_zero_fraction", "weight_norm", "uniform_rows",
+                 "dead_fraction", "state_grad_norm", "measured"):  # fmt: skip
+        np.testing.assert_array_equal(getattr(early, name), getattr(trace, name)[:11])
+    np.testing.assert_array_equal(early.update_ratio, trace.update_ratio[:10])
+    assert np.isnan(early.eval_loss).all() and early.eval_example_loss.shape == (2, 0)
     assert dx.detect_zero_logits(early) is None  # the rows went uniform at step 15
     assert dx.detect_zero_logits(trace.first(15)) is not None
+    assert trace.first(10 * EARLY).steps == EARLY
 
 
 def test_a_monitor_run_with_a_uniform_row_at_one_probe_will_not_learn():
@@ -540,4 +547,23 @@ def test_a_monitor_run_with_a_uniform_row_at_one_probe_will_not_learn():
     rows[every] = 0.305
     trace = probed_every(healthy_trace(EARLY, uniform_rows=rows, eval_loss=(np.nan, np.nan)), every)
     verdict = dx.diagnose([trace], [0]).verdict
+    assert (verdict.name, verdict.states) == ("will not learn", {0: "failing"})
+
+
+def test_a_failing_seed_beside_a_learned_one_is_a_decided_failure_for_outcome_variance():
+    failing = uniform_from(noisy_flat_trace(EARLY), 5, 0.1)
+    result = dx.diagnose([healthy_trace(EARLY), failing], [0, 1])
+    assert result.verdict.name == "at risk"
+    variance = next(f for f in result.findings if f.name == dx.OUTCOME_VARIANCE)
+    assert variance.evidence[0]["failed_seeds"] == [1]
+
+
+def test_failing_comes_before_stalled_at_the_horizon():
+    """A slow run that showed a uniform row is failing, not only stalled."""
+    steps = DECISION_HORIZON
+    stalled = noisy_flat_trace(steps)
+    assert dx.diagnose([stalled], [0]).verdict.states == {0: "stalled"}
+    rows = np.zeros(steps + 1)
+    rows[40] = 0.01
+    verdict = dx.diagnose([noisy_flat_trace(steps, uniform_rows=rows)], [0]).verdict
     assert (verdict.name, verdict.states) == ("will not learn", {0: "failing"})

@@ -13,7 +13,7 @@ threshold and where the threshold comes from) or nothing.  Severities:
 * ``info`` - worth knowing, impairs nothing by itself.
 
 :func:`diagnose` runs every detector on the traces of several seeds, decides
-each seed (dead, learned, stalled or undecided), adds the across-seed symptom
+each seed (dead, failing, learned, stalled or undecided), adds the across-seed symptom
 (outcome variance, only among decided seeds), gives the configuration one
 :class:`Verdict`, and maps the findings to causes and remedies.  Re-running
 the remedies is the job of :mod:`cellverify.experiments.verify`.  docs/design.md,

@@ -145,8 +145,8 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
         )
     elif end < 1.0:
         message += (
-            "; not dead, but only configurations that do not learn showed this on the "
-            "labelled sets (docs/verdicts.md, 'One run')"
+            "; these rows alone do not make the run dead, but no configuration that learns "
+            "showed one on the labelled sets (docs/verdicts.md, 'One run')"
         )
     return Symptom(
         "zero_logits",

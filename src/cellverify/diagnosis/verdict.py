@@ -75,8 +75,9 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 def rules_out_learning(failed: int, n: int, rate: float) -> bool:
     """Whether ``failed`` of ``n`` seeds failing is too many for a configuration
     that learns, whose seeds fail at most at ``rate`` (the false alarm risk is
-    then below FALSE_ALARM_RISK).  One run is judged as itself: its fatal
-    finding is permanent, so that run will not learn."""
+    then below FALSE_ALARM_RISK).  One run is judged as itself: a fatal
+    finding says that run will not learn, a failing one that its
+    configuration will not (docs/design.md, "Verdicts")."""
     if n == 1:
         return failed == 1
     return failed > n / 2 and binomial_tail(failed, n, rate) <= FALSE_ALARM_RISK
@@ -100,8 +101,8 @@ def _failure_reason(count: dict[SeedState, int], n: int, findings: Sequence[Find
     if count[SeedState.FAILING]:
         signs = ", ".join(f.name for f in findings if f.name in PREDICTIVE_WARNINGS)
         parts.append(
-            f"{count[SeedState.FAILING]} of {n} seeds have not learned and show {signs}, which "
-            "only configurations that do not learn showed on the labelled sets"
+            f"failing on {count[SeedState.FAILING]} of {n} seeds (not learned, showing {signs}, "
+            "which no configuration that learns showed on the labelled sets)"
         )
     return "; ".join(parts)
 
@@ -146,8 +147,8 @@ def verdict_of(states: dict[int, SeedState], findings: Sequence[Finding], update
     if predictive:
         return Verdict(
             VerdictName.AT_RISK,
-            f"learned, but shows {', '.join(predictive)}, which only configurations that do not "
-            "learn showed on the labelled sets",
+            f"learned, but shows {', '.join(predictive)}, which no configuration that learns "
+            "showed on the labelled sets",
             states,
         )
     if count[SeedState.LEARNED]:

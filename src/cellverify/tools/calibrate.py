@@ -279,38 +279,58 @@ class _Scored:
 def _early_warnings(
     traces: Mapping[str, Trace], data: str, task: str, budgets: Sequence[int]
 ) -> dict[str, Any]:
-    """How the label runs' first updates foretold their configuration: at
-    each early budget, how many label runs showed a warning of
-    PREDICTIVE_WARNINGS by then, of what configurations, and how many of
-    those runs learned all the same (the measurement behind
-    :data:`cellverify.diagnosis.findings.PREDICTIVE_WARNINGS`)."""
-    from cellverify.diagnosis import DETECTORS, PREDICTIVE_WARNINGS
-
-    detectors = [d for d in DETECTORS if set(d.emits) & PREDICTIVE_WARNINGS]
-    majority = len(LABEL_SEEDS) / 2
+    """How the label runs foretold their configuration: read at each early
+    budget and at their end, how many label runs showed a warning of
+    PREDICTIVE_WARNINGS by then (fatal or not), how many were *failing*
+    (showing it as a warning only, not learned: the state the rule adds), of
+    what configurations, and how many of those runs learned all the same (the
+    measurement behind :data:`cellverify.diagnosis.findings.PREDICTIVE_WARNINGS`)."""
     out: dict[str, Any] = {}
-    for budget in budgets:
-        showed: list[tuple[int, bool]] = []
-        quiet: list[tuple[int, bool]] = []
-        for labelled in labelled_set(data):
-            scored = _Scored(traces, data, labelled.name, task)
-            learned = count_outcomes(outcome_of(t) for t in scored.labels).learned
-            for trace in scored.labels:
-                early = trace.first(budget)
-                seen = any(
-                    (sym := d(early)) is not None and sym.name in PREDICTIVE_WARNINGS
-                    for d in detectors
-                )
-                (showed if seen else quiet).append((learned, outcome_of(trace).learned))
-        out[f"{budget} updates"] = {
-            "label_runs": len(showed) + len(quiet),
-            "showed": len(showed),
-            "showed_of_learning_configs": sum(c > majority for c, _ in showed),
-            "showed_and_run_learned": sum(r for _, r in showed),
-            "quiet": len(quiet),
-            "quiet_of_learning_configs": sum(c > majority for c, _ in quiet),
-        }
+    for budget in (*budgets, LABEL_BUDGET):
+        runs = [
+            (learned, _early_state(trace, budget), outcome_of(trace).learned)
+            for labelled in labelled_set(data)
+            for learned, trace in _labels_with_count(traces, data, labelled.name, task)
+        ]
+        out[f"{budget} updates"] = _warning_counts(runs)
     return out
+
+
+def _labels_with_count(
+    traces: Mapping[str, Trace], data: str, config: str, task: str
+) -> list[tuple[int, Trace]]:
+    labels = _Scored(traces, data, config, task).labels
+    learned = count_outcomes(outcome_of(t) for t in labels).learned
+    return [(learned, t) for t in labels]
+
+
+def _early_state(trace: Trace, budget: int) -> tuple[bool, str]:
+    """Whether the run showed a predictive warning within ``budget`` updates,
+    and its seed state then (with its evaluation only at its own end)."""
+    from cellverify.diagnosis import DETECTORS, PREDICTIVE_WARNINGS, seed_state
+
+    early = trace if budget >= trace.steps else trace.first(budget)
+    symptoms = [sym for detect in DETECTORS if (sym := detect(early)) is not None]
+    showed = any(sym.name in PREDICTIVE_WARNINGS for sym in symptoms)
+    return showed, seed_state(symptoms, outcome_of(early)).value
+
+
+def _warning_counts(runs: Sequence[tuple[int, tuple[bool, str], bool]]) -> dict[str, int]:
+    majority = len(LABEL_SEEDS) / 2
+    showed = [(c, r) for c, (seen, _), r in runs if seen]
+    failing = [(c, r) for c, (_, state), r in runs if state == "failing"]
+    quiet = [c for c, (seen, _), _ in runs if not seen]
+    return {
+        "label_runs": len(runs),
+        "showed": len(showed),
+        "showed_of_learning_configs": sum(c > majority for c, _ in showed),
+        "showed_and_run_learned": sum(r for _, r in showed),
+        "failing": len(failing),
+        "failing_of_learning_configs": sum(c > majority for c, _ in failing),
+        "failing_and_run_learned": sum(r for _, r in failing),
+        "quiet": len(quiet),
+        "quiet_of_learning_configs": sum(c > majority for c in quiet),
+    }
 
 
 def _failed(trace: Trace) -> bool:
