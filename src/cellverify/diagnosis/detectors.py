@@ -134,6 +134,7 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
     held = None if start is None else int(measured[-1]) - start
     # A run whose evaluation loss already fell has shown it is not dead.
     nearly = held is not None and held >= UNIFORM_HOLD_UPDATES and not outcome_of(trace).learned
+    fatal = end == 1.0 or nearly
     message = (
         f"{_share(rows[step])} of output rows exactly uniform at step {step} (logits exactly "
         f"0: {_share(logits[step])}); {_share(end)} at the end"
@@ -143,7 +144,7 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
             f", and at least {NEARLY_UNIFORM_SHARE:.0%} at every step from {start}: too few "
             "rows carry a gradient to bring the rest back"
         )
-    elif end < 1.0:
+    elif not fatal:
         message += (
             "; these rows alone do not make the run dead, but no configuration that learns "
             "showed one on the labelled sets (docs/verdicts.md, 'One run')"
@@ -162,7 +163,7 @@ def detect_zero_logits(trace: Trace) -> Symptom | None:
             "source": "float32 logits are never all equal by chance; the share and hold "
             "measured (docs/verdicts.md, 'One run')",
         },
-        Severity.FATAL if end == 1.0 or nearly else Severity.WARNING,
+        Severity.FATAL if fatal else Severity.WARNING,
     )
 
 

@@ -234,12 +234,17 @@ class _Scored:
     def labels(self) -> list[Trace]:
         return [self.trace("label", LABEL_BUDGET, s) for s in LABEL_SEEDS]
 
+    @property
+    def labels_learned(self) -> int:
+        """On how many of its label seeds the configuration learned."""
+        return count_outcomes(outcome_of(t) for t in self.labels).learned
+
     def row(
         self, budgets: Sequence[int], counts: Sequence[int], seeds: Sequence[int]
     ) -> dict[str, Any]:
         from cellverify.diagnosis import diagnose
 
-        learned = count_outcomes(outcome_of(t) for t in self.labels).learned
+        learned = self.labels_learned
         failed = sum(_failed(t) for t in self.labels)
         row: dict[str, Any] = {
             "config": self.config,
@@ -266,7 +271,7 @@ class _Scored:
             "config": self.config,
             "task": self.task,
             "seed": seed,
-            "config_learned": count_outcomes(outcome_of(t) for t in self.labels).learned,
+            "config_learned": self.labels_learned,
             "run_learned": None if own is None else outcome_of(own).learned,
         }
         for budget in budgets:
@@ -287,32 +292,25 @@ def _early_warnings(
     measurement behind :data:`cellverify.diagnosis.findings.PREDICTIVE_WARNINGS`)."""
     out: dict[str, Any] = {}
     for budget in (*budgets, LABEL_BUDGET):
+        scored = [_Scored(traces, data, labelled.name, task) for labelled in labelled_set(data)]
         runs = [
-            (learned, _early_state(trace, budget), outcome_of(trace).learned)
-            for labelled in labelled_set(data)
-            for learned, trace in _labels_with_count(traces, data, labelled.name, task)
+            (config.labels_learned, _early_state(trace, budget), outcome_of(trace).learned)
+            for config in scored
+            for trace in config.labels
         ]
         out[f"{budget} updates"] = _warning_counts(runs)
     return out
 
 
-def _labels_with_count(
-    traces: Mapping[str, Trace], data: str, config: str, task: str
-) -> list[tuple[int, Trace]]:
-    labels = _Scored(traces, data, config, task).labels
-    learned = count_outcomes(outcome_of(t) for t in labels).learned
-    return [(learned, t) for t in labels]
-
-
 def _early_state(trace: Trace, budget: int) -> tuple[bool, str]:
     """Whether the run showed a predictive warning within ``budget`` updates,
     and its seed state then (with its evaluation only at its own end)."""
-    from cellverify.diagnosis import DETECTORS, PREDICTIVE_WARNINGS, seed_state
+    from cellverify.diagnosis import PREDICTIVE_WARNINGS, diagnose
 
     early = trace if budget >= trace.steps else trace.first(budget)
-    symptoms = [sym for detect in DETECTORS if (sym := detect(early)) is not None]
-    showed = any(sym.name in PREDICTIVE_WARNINGS for sym in symptoms)
-    return showed, seed_state(symptoms, outcome_of(early)).value
+    result = diagnose([early], [0])
+    showed = any(f.name in PREDICTIVE_WARNINGS for f in result.findings)
+    return showed, result.verdict.states[0].value
 
 
 def _warning_counts(runs: Sequence[tuple[int, tuple[bool, str], bool]]) -> dict[str, int]:
